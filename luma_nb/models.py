@@ -1,0 +1,211 @@
+"""Typed results of the API, parsed tolerantly from the JSON the provider sends.
+
+The contract has awkward parts that the parsers accept exactly as documented: ``percentage`` is a
+string (``"40"``) on the Luma pages and a number elsewhere; the finished Luma payload carries no
+``status`` at all, only a ``video_url``; statuses unknown to us are kept as they came.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = (
+    "ASPECT_RATIOS",
+    "KNOWN_STATUSES",
+    "Account",
+    "Task",
+)
+
+#: Aspect ratios accepted by the client (the provider's newer list plus Luma's own 9:21).
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+
+#: Task statuses the provider documents. Others are shown as they come and polled further.
+KNOWN_STATUSES: tuple[str, ...] = (
+    "pending",
+    "staged",
+    "starting",
+    "processing",
+    "retry",
+    "finished",
+    "failed",
+)
+
+TERMINAL_STATUSES = frozenset({"finished", "failed"})
+
+
+def parse_percentage(value: Any) -> float | None:
+    """``"40"``, ``"40.5"``, ``40``, ``" 40 % "`` -> float in [0, 100]; anything else -> None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().rstrip("%").strip()
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return min(100.0, max(0.0, number))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _reason(data: Mapping[str, Any]) -> str | None:
+    """The reason of a failure: ``message``, then ``error``, then ``errors[].msg``."""
+    for key in ("message", "error"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, Mapping):
+            inner = value.get("message") or value.get("msg")
+            if isinstance(inner, str) and inner.strip():
+                return inner.strip()
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        texts = [e.get("msg") for e in errors if isinstance(e, Mapping)]
+        joined = "; ".join(t for t in texts if isinstance(t, str) and t)
+        if joined:
+            return joined
+    return None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One snapshot of a task, as ``/fetch`` (or a webhook) returned it."""
+
+    task_id: str
+    """The task's id (a UUID for the real service)."""
+    task_type: str | None = None
+    """``"luma"`` for imagine, ``"luma-ext"`` for extend; None when the service did not say."""
+    status: str = "unknown"
+    """Lower-case status. ``"finished"`` when a ``video_url`` is present even without a status."""
+    percentage: float | None = None
+    """Progress 0-100 when the service reported one (it sends strings such as ``"40"``)."""
+    video_url: str | None = None
+    """URL of the MP4 once finished."""
+    error: str | None = None
+    """The reason of a failed task (its ``message`` or ``error`` field)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The JSON object exactly as received."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, task_id: str | None = None) -> Task:
+        """Parse a fetch result or webhook body; ``task_id`` fills in when the body lacks one."""
+        tid = _text(data.get("task_id")) or _text(data.get("id")) or task_id or ""
+        video_url = _text(data.get("video_url")) or None
+        raw_status = _text(data.get("status"))
+        status = raw_status.strip().lower() if raw_status and raw_status.strip() else ""
+        error = _reason(data)
+        if not status:
+            if video_url:
+                status = "finished"
+            elif error:
+                status = "failed"
+            else:
+                status = "unknown"
+        # A finished task that reports a URL is at 100 % even if no percentage was sent.
+        percentage = parse_percentage(data.get("percentage"))
+        if status == "finished" and video_url:
+            percentage = 100.0
+        return cls(
+            task_id=tid,
+            task_type=_text(data.get("task_type")),
+            status=status,
+            percentage=percentage,
+            video_url=video_url,
+            error=error if status == "failed" else None,
+            raw=dict(data),
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        """True when the task finished with a video."""
+        return self.status == "finished"
+
+    @property
+    def is_failed(self) -> bool:
+        """True when the task ended in failure."""
+        return self.status == "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the task will not change any more (finished or failed)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_known_status(self) -> bool:
+        """False for statuses the provider does not document (shown as they came)."""
+        return self.status in KNOWN_STATUSES
+
+    def describe(self) -> str:
+        """A short human text: ``processing 40%``, ``finished``, ``failed: reason``."""
+        if self.status == "processing" and self.percentage is not None:
+            return f"processing {self.percentage:g}%"
+        if self.status == "failed" and self.error:
+            return f"failed: {self.error}"
+        return self.status
+
+    def video(self, **kwargs: Any) -> Any:
+        """An ``IPython.display.Video`` of the result (see :func:`luma_nb.media.video`)."""
+        from .media import video
+
+        return video(self, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from .display import task_html
+
+        return task_html(self)
+
+
+@dataclass(frozen=True)
+class Account:
+    """The account behind the API key, from ``GET /account``."""
+
+    email: str | None = None
+    """The account's e-mail address."""
+    credits: float | None = None
+    """Credits left."""
+    total_images: int | None = None
+    """Images generated so far, as the provider counts them."""
+    plan: str | None = None
+    """The plan's name."""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The JSON object exactly as received."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Account:
+        """Parse the account body, tolerating missing or oddly typed fields."""
+        credits = data.get("credits")
+        total = data.get("total_images")
+        try:
+            credits_value = None if credits is None else float(credits)
+        except (TypeError, ValueError):
+            credits_value = None
+        try:
+            total_value = None if total is None else int(total)
+        except (TypeError, ValueError):
+            total_value = None
+        return cls(
+            email=_text(data.get("email")),
+            credits=credits_value,
+            total_images=total_value,
+            plan=_text(data.get("plan")),
+            raw=dict(data),
+        )
