@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .client import LumaClient
 from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
     InsufficientCreditsError,
     LumaError,
+    MissingAPIKeyError,
     RateLimitError,
     ServerError,
     SubmitUncertainError,
@@ -17,7 +19,9 @@ from .errors import (
     ValidationError,
     WaitTimeout,
 )
+from .jobs import Job
 from .models import ASPECT_RATIOS, Account, Task
+from .polling import DefaultPolicy, FixedPolicy
 
 __all__ = (
     "ASPECT_RATIOS",
@@ -25,8 +29,13 @@ __all__ = (
     "Account",
     "AuthenticationError",
     "BadRequestError",
+    "DefaultPolicy",
+    "FixedPolicy",
     "InsufficientCreditsError",
+    "Job",
+    "LumaClient",
     "LumaError",
+    "MissingAPIKeyError",
     "RateLimitError",
     "ServerError",
     "SubmitUncertainError",

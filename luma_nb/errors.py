@@ -19,6 +19,7 @@ __all__ = (
     "BadRequestError",
     "InsufficientCreditsError",
     "LumaError",
+    "MissingAPIKeyError",
     "RateLimitError",
     "ServerError",
     "SubmitUncertainError",
@@ -42,6 +43,17 @@ class ValidationError(LumaError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class MissingAPIKeyError(LumaError):
+    """No API key was given and ``APIFRAME_API_KEY`` is not set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No API key: set the APIFRAME_API_KEY environment variable or pass "
+            "LumaClient(api_key=...). To try luma_nb without a key, use the offline sandbox: "
+            "luma_nb.default_client() starts it for you."
+        )
 
 
 class TransportError(LumaError):

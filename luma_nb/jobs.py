@@ -1,0 +1,130 @@
+"""Job: a submitted (or re-attached) task, with its last snapshot and ways to wait for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import TaskFailedError
+from .models import Task
+from .polling import PollPolicy
+
+if TYPE_CHECKING:
+    from .client import LumaClient
+
+__all__ = ("Job",)
+
+
+class Job:
+    """A task at the service, as seen by one client.
+
+    ``task_id`` names it; ``task`` is the last snapshot seen (None before the first look when
+    re-attached); ``request`` is what was submitted, without secrets (empty when re-attached).
+    """
+
+    def __init__(
+        self,
+        client: LumaClient,
+        task_id: str,
+        *,
+        task: Task | None = None,
+        request: Mapping[str, Any] | None = None,
+        fresh: bool = False,
+    ) -> None:
+        self.client = client
+        self.task_id = task_id
+        self.task = task
+        self.request: dict[str, Any] = dict(request or {})
+        self._fresh = fresh
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt it was submitted with, when known."""
+        value = self.request.get("prompt")
+        return value if isinstance(value, str) else None
+
+    @property
+    def parent_task_id(self) -> str | None:
+        """The parent of an extend, when known."""
+        value = self.request.get("parent_task_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def status(self) -> str:
+        """The last status seen (``"unknown"`` before the first look)."""
+        return self.task.status if self.task is not None else "unknown"
+
+    @property
+    def done(self) -> bool:
+        """True once the last snapshot is finished or failed."""
+        return self.task is not None and self.task.is_terminal
+
+    def _update(self, task: Task) -> None:
+        self.task = task
+        self._fresh = False
+
+    def refresh(self) -> Task:
+        """Fetch the task's current state once and remember it."""
+        task = self.client.fetch(self.task_id)
+        self._update(task)
+        return task
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _settled(self) -> bool:
+        """True when the last snapshot is finished; raises when it failed."""
+        if self.task is not None and self.task.is_failed:
+            raise TaskFailedError(self.task)
+        return self.task is not None and self.task.is_finished
+
+    def _progress(self, on_progress: Callable[[Task], Any] | None) -> Callable[[Task], Any]:
+        def seen(task: Task) -> None:
+            self._update(task)
+            if on_progress is not None:
+                on_progress(task)
+
+        return seen
+
+    def wait(
+        self,
+        *,
+        timeout: float = 1800,
+        on_progress: Callable[[Task], Any] | None = None,
+        poll: PollPolicy | None = None,
+    ) -> Task:
+        """Block until the task finishes; see :meth:`LumaClient.wait`."""
+        if self._settled():
+            return self.task  # type: ignore[return-value]
+        client = self.client
+        waiter = client._waiter(
+            self.task_id, timeout, self._progress(on_progress),
+            fresh=self._fresh, last=self.task, poll=poll,
+        )
+        return client._drive(waiter)
+
+    async def wait_async(
+        self,
+        *,
+        timeout: float = 1800,
+        on_progress: Callable[[Task], Any] | None = None,
+        poll: PollPolicy | None = None,
+    ) -> Task:
+        """Like :meth:`wait`, for ``await`` (the event loop stays free)."""
+        if self._settled():
+            return self.task  # type: ignore[return-value]
+        client = self.client
+        waiter = client._waiter(
+            self.task_id, timeout, self._progress(on_progress),
+            fresh=self._fresh, last=self.task, poll=poll,
+        )
+        return await client._drive_async(waiter)
+
+    def __await__(self) -> Generator[Any, None, Task]:
+        """``task = await job`` waits with the default deadline."""
+        return self.wait_async().__await__()
+
+    def __repr__(self) -> str:
+        seen = self.task.describe() if self.task is not None else "not looked at yet"
+        return f"<Job {self.task_id} {seen}>"
