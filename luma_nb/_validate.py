@@ -99,9 +99,7 @@ def aspect_ratio(value: Any, field: str = "aspect_ratio") -> str:
 def flag(value: Any, field: str) -> bool:
     """A real bool (not a truthy string such as ``"false"``)."""
     if not isinstance(value, bool):
-        raise ValidationError(
-            f"{field} must be True or False, got {value!r}.", field=field
-        )
+        raise ValidationError(f"{field} must be True or False, got {value!r}.", field=field)
     return value
 
 
@@ -119,9 +117,7 @@ def secret(value: Any, field: str = "webhook_secret") -> str | None:
     if not value:
         return None
     if len(value) > 1000 or any(ord(ch) < 32 for ch in value):
-        raise ValidationError(
-            f"{field} must be at most 1000 printable characters.", field=field
-        )
+        raise ValidationError(f"{field} must be at most 1000 printable characters.", field=field)
     return value
 
 

@@ -43,8 +43,10 @@ class Waiter:
         on_progress: Callable[[Task], Any] | None = None,
         last: Task | None = None,
     ) -> None:
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not (
-            timeout > 0 and math.isfinite(timeout)
+        if (
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not (timeout > 0 and math.isfinite(timeout))
         ):
             raise ValidationError(
                 f"timeout must be a positive number of seconds, got {timeout!r}.", field="timeout"

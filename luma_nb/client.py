@@ -41,6 +41,16 @@ FETCH_MANY_MAX = 20
 #: Gateways answer these when the upstream may or may not have processed the request.
 _GATEWAY_STATUSES = frozenset({502, 504})
 _SUBMIT_PATHS = frozenset({"/luma-extend", "/luma-imagine"})
+_EXTEND_OPTIONS = frozenset(
+    {
+        "image_url",
+        "end_image_url",
+        "enhance_prompt",
+        "aspect_ratio",
+        "webhook_url",
+        "webhook_secret",
+    }
+)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -218,8 +228,10 @@ class LumaClient:
         if 200 <= status < 300:
             if not is_json or body is None:
                 error = ServerError(
-                    status, ["the answer was not the JSON the API promises"],
-                    endpoint=path, body=snippet,
+                    status,
+                    ["the answer was not the JSON the API promises"],
+                    endpoint=path,
+                    body=snippet,
                 )
                 if submitted is not None:
                     raise SubmitUncertainError(path, _public(submitted), error)
@@ -237,7 +249,10 @@ class LumaClient:
             raise InsufficientCreditsError(status, messages, endpoint=path, body=snippet)
         if status == 429:
             raise RateLimitError(
-                status, messages, endpoint=path, body=snippet,
+                status,
+                messages,
+                endpoint=path,
+                body=snippet,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         if status >= 500:
@@ -269,8 +284,13 @@ class LumaClient:
         payload = {"parent_task_id": check.task_id(parent_task_id, "parent_task_id")}
         payload.update(
             _common_fields(
-                prompt, image_url, end_image_url, enhance_prompt, aspect_ratio,
-                webhook_url, webhook_secret,
+                prompt,
+                image_url,
+                end_image_url,
+                enhance_prompt,
+                aspect_ratio,
+                webhook_url,
+                webhook_secret,
             )
         )
         return self._submit("/luma-extend", payload)
@@ -289,12 +309,57 @@ class LumaClient:
     ) -> Job:
         """Make a new video from ``prompt`` (``POST /luma-imagine``); a parent for extends."""
         payload = _common_fields(
-            prompt, image_url, end_image_url, enhance_prompt, aspect_ratio,
-            webhook_url, webhook_secret,
+            prompt,
+            image_url,
+            end_image_url,
+            enhance_prompt,
+            aspect_ratio,
+            webhook_url,
+            webhook_secret,
         )
         if check.optional_flag(loop, "loop") is not None:
             payload["loop"] = loop
         return self._submit("/luma-imagine", payload)
+
+    def extend_many(self, parent_task_id: str, prompts: Iterable[str], **options: Any) -> list[Job]:
+        """Extend one parent with each prompt (one paid job each); for galleries of variations.
+
+        Every prompt is validated before the first submit, so bad input costs nothing. A submit
+        that fails stops the batch; the jobs already submitted are on the raised error's
+        ``jobs`` attribute (and in the journal).
+        """
+        texts = list(prompts) if not isinstance(prompts, str) else [prompts]
+        if not texts:
+            raise ValidationError("prompts is empty: give at least one prompt.", field="prompts")
+        parent = check.task_id(parent_task_id, "parent_task_id")
+        bodies = [
+            {
+                "parent_task_id": parent,
+                **_common_fields(
+                    text,
+                    options.get("image_url"),
+                    options.get("end_image_url"),
+                    options.get("enhance_prompt", False),
+                    options.get("aspect_ratio", "1:1"),
+                    options.get("webhook_url"),
+                    options.get("webhook_secret"),
+                ),
+            }
+            for text in texts
+        ]
+        unknown = set(options) - _EXTEND_OPTIONS
+        if unknown:
+            raise ValidationError(
+                f"unknown option(s) {', '.join(sorted(unknown))} for extend.", field="options"
+            )
+        jobs: list[Job] = []
+        for body in bodies:
+            try:
+                jobs.append(self._submit("/luma-extend", body))
+            except Exception as error:
+                error.jobs = jobs  # type: ignore[attr-defined]
+                raise
+        return jobs
 
     def _submit(self, path: str, payload: dict[str, Any]) -> Job:
         from .jobs import Job
@@ -387,13 +452,24 @@ class LumaClient:
         return Job(self, check.task_id(task_id), fresh=False)
 
     def _waiter(
-        self, task_id: str, timeout: float, on_progress: Callable[[Task], Any] | None,
-        *, fresh: bool = False, last: Task | None = None, poll: PollPolicy | None = None,
+        self,
+        task_id: str,
+        timeout: float,
+        on_progress: Callable[[Task], Any] | None,
+        *,
+        fresh: bool = False,
+        last: Task | None = None,
+        poll: PollPolicy | None = None,
     ) -> Waiter:
         policy = poll or self.poll
         return Waiter(
-            check.task_id(task_id), timeout, policy.schedule(self._clock(), fresh=fresh),
-            self._clock, request_timeout=self.timeout, on_progress=on_progress, last=last,
+            check.task_id(task_id),
+            timeout,
+            policy.schedule(self._clock(), fresh=fresh),
+            self._clock,
+            request_timeout=self.timeout,
+            on_progress=on_progress,
+            last=last,
         )
 
     def _drive(self, waiter: Waiter) -> Task:

@@ -99,8 +99,12 @@ class Job:
             return self.task  # type: ignore[return-value]
         client = self.client
         waiter = client._waiter(
-            self.task_id, timeout, self._progress(on_progress),
-            fresh=self._fresh, last=self.task, poll=poll,
+            self.task_id,
+            timeout,
+            self._progress(on_progress),
+            fresh=self._fresh,
+            last=self.task,
+            poll=poll,
         )
         return client._drive(waiter)
 
@@ -116,8 +120,12 @@ class Job:
             return self.task  # type: ignore[return-value]
         client = self.client
         waiter = client._waiter(
-            self.task_id, timeout, self._progress(on_progress),
-            fresh=self._fresh, last=self.task, poll=poll,
+            self.task_id,
+            timeout,
+            self._progress(on_progress),
+            fresh=self._fresh,
+            last=self.task,
+            poll=poll,
         )
         return await client._drive_async(waiter)
 

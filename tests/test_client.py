@@ -77,15 +77,24 @@ def test_extend_sends_documented_request_and_returns_job(server, client):
 def test_optional_fields_are_sent_only_when_set(server, client):
     server.queue("/luma-extend", Reply(200, {"task_id": TID}))
     client.extend(
-        "p", "x", image_url="https://img.example/a.png", end_image_url="http://img.example/b.jpg",
-        enhance_prompt=True, aspect_ratio="16:9", webhook_url="https://hook.example/h",
+        "p",
+        "x",
+        image_url="https://img.example/a.png",
+        end_image_url="http://img.example/b.jpg",
+        enhance_prompt=True,
+        aspect_ratio="16:9",
+        webhook_url="https://hook.example/h",
         webhook_secret="s3cret",
     )
     body = server.requests_to("/luma-extend")[0].json
     assert body == {
-        "parent_task_id": "p", "prompt": "x", "image_url": "https://img.example/a.png",
-        "end_image_url": "http://img.example/b.jpg", "enhance_prompt": True,
-        "aspect_ratio": "16:9", "webhook_url": "https://hook.example/h",
+        "parent_task_id": "p",
+        "prompt": "x",
+        "image_url": "https://img.example/a.png",
+        "end_image_url": "http://img.example/b.jpg",
+        "enhance_prompt": True,
+        "aspect_ratio": "16:9",
+        "webhook_url": "https://hook.example/h",
         "webhook_secret": "s3cret",
     }
     assert None not in body.values()
@@ -114,7 +123,10 @@ def test_account(server, client):
     account = client.account()
     assert server.requests_to("/account")[0].method == "GET"
     assert (account.email, account.credits, account.total_images, account.plan) == (
-        "a@b.c", 994.0, 3, "pro",
+        "a@b.c",
+        994.0,
+        3,
+        "pro",
     )
 
 
@@ -158,7 +170,9 @@ def test_failed_task_reason(server, client, field):
 
 
 def test_400_keeps_the_providers_messages(server, client):
-    server.queue("/luma-extend", Reply(400, {"errors": [{"msg": "Invalid request"}, {"msg": "bad"}]}))
+    server.queue(
+        "/luma-extend", Reply(400, {"errors": [{"msg": "Invalid request"}, {"msg": "bad"}]})
+    )
     with pytest.raises(BadRequestError) as info:
         client.extend("p", "x")
     err = info.value
@@ -316,7 +330,9 @@ def test_fetch_many_chunks_by_twenty_and_lone_id_uses_fetch(server, client):
         return Reply(200, {"tasks": [{"task_id": t, "status": "pending"} for t in chunk]})
 
     server.queue("/fetch-many", tasks(ids[:20]), tasks(ids[20:40]))
-    server.queue("/fetch", Reply(200, {"task_id": "t40", "status": "processing", "percentage": "3"}))
+    server.queue(
+        "/fetch", Reply(200, {"task_id": "t40", "status": "processing", "percentage": "3"})
+    )
     result = client.fetch_many(ids)
     sent = [s.json["task_ids"] for s in server.requests_to("/fetch-many")]
     assert sent == [ids[:20], ids[20:40]]
@@ -347,7 +363,12 @@ def test_wait_returns_finished_task_and_reports_changes(server, client):
     seen = []
     task = client.wait(TID, on_progress=seen.append)
     assert task.is_finished and task.video_url == FINISHED["video_url"]
-    assert [t.describe() for t in seen] == ["pending", "processing 10%", "processing 55%", "finished"]
+    assert [t.describe() for t in seen] == [
+        "pending",
+        "processing 10%",
+        "processing 55%",
+        "finished",
+    ]
 
 
 def test_wait_survives_transient_errors(server, client):
@@ -366,8 +387,14 @@ def test_wait_survives_transient_errors(server, client):
 
 
 def test_wait_raises_on_failed_task_with_reason(server, client):
-    server.queue("/fetch", Reply(200, processing("30")), Reply(200, {
-        "task_id": TID, "status": "failed", "message": "Prompt was rejected by moderation"}))
+    server.queue(
+        "/fetch",
+        Reply(200, processing("30")),
+        Reply(
+            200,
+            {"task_id": TID, "status": "failed", "message": "Prompt was rejected by moderation"},
+        ),
+    )
     with pytest.raises(TaskFailedError, match="Prompt was rejected by moderation") as info:
         client.wait(TID)
     assert info.value.task.is_failed
@@ -462,3 +489,15 @@ def test_key_never_shown(server, client, caplog):
         assert KEY not in str(error) and KEY not in repr(error)
         assert KEY not in repr(vars(error))
     assert KEY not in caplog.text
+
+
+def test_extend_many_validates_everything_before_the_first_submit(server, client):
+    with pytest.raises(ValidationError, match="prompt"):
+        client.extend_many("p", ["fine", "  "])
+    assert server.seen == []
+    server.queue("/luma-extend", Reply(200, {"task_id": "a"}), Reply(500, {}))
+    with pytest.raises(ServerError) as info:
+        client.extend_many("p", ["one", "two", "three"], aspect_ratio="9:16")
+    assert [j.task_id for j in info.value.jobs] == ["a"]
+    assert len(server.requests_to("/luma-extend")) == 2
+    assert server.requests_to("/luma-extend")[0].json["aspect_ratio"] == "9:16"
