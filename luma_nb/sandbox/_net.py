@@ -1,0 +1,77 @@
+"""Loopback-only outgoing HTTP: the sandbox never sends a byte off the machine.
+
+Only literal loopback addresses and ``localhost`` count; other names are not even resolved (a DNS
+query would already leave the machine). Proxy settings from the environment are ignored, because
+a proxy would carry a loopback request elsewhere, and so are redirects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.request
+from urllib.parse import urlsplit
+
+__all__ = ("is_http_url", "is_loopback_url", "loopback_get", "loopback_post")
+
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: a loopback server could point us at another host."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
+def is_http_url(value: str) -> bool:
+    """True for an absolute ``http``/``https`` URL with a host."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` is an http(s) URL whose host is this machine's loopback interface."""
+    if not is_http_url(url):
+        return False
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_get(url: str, *, timeout: float, limit: int) -> bytes:
+    """GET a loopback URL and return at most ``limit`` bytes of its body.
+
+    :raises ValueError: for a non-loopback URL or a body over ``limit``.
+    :raises OSError: for network errors and non-2xx answers (``urllib.error.HTTPError``).
+    """
+    if not is_loopback_url(url):
+        raise ValueError(f"refusing to contact a non-loopback host: {url}")
+    with _OPENER.open(url, timeout=timeout) as response:
+        data: bytes = response.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{url} is larger than {limit} bytes")
+    return data
+
+
+def loopback_post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> int:
+    """POST ``body`` to a loopback URL; returns the status code (raises for non-2xx).
+
+    :raises ValueError: for a non-loopback URL.
+    :raises OSError: for network errors and non-2xx answers (``urllib.error.HTTPError``).
+    """
+    if not is_loopback_url(url):
+        raise ValueError(f"refusing to contact a non-loopback host: {url}")
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with _OPENER.open(request, timeout=timeout) as response:
+        response.read()
+        return int(response.status)

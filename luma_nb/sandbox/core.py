@@ -1,0 +1,371 @@
+"""The :class:`Sandbox`: an offline stand-in of the APIFRAME Luma API on a loopback port."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from .api import ApiContext
+from .demo import DEMO_FRAME_COUNT, DEMO_PARENTS, DemoParent, demo_png, demo_records
+from .faults import Faults
+from .hooks import Delivery, Ticker, WebhookSender
+from .media import content_type, is_safe_name
+from .render import Renderer
+from .server import SandboxServer
+from .state import Store
+
+__all__ = ("DEMO_API_KEY", "RequestRecord", "Sandbox", "shared_sandbox")
+
+#: The key ``Sandbox.api_key`` gives when the sandbox accepts any key.
+DEMO_API_KEY = "sandbox-demo-key"
+_LOG_LIMIT = 100_000
+_DEMO_FRAME_PREFIX = "demo-frame-"
+
+MediaSource = tuple[Callable[[], BinaryIO], int, str]
+
+
+@dataclass
+class RequestRecord:
+    """One request the sandbox received (``sandbox.requests``)."""
+
+    method: str
+    """HTTP method."""
+    path: str
+    """Path without the query string."""
+    body: Any
+    """The decoded JSON body, or None (no body, or not JSON)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Request headers; the Authorization value is replaced by ``"<redacted>"``."""
+    time: float = 0.0
+    """``time.monotonic()`` when it arrived."""
+    status: int | None = None
+    """The status answered (None when the connection was cut without an answer)."""
+
+
+class Sandbox:
+    """An offline, threaded HTTP server that speaks the APIFRAME Luma API on loopback.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with Sandbox(speed=100) as sandbox:
+            requests.post(f"{sandbox.base_url}/luma-imagine", json={"prompt": "a cat"},
+                          headers={"Authorization": sandbox.api_key})
+
+    :param host: interface to bind (loopback by default).
+    :param port: port to bind; 0 picks a free one.
+    :param api_key: the only key accepted; None accepts any non-empty key.
+    :param speed: simulated seconds per real second (a job takes 60-300 s divided by this).
+    :param data_dir: keep tasks and media here across restarts; None uses a temporary folder.
+    :param seed: makes task ids, durations and videos reproducible.
+    :param credits: credits the account starts with (each submit costs 6).
+    :param finished_status: add ``"status": "finished"`` to finished tasks (undocumented).
+    :param percentage_as_number: send ``percentage`` as a number instead of the documented string.
+    :param verbose: log every request to stderr.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        speed: float = 1.0,
+        data_dir: str | Path | None = None,
+        seed: int | None = None,
+        credits: int = 1200,
+        finished_status: bool = False,
+        percentage_as_number: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.host, self.port, self.verbose = host, port, verbose
+        self._api_key = api_key
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._temp_dir: str | None = None
+        self.faults = Faults()
+        self._webhooks = WebhookSender()
+        self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
+        self._log_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: SandboxServer | None = None
+        self._thread: threading.Thread | None = None
+        self._state = "new"
+        self._start_lock = threading.Lock()
+        self._store = Store(
+            persist=self._data_dir is not None,
+            speed=speed, seed=seed, credits=credits,
+            on_render=self._on_render, on_hook=self._webhooks.send,
+        )
+        self._store.finished_status = finished_status
+        self._store.percentage_as_number = percentage_as_number
+        self._renderer = Renderer(self._store, local_media=self._local_media)
+        self._ticker = Ticker(self._store.tick)
+        self._api = ApiContext(self._store, self.faults, api_key, self._ticker.wake)
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Bind, load the data dir, and serve from a daemon thread; returns self once ready.
+
+        :raises OSError: when the port cannot be bound.
+        :raises RuntimeError: when the sandbox was stopped before (make a new one).
+        """
+        with self._start_lock:
+            if self._state == "running":
+                return self
+            if self._state == "stopped":
+                raise RuntimeError("a stopped Sandbox cannot be restarted; create a new one")
+            if self._data_dir is None:
+                self._temp_dir = tempfile.mkdtemp(prefix="luma-sandbox-")
+            self._store.use_workdir(self._data_dir or Path(self._temp_dir or "."))
+            try:
+                self._server = SandboxServer(self.host, self.port, self, verbose=self.verbose)
+            except OSError:
+                self._cleanup_temp()
+                raise
+            host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+            if ":" in host:
+                host = f"[{host}]"
+            self.port = self._server.server_address[1]
+            self._store.base_url = f"http://{host}:{self.port}"
+            self._store.load(demo_records())
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                name=f"luma-sandbox-{self.port}", daemon=True)
+            self._thread.start()
+            self._state = "running"
+            if any(r.webhook_url for r in self._store.records()):
+                self._ticker.wake()
+            return self
+
+    def stop(self) -> None:
+        """Stop serving, cut connections, join the threads, remove the temp dir (idempotent)."""
+        with self._start_lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return
+            self._state = "stopped"
+            self._stopping.set()
+            server, thread = self._server, self._thread
+            assert server is not None and thread is not None
+            server.shutdown()
+            server.server_close()
+            server.close_connections()
+            thread.join(10)
+            self._ticker.stop()
+            self._webhooks.stop()
+            self._renderer.stop()
+            self._cleanup_temp()
+
+    def _cleanup_temp(self) -> None:
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._state == "running" else self._state
+        return f"<Sandbox {where} speed={self.speed:g}>"
+
+    # -- what clients need -----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients use, e.g. ``http://127.0.0.1:54321`` (raises before start)."""
+        if not self._store.base_url:
+            raise RuntimeError("the sandbox is not started; call start() first")
+        return self._store.base_url
+
+    @property
+    def api_key(self) -> str:
+        """The key to send: the configured one, or :data:`DEMO_API_KEY` when any key works."""
+        return self._api_key if self._api_key is not None else DEMO_API_KEY
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._state == "running"
+
+    @property
+    def demo_parents(self) -> tuple[DemoParent, ...]:
+        """The finished demo tasks every sandbox has (ready to extend)."""
+        return DEMO_PARENTS
+
+    @property
+    def data_dir(self) -> Path | None:
+        """Where tasks and media persist, or None (a temporary folder)."""
+        return self._data_dir
+
+    # -- settings --------------------------------------------------------------------------
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._store.speed
+
+    @property
+    def finished_status(self) -> bool:
+        """Whether finished tasks carry ``"status": "finished"`` (documented: they do not)."""
+        return self._store.finished_status
+
+    @finished_status.setter
+    def finished_status(self, value: bool) -> None:
+        self._store.finished_status = bool(value)
+
+    @property
+    def percentage_as_number(self) -> bool:
+        """Whether ``percentage`` is sent as a number (documented: a string)."""
+        return self._store.percentage_as_number
+
+    @percentage_as_number.setter
+    def percentage_as_number(self, value: bool) -> None:
+        self._store.percentage_as_number = bool(value)
+
+    @property
+    def credits(self) -> int:
+        """Credits left on the account (settable, e.g. to provoke a 402)."""
+        return self._store.credits
+
+    @credits.setter
+    def credits(self, value: int) -> None:
+        with self._store.lock:
+            self._store.credits = int(value)
+
+    # -- inspection for tests --------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._log_lock:
+            return list(self._log)
+
+    def count(self, path: str, method: str | None = None) -> int:
+        """How many requests reached ``path`` (with ``method``, if given)."""
+        with self._log_lock:
+            return sum(1 for r in self._log if r.path == path
+                       and (method is None or r.method == method.upper()))
+
+    def clear_requests(self) -> None:
+        """Forget the requests logged so far."""
+        with self._log_lock:
+            self._log.clear()
+
+    @property
+    def webhooks(self) -> list[Delivery]:
+        """Every webhook the sandbox sent or skipped, in order."""
+        return list(self._webhooks.deliveries)
+
+    def wait_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait until queued webhooks are delivered or given up; False on timeout."""
+        return self._webhooks.wait_idle(timeout)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The server-side view of a task: status, percentage, prompt, parent, fetch body, ...
+
+        :raises KeyError: for an unknown id.
+        """
+        return self._store.view(task_id)
+
+    def complete(self, task_id: str, *, wait: float | None = 30.0) -> dict[str, Any]:
+        """Skip a task's remaining simulated time; with ``wait``, block until it is finished.
+
+        Returns the server-side view. :raises KeyError: for an unknown id.
+        :raises TimeoutError: when the video is not ready within ``wait`` seconds.
+        """
+        self._store.force_finish(task_id)
+        deadline = time.monotonic() + (wait or 0.0)
+        while True:
+            view = self._store.view(task_id)
+            if view["status"] in ("finished", "failed") or wait is None:
+                return view
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} did not finish within {wait} s")
+            time.sleep(0.02)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock of every task forward by ``seconds``."""
+        with self._store.lock:
+            self._store.skew += seconds
+        self._ticker.wake()
+
+    # -- for the server ----------------------------------------------------------------------
+
+    def _log_request(self, method: str, path: str, body: Any,
+                     headers: dict[str, str]) -> RequestRecord:
+        entry = RequestRecord(method, path, body, headers, time.monotonic())
+        with self._log_lock:
+            self._log.append(entry)
+        return entry
+
+    def _on_render(self, task_id: str) -> None:
+        self._renderer.submit(task_id)
+
+    def _media_source(self, name: str) -> MediaSource | None:
+        """How to serve ``/media/<name>``: (opener, size, content type), or None."""
+        if name.startswith(_DEMO_FRAME_PREFIX) and name.endswith(".png"):
+            number = name[len(_DEMO_FRAME_PREFIX):-len(".png")]
+            if number.isdigit() and 1 <= int(number) <= DEMO_FRAME_COUNT:
+                data = demo_png(int(number))
+                return (lambda: _bytes_reader(data)), len(data), "image/png"
+        if not is_safe_name(name):
+            return None
+        if name.endswith(".mp4"):
+            record = self._store.record(name[:-len(".mp4")])
+            if record is not None and record.demo and not record.media_ready:
+                self._renderer.ensure(record.task_id)  # demo parents are made on first need
+        path = self._store.media_dir / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return None
+        if not path.is_file():
+            return None
+        return (lambda: path.open("rb")), size, content_type(name)
+
+    def _local_media(self, name: str) -> bytes | None:
+        """The bytes served at ``/media/<name>`` (for image URLs that point at the sandbox)."""
+        found = self._media_source(name)
+        if found is None or found[1] > 16 * 1024 * 1024:
+            return None
+        with found[0]() as stream:
+            return stream.read()
+
+
+def _bytes_reader(data: bytes) -> BinaryIO:
+    import io
+
+    return io.BytesIO(data)
+
+
+_shared: Sandbox | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_sandbox(*, speed: float = 8.0) -> Sandbox:
+    """The process-wide sandbox (one per kernel), started on first use and stopped at exit.
+
+    ``speed`` applies only to the call that starts it. Demo jobs take 8-40 s at the default.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or not _shared.running:
+            _shared = Sandbox(speed=speed).start()
+            atexit.register(_shared.stop)
+        return _shared
+
