@@ -49,6 +49,8 @@ class RequestRecord:
     """``time.monotonic()`` when it arrived."""
     status: int | None = None
     """The status answered (None when the connection was cut without an answer)."""
+    client: tuple[str, int] | None = None
+    """The client's (address, port): equal ports mean a reused keep-alive connection."""
 
 
 class Sandbox:
@@ -140,7 +142,7 @@ class Sandbox:
             self._store.base_url = f"http://{host}:{self.port}"
             self._store.load(demo_records())
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                 name=f"luma-sandbox-{self.port}", daemon=True)
             self._thread.start()
             self._state = "running"
@@ -282,6 +284,13 @@ class Sandbox:
         """
         return self._store.view(task_id)
 
+    @property
+    def task_ids(self) -> list[str]:
+        """Ids of the tasks submitted so far (demo parents excluded), oldest first."""
+        with self._store.lock:
+            records = [r for r in self._store.records() if not r.demo]
+            return [r.task_id for r in sorted(records, key=lambda r: r.created_wall)]
+
     def complete(self, task_id: str, *, wait: float | None = 30.0) -> dict[str, Any]:
         """Skip a task's remaining simulated time; with ``wait``, block until it is finished.
 
@@ -306,9 +315,9 @@ class Sandbox:
 
     # -- for the server ----------------------------------------------------------------------
 
-    def _log_request(self, method: str, path: str, body: Any,
-                     headers: dict[str, str]) -> RequestRecord:
-        entry = RequestRecord(method, path, body, headers, time.monotonic())
+    def _log_request(self, method: str, path: str, body: Any, headers: dict[str, str],
+                     client: tuple[str, int]) -> RequestRecord:
+        entry = RequestRecord(method, path, body, headers, time.monotonic(), client=client)
         with self._log_lock:
             self._log.append(entry)
         return entry

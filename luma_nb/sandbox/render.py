@@ -117,6 +117,8 @@ class Renderer:
                 parent = self.ensure(parent_id) if parent_id else None
                 first = self._image(urls[0], "first frame", notes)
                 last = self._image(urls[1], "last frame", notes)
+                with store.lock:
+                    record.render_notes = tuple(notes)
                 synthesize(path, prompt=prompt, aspect_ratio=aspect, seconds=_SECONDS,
                            parent=parent, first_frame=first, last_frame=last, notes=notes,
                            seed=seed)

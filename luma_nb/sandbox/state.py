@@ -59,6 +59,7 @@ class TaskRecord:
     media_ready: bool = False
     render_queued: bool = False
     hook_key: tuple[str, int | None] | None = None
+    render_notes: tuple[str, ...] = ()
 
     _DURABLE = (
         "task_id", "task_type", "prompt", "aspect_ratio", "created_wall", "seed",
@@ -323,7 +324,8 @@ class Store:
             view = record.to_json()
             view.pop("webhook_secret")
             view.update(status=state.status, percentage=state.percentage, message=state.message,
-                        media_ready=record.media_ready, demo=record.demo, body=body)
+                        media_ready=record.media_ready, demo=record.demo, body=body,
+                        render_notes=list(record.render_notes))
             outbox = self._take_outbox()
         self._dispatch(outbox)
         return view
