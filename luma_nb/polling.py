@@ -12,6 +12,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+#: How fast looks widen (seconds of delay per second of lateness) past the estimated end.
+_LATE_WIDENING = 0.2
+
 __all__ = (
     "DefaultPolicy",
     "FixedPolicy",
@@ -80,9 +83,11 @@ class DefaultPolicy:
 
     - A quick first look after a submit (``first``), then capped backoff while the task waits in
       the queue (``queue_growth`` up to ``queue_max``).
-    - Once ``percentage`` moves, the finish time is estimated from its rate: looks are sparse
-      early (half the estimated remaining time, at most ``sparse_max``) and dense near the
-      expected end (``dense``), widening again slowly if the end comes later than expected.
+    - Once ``percentage`` moves, the finish time is estimated from its rate (the faster of the
+      rate since the first move and the latest rate, so the estimate errs early): looks are
+      sparse while the end is far (``sparse_fraction`` of the estimated remaining time, at most
+      ``sparse_max``) and dense near it (``dense``), widening again slowly if the end comes
+      later than expected.
     - With no percentage at all, backoff is capped at ``blind_max`` so the end is not missed long.
     - Transient errors back off exponentially from ``error_base`` to ``error_max``; a server's
       ``Retry-After`` is always honoured.
@@ -90,18 +95,31 @@ class DefaultPolicy:
     """
 
     first: float = 1.5
+    """Seconds before the first look after a submit."""
     queue_start: float = 2.0
+    """First backoff step while queued (pending, staged, starting, retry, unknown statuses)."""
     queue_growth: float = 1.5
+    """Factor by which the queue backoff grows at each look."""
     queue_max: float = 8.0
+    """Longest delay while queued."""
     blind_max: float = 4.0
+    """Longest delay while processing without a percentage, or later than estimated."""
     sparse_fraction: float = 0.5
-    sparse_max: float = 30.0
+    """Share of the estimated remaining time to wait while the end is far."""
+    sparse_max: float = 20.0
+    """Longest delay while processing with a percentage (bounds the miss if progress speeds up)."""
     dense: float = 1.0
+    """Delay near the estimated end: the detection lag is at most about this."""
     minimum: float = 0.5
+    """Shortest delay between two looks at a task still running."""
     error_base: float = 1.0
+    """First backoff after a transient error."""
     error_max: float = 30.0
+    """Longest backoff after repeated transient errors (a longer ``Retry-After`` still wins)."""
     jitter: float = 0.1
+    """Random spread of every delay, as a fraction both ways."""
     seed: int | None = None
+    """Seed of the jitter's random generator (for reproducible simulations)."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -120,9 +138,12 @@ class _DefaultSchedule:
     looks: int = 0
     queue_delay: float = 0.0
     failures: int = 0
-    # (time, percentage) of the first processing observation with a percentage, and the latest.
+    # (time, percentage): where the rate is measured from (the last look before the first
+    # move), the latest change (first look that saw it) and the change before it.
     anchor: tuple[float, float] | None = None
     latest: tuple[float, float] | None = None
+    previous: tuple[float, float] | None = None
+    seen_at: float = 0.0
     expected_end: float | None = None
 
     def first_delay(self) -> float:
@@ -164,17 +185,29 @@ class _DefaultSchedule:
         if self.anchor is None or percentage < self.anchor[1]:
             self.anchor = (now, percentage)
             self.latest = (now, percentage)
+            self.previous = None
+            self.seen_at = now
             self.expected_end = None
             # One more look soon to measure the rate.
             return max(policy.minimum, min(policy.queue_max, policy.queue_start * 2))
         if self.latest is None or percentage > self.latest[1]:
+            # The change happened after the last look at the old value: rates are timed from
+            # that look, so a stall before a jump does not dilute the rate.
+            old = self.latest[1] if self.latest is not None else percentage
+            self.previous = (self.seen_at, old)
+            if old == self.anchor[1]:
+                self.anchor = (self.seen_at, old)
             self.latest = (now, percentage)
+        self.seen_at = now
         t0, p0 = self.anchor
         t1, p1 = self.latest
         if p1 <= p0 or t1 <= t0:
             # No movement yet: keep looking at the queue pace.
             return self._blind_delay(policy.queue_max)
         rate = (p1 - p0) / (t1 - t0)
+        if self.previous is not None and t1 > self.previous[0]:
+            # The faster of the whole-run and the latest rate: the earliest plausible end.
+            rate = max(rate, (p1 - self.previous[1]) / (t1 - self.previous[0]))
         self.expected_end = t1 + (100.0 - p1) / rate
         remaining = self.expected_end - now
         if remaining > 2 * policy.dense:
@@ -183,7 +216,7 @@ class _DefaultSchedule:
             return max(policy.minimum, min(policy.dense, remaining))
         # Late: the estimate was optimistic. Widen slowly, never beyond the blind cap.
         lateness = -remaining
-        return max(policy.minimum, min(policy.blind_max, policy.dense + lateness * 0.2))
+        return max(policy.minimum, min(policy.blind_max, policy.dense + lateness * _LATE_WIDENING))
 
     def _jitter(self, delay: float) -> float:
         spread = self.policy.jitter

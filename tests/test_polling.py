@@ -1,0 +1,172 @@
+"""Pure polling policies: fed observations at simulated times, never sleeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from luma_nb.polling import DefaultPolicy, FixedPolicy
+
+
+def steady() -> DefaultPolicy:
+    """The default policy without jitter, so delays can be compared exactly."""
+    return DefaultPolicy(jitter=0.0)
+
+
+def test_first_look_is_quick_after_a_submit_and_immediate_on_reattach() -> None:
+    policy = steady()
+    assert 0 < policy.schedule(0.0, fresh=True).first_delay() <= 2.0
+    assert policy.schedule(0.0, fresh=False).first_delay() == 0.0
+
+
+def test_queue_backoff_grows_and_is_capped() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    now, delays = 0.0, []
+    for _ in range(20):
+        delay = schedule.observe(now, "pending", None)
+        delays.append(delay)
+        now += delay
+    assert delays == sorted(delays)
+    assert delays[0] < policy.queue_max
+    assert max(delays) == policy.queue_max
+    assert delays[-1] == policy.queue_max
+
+
+@pytest.mark.parametrize("status", ["staged", "starting", "retry", "warming-up"])
+def test_other_waiting_statuses_and_unknown_ones_are_treated_as_queued(status: str) -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    delays = [schedule.observe(float(t), status, None) for t in range(15)]
+    assert all(0 < d <= policy.queue_max for d in delays)
+
+
+def test_processing_without_percentage_is_capped_at_blind_max() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    delays = [schedule.observe(float(t), "processing", None) for t in range(20)]
+    assert max(delays) == policy.blind_max
+
+
+def test_terminal_statuses_need_no_further_look() -> None:
+    schedule = steady().schedule(0.0)
+    assert schedule.observe(1.0, "finished", 100.0) == 0.0
+    assert schedule.observe(1.0, "failed", None) == 0.0
+
+
+def test_retry_after_is_honoured() -> None:
+    policy = DefaultPolicy(jitter=0.1, seed=3)
+    for _ in range(50):
+        delay = policy.schedule(0.0).error(5.0, retry_after=45.0)
+        assert 45.0 <= delay <= 45.0 * 1.1
+    # A Retry-After shorter than the backoff does not shorten it.
+    schedule = steady().schedule(0.0)
+    for _ in range(6):
+        schedule.error(0.0)
+    assert schedule.error(0.0, retry_after=0.1) == steady().error_max
+
+
+def test_error_backoff_doubles_up_to_its_cap_and_resets_on_success() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    delays = [schedule.error(float(n)) for n in range(10)]
+    assert delays[:3] == [policy.error_base, policy.error_base * 2, policy.error_base * 4]
+    assert max(delays) == policy.error_max
+    schedule.observe(20.0, "pending", None)
+    assert schedule.error(21.0) == policy.error_base
+
+
+def simulate_linear(policy: DefaultPolicy, start: float, per_percent: float):
+    """Observations of a task queued until ``start``, then 1 % every ``per_percent`` seconds."""
+    end = start + 100 * per_percent
+    schedule = policy.schedule(0.0, fresh=True)
+    now = schedule.first_delay()
+    looks = []
+    while now < end:
+        if now < start:
+            delay = schedule.observe(now, "pending", None)
+        else:
+            pct = float(int((now - start) / per_percent))
+            delay = schedule.observe(now, "processing", pct)
+        looks.append((now, delay))
+        now += delay
+    return looks, now - end
+
+
+def test_looks_are_sparse_early_and_dense_near_the_estimated_end() -> None:
+    policy = steady()
+    looks, lag = simulate_linear(policy, start=10.0, per_percent=1.5)  # ends at 160 s
+    end = 160.0
+    early = [d for t, d in looks if 30.0 <= t <= end - 40.0]
+    late = [d for t, d in looks if t >= end - 2.0]
+    assert early and min(early) > policy.dense
+    assert max(early) <= policy.sparse_max
+    assert late and max(late) <= policy.dense
+    assert 0 <= lag <= policy.dense
+    # Far fewer looks than a fixed 3-second interval over the same 160 s.
+    assert len(looks) < 0.4 * (end / 3.0)
+
+
+def test_sparse_looks_never_jump_past_the_estimated_end() -> None:
+    policy = steady()
+    looks, _ = simulate_linear(policy, start=5.0, per_percent=2.0)
+    for now, delay in looks:
+        assert now + delay <= 205.0 + policy.dense
+
+
+def test_a_stall_before_a_jump_does_not_dilute_the_rate() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    for t in range(10, 61, 5):
+        schedule.observe(float(t), "processing", 0.0)
+    # 10 % in the 5 s after the last look at 0 %: about 45 s remain, not several minutes.
+    delay = schedule.observe(65.0, "processing", 10.0)
+    assert delay <= 45.0 * policy.sparse_fraction + 1e-9
+
+
+def test_later_than_estimated_widens_slowly_within_the_blind_cap() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    schedule.observe(0.0, "processing", 10.0)
+    schedule.observe(10.0, "processing", 90.0)  # estimated end: 12.5 s
+    delays = [schedule.observe(12.5 + t, "processing", 99.0) for t in range(0, 60, 2)]
+    assert all(policy.minimum <= d <= policy.blind_max for d in delays)
+    assert delays[-1] == policy.blind_max
+
+
+def test_a_percentage_that_goes_back_restarts_the_estimate() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0)
+    schedule.observe(0.0, "processing", 50.0)
+    schedule.observe(10.0, "processing", 60.0)
+    delay = schedule.observe(20.0, "processing", 5.0)
+    assert policy.minimum <= delay <= policy.queue_max
+
+
+def test_jitter_is_bounded() -> None:
+    policy = DefaultPolicy(jitter=0.1, seed=7)
+    base = steady()
+    for _ in range(200):
+        schedule = policy.schedule(0.0)
+        reference = base.schedule(0.0)
+        assert 0.9 * base.first <= schedule.first_delay() <= 1.1 * base.first
+        for t in range(8):
+            got = schedule.observe(float(t), "pending", None)
+            want = reference.observe(float(t), "pending", None)
+            assert 0.9 * want - 1e-9 <= got <= 1.1 * want + 1e-9
+
+
+def test_jitter_spreads_delays() -> None:
+    policy = DefaultPolicy(seed=1)
+    firsts = {policy.schedule(0.0).first_delay() for _ in range(20)}
+    assert len(firsts) > 1
+
+
+def test_fixed_policy_is_constant() -> None:
+    policy = FixedPolicy(3.0)
+    schedule = policy.schedule(0.0, fresh=True)
+    assert schedule.first_delay() == 3.0
+    assert policy.schedule(0.0, fresh=False).first_delay() == 0.0
+    statuses = [("pending", None), ("processing", 10.0), ("processing", 99.0), ("weird", None)]
+    assert {schedule.observe(float(t), s, p) for t, (s, p) in enumerate(statuses)} == {3.0}
+    assert schedule.error(1.0) == 3.0
+    assert schedule.error(1.0, retry_after=10.0) == 10.0
