@@ -113,7 +113,9 @@ class LumaClient:
         session: a ``requests.Session`` to use (proxies, certificates, adapters).
         poll: the polling policy used by waits (default :class:`~luma_nb.polling.DefaultPolicy`).
         clock, sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
-        journal: where submits are recorded (see :mod:`luma_nb.journal`); None records nothing.
+        journal: where submits are recorded (see :mod:`luma_nb.journal`): by default the
+            journal under ``LUMA_NB_HOME`` (opened on first use); a :class:`~luma_nb.Journal` or
+            a file path; None records nothing.
     """
 
     def __init__(
@@ -126,7 +128,7 @@ class LumaClient:
         poll: PollPolicy | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
-        journal: Any = None,
+        journal: Any = ...,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY")
         self.__api_key = key.strip() if isinstance(key, str) and key.strip() else None
@@ -140,7 +142,9 @@ class LumaClient:
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
-        self.journal = journal
+        from .journal import attach
+
+        self.journal: Any = attach(journal, self)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -450,6 +454,17 @@ class LumaClient:
         from .jobs import Job
 
         return Job(self, check.task_id(task_id), fresh=False)
+
+    def resume(self) -> list[Job]:
+        """Re-attach to every unfinished job of this client's service recorded in the journal.
+
+        Nothing is sent: the jobs start from their last recorded state (wait on them, or use
+        :func:`luma_nb.resume` to watch them). Raises :class:`ValidationError` when this client
+        records no journal.
+        """
+        from .journal import resume_jobs
+
+        return resume_jobs(self)
 
     def _waiter(
         self,
