@@ -190,3 +190,18 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+# -- journal isolation (reliability work, issue 6) ------------------------------------------------
+# Every LumaClient journals its submits by default (under LUMA_NB_HOME). Point LUMA_NB_HOME at a
+# fresh temporary folder for EVERY test, so no test writes to the real user data folder and no
+# test sees another test's journal.
+
+
+@pytest.fixture(autouse=True)
+def _luma_nb_home(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """LUMA_NB_HOME = a fresh temporary folder for each test (yielded as a Path)."""
+    home = tmp_path_factory.mktemp("luma_nb_home")
+    monkeypatch.setenv("LUMA_NB_HOME", str(home))
+    yield home
