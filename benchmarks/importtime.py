@@ -1,0 +1,95 @@
+"""Measure 7: the cost of ``import luma_nb`` next to ``import requests``, in fresh processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from . import Section, Table, median, percentile
+
+NAME = "importtime"
+TITLE = "7. Import time"
+RUNS = {"full": 21, "quick": 9, "tiny": 2}
+GOAL_MS = 50.0
+#: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
+HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.widgets", "luma_nb.sandbox")
+
+
+def _time(code: str) -> float:
+    """Wall time of a fresh ``python -c code`` in seconds."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _loaded() -> list[str]:
+    """Which heavy modules ``import luma_nb`` brings in (should be none)."""
+    code = f"import sys, luma_nb; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def _self_time(module: str) -> float:
+    """Cumulative import time of ``module`` reported by ``-X importtime`` (ms)."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for line in out.stderr.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] == module:
+            return int(parts[1]) / 1000.0
+    return float("nan")
+
+
+def run(size: str = "full") -> Section:
+    """Median wall time of fresh interpreters importing each module, interleaved."""
+    started = time.perf_counter()
+    runs = RUNS[size]
+    codes = {
+        "python (nothing)": "pass",
+        "import requests": "import requests",
+        "import luma_nb": "import luma_nb",
+    }
+    section = Section(
+        NAME,
+        TITLE,
+        about=(
+            f"`{sys.executable} -c ...`, {runs} fresh processes each, interleaved after a warm-up; "
+            "wall time of the whole process. `-X importtime` gives the module's own "
+            "cumulative time."
+        ),
+    )
+    for code in codes.values():
+        _time(code)  # warm the file cache
+    times: dict[str, list[float]] = {label: [] for label in codes}
+    for _ in range(runs):
+        for label, code in codes.items():
+            times[label].append(_time(code))
+    table = Table(("command", "median (ms)", "p90 (ms)", "-X importtime (ms)"))
+    for label, values in times.items():
+        module = label.split()[-1] if label.startswith("import") else None
+        table.add(
+            label,
+            1000 * median(values),
+            1000 * percentile(values, 90),
+            _self_time(module) if module else "–",
+        )
+    section.tables.append(table)
+    diff = 1000 * (median(times["import luma_nb"]) - median(times["import requests"]))
+    section.check(
+        f"`import luma_nb` within {GOAL_MS:.0f} ms of `import requests`",
+        f"{diff:+.1f} ms",
+        diff <= GOAL_MS,
+    )
+    heavy = _loaded()
+    section.check(
+        "widget/sandbox modules not imported by `import luma_nb`",
+        ", ".join(heavy) if heavy else "none loaded",
+        not heavy,
+    )
+    section.seconds = time.perf_counter() - started
+    return section
