@@ -156,7 +156,7 @@ class Store:
                 record = TaskRecord.from_json(json.loads(path.read_text("utf-8")))
                 # Wall-clock ages keep the life cycle going across a restart.
                 age = max(0.0, now_wall - record.created_wall)
-                record.created_mono = now_mono - age / self.speed
+                record.created_mono = now_mono - age
                 record.media_ready = (self.media_dir / f"{record.task_id}.mp4").is_file()
                 self._tasks[record.task_id] = record
                 state = self._progress(record)
