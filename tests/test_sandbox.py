@@ -34,7 +34,8 @@ def _error_msg(response: requests.Response, status: int = 400) -> str:
 # -- submit and life cycle ---------------------------------------------------------------------
 
 
-def test_imagine_runs_the_documented_life_cycle(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
+def test_imagine_runs_the_documented_life_cycle(sandbox: Sandbox,
+                                                sandbox_http: SandboxHTTP) -> None:
     task_id = sandbox_http.imagine("a lighthouse in fog", aspect_ratio="16:9")
     assert uuid.UUID(task_id).version == 4
     bodies: list[dict[str, Any]] = []
@@ -161,7 +162,8 @@ def test_percentage_as_number_switch(sandbox: Sandbox, sandbox_http: SandboxHTTP
 
 
 def test_unknown_fields_are_ignored(sandbox_http: SandboxHTTP) -> None:
-    response = sandbox_http.post("/luma-imagine", {"prompt": "x", "frobnicate": [1, 2], "loop": True})
+    body = {"prompt": "x", "frobnicate": [1, 2], "loop": True}
+    response = sandbox_http.post("/luma-imagine", body)
     assert response.status_code == 200 and set(response.json()) == {"task_id"}
     response = sandbox_http.post(
         "/luma-extend", {"parent_task_id": DEMO_PARENTS[1].task_id, "prompt": "y", "loop": "?"})

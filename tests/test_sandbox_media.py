@@ -91,7 +91,7 @@ def test_unsatisfiable_range_is_416(finished: tuple[str, bytes]) -> None:
 
 
 def test_head_with_range(finished: tuple[str, bytes]) -> None:
-    url, data = finished
+    url, _ = finished
     response = requests.head(url, headers={"Range": "bytes=0-9"}, timeout=10)
     assert response.status_code == 206 and response.headers["Content-Length"] == "10"
 

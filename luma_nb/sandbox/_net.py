@@ -7,11 +7,12 @@ a proxy would carry a loopback request elsewhere, and so are redirects.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
 
-__all__ = ("is_http_url", "is_loopback_url", "loopback_get", "loopback_post")
+__all__ = ("HTTPStatusError", "is_http_url", "is_loopback_url", "loopback_get", "loopback_post")
 
 
 
@@ -64,14 +65,39 @@ def loopback_get(url: str, *, timeout: float, limit: int) -> bytes:
 
 
 def loopback_post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> int:
-    """POST ``body`` to a loopback URL; returns the status code (raises for non-2xx).
+    """POST ``body`` to a loopback URL; returns the 2xx status code.
+
+    Header names are sent exactly as given (``x-webhook-secret``, as documented); no redirect
+    is followed.
 
     :raises ValueError: for a non-loopback URL.
-    :raises OSError: for network errors and non-2xx answers (``urllib.error.HTTPError``).
+    :raises OSError: for network errors; :class:`HTTPStatusError` for non-2xx answers.
     """
     if not is_loopback_url(url):
         raise ValueError(f"refusing to contact a non-loopback host: {url}")
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with _OPENER.open(request, timeout=timeout) as response:
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        connection.putrequest("POST", target)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
         response.read()
-        return int(response.status)
+    finally:
+        connection.close()
+    if not 200 <= response.status < 300:
+        raise HTTPStatusError(response.status)
+    return int(response.status)
+
+
+class HTTPStatusError(OSError):
+    """A non-2xx answer; ``code`` is the status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"HTTP {code}")
+        self.code = code
