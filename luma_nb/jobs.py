@@ -10,7 +10,10 @@ from .models import Task
 from .polling import PollPolicy
 
 if TYPE_CHECKING:
+    from IPython.display import Video
+
     from .client import LumaClient
+    from .watcher import Listener, Watch
 
 __all__ = ("Job",)
 
@@ -136,3 +139,47 @@ class Job:
     def __repr__(self) -> str:
         seen = self.task.describe() if self.task is not None else "not looked at yet"
         return f"<Job {self.task_id} {seen}>"
+
+    # -- display (notebooks) ----------------------------------------------------------------
+
+    def watch(self, *, timeout: float = 1800, listener: Listener | None = None) -> Watch:
+        """Follow the job on the shared background watcher and return at once.
+
+        The returned :class:`~luma_nb.watcher.Watch` is awaitable (``task = await job.watch()``
+        piggybacks on the watcher instead of polling again) and has ``wait()`` and ``cancel()``.
+        """
+        from .watcher import watch
+
+        return watch(self, timeout=timeout, listener=listener)
+
+    def video(self, **kwargs: Any) -> Video:
+        """An ``IPython.display.Video`` of the finished job (see :func:`luma_nb.media.video`)."""
+        from .media import video
+
+        return video(self, **kwargs)
+
+    def show(self, *, wait: bool | None = None, timeout: float = 1800) -> None:
+        """Display progress, then the video.
+
+        In Jupyter (``wait=None``) the live progress view is displayed and the call returns at
+        once; the video appears in the view when the job finishes. Outside a kernel (terminal
+        IPython, plain Python), or with ``wait=True``, it blocks: one progress line per change,
+        then the result (video HTML for front-ends that render it). Ctrl-C stops the wait and
+        the watching it started.
+        """
+        from . import display as _showing
+
+        if wait is None:
+            wait = not _showing.in_kernel()
+        if wait:
+            _showing.show_blocking(self, timeout=timeout)
+        else:
+            _showing.show_view(self, timeout=timeout)
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A live progress widget in a kernel (with text and HTML fallbacks); text elsewhere."""
+        from . import display as _showing
+
+        return _showing.job_bundle(self)

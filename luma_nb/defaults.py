@@ -1,0 +1,74 @@
+"""``default_client()``: the real API when a key is set, else the offline sandbox (demo mode)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .client import LumaClient
+
+__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
+
+#: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
+#: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
+DEMO_SPEED = 10.0
+
+_client: LumaClient | None = None
+_demo_parents: tuple[tuple[str, str], ...] = ()
+_lock = threading.Lock()
+
+
+def _speed() -> float:
+    text = os.environ.get("LUMA_NB_SANDBOX_SPEED", "").strip()
+    if not text:
+        return DEMO_SPEED
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"LUMA_NB_SANDBOX_SPEED must be a positive number, got {text!r}."
+        ) from None
+    if not value > 0:
+        raise ValueError(f"LUMA_NB_SANDBOX_SPEED must be a positive number, got {text!r}.")
+    return value
+
+
+def default_client() -> LumaClient:
+    """The client notebooks use when none is given, made once per process.
+
+    With ``APIFRAME_API_KEY`` set: ``LumaClient()`` (the real API, which costs credits).
+    Without it: demo mode - the process-wide offline sandbox is started (speed
+    ``LUMA_NB_SANDBOX_SPEED``, default 10: jobs take 6-30 s) and the client points at it;
+    ``client.is_sandbox`` is then True.
+    """
+    global _client, _demo_parents
+    with _lock:
+        if _client is not None and _usable(_client):
+            return _client
+        if os.environ.get("APIFRAME_API_KEY", "").strip():
+            _client = LumaClient()
+            _demo_parents = ()
+            return _client
+        from .sandbox import shared_sandbox
+
+        sandbox = shared_sandbox(speed=_speed())
+        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url)
+        _demo_parents = tuple((p.task_id, p.prompt) for p in sandbox.demo_parents)
+        return _client
+
+
+def _usable(client: LumaClient) -> bool:
+    """False when the cached demo client's sandbox has been stopped since (then start anew)."""
+    if not client.is_sandbox:
+        return True
+    from .sandbox import shared_sandbox
+
+    try:
+        return shared_sandbox(speed=_speed()).base_url == client.base_url
+    except Exception:
+        return False
+
+
+def demo_parent_ids() -> tuple[tuple[str, str], ...]:
+    """``(task_id, prompt)`` of the sandbox's ready-made parents in demo mode, else empty."""
+    return _demo_parents

@@ -1,0 +1,238 @@
+"""The finished MP4: play it inline (``IPython.display.Video``) or save it to disk.
+
+By default a video is shown by its URL, which keeps notebooks small. ``download_to=`` saves it
+next to the notebook and plays the local file (Jupyter serves it; Voila needs ``.mp4`` in its
+file allow-list). ``embed=True`` puts the bytes into the notebook, below a size cap: JupyterLab
+strips embedded data URLs from untrusted notebooks, so prefer a file for sharing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from .display import safe_url
+from .errors import LumaError
+
+if TYPE_CHECKING:
+    from IPython.display import Video
+
+    from .jobs import Job
+    from .models import Task
+
+__all__ = ("DEFAULT_MAX_BYTES", "DEFAULT_MAX_EMBED_BYTES", "MediaError", "save", "video")
+
+#: Largest download :func:`save` accepts by default (a Luma clip is a few MB).
+DEFAULT_MAX_BYTES = 500 * 1024 * 1024
+#: Largest video :func:`video` embeds by default (base64 adds a third on top).
+DEFAULT_MAX_EMBED_BYTES = 20 * 1024 * 1024
+_ACCEPTED_TYPES = frozenset({"video/mp4", "application/octet-stream"})
+_CHUNK = 256 * 1024
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class MediaError(LumaError):
+    """The video could not be shown or saved (not finished, bad URL, bad answer, too big)."""
+
+
+class _TooLarge(MediaError):
+    """The download went over its byte limit."""
+
+
+def _task_of(source: Task | Job) -> Task:
+    from .jobs import Job
+
+    task = source.task if isinstance(source, Job) else source
+    if task is None:
+        raise MediaError(f"Job {source.task_id} has not been looked at yet: wait for it first.")
+    if not task.is_finished or not task.video_url:
+        raise MediaError(
+            f"Task {task.task_id} has no video yet (status: {task.describe()}); wait for it first."
+        )
+    return task
+
+
+def _session_of(source: object, session: requests.Session | None) -> requests.Session | None:
+    if session is not None:
+        return session
+    client = getattr(source, "client", None)
+    found = getattr(client, "_session", None)
+    return found if isinstance(found, requests.Session) else None
+
+
+def file_name(task_id: str) -> str:
+    """``<task_id>.mp4`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced."""
+    stem = _UNSAFE_NAME.sub("_", task_id).strip("._") or "video"
+    return stem[:120] + ".mp4"
+
+
+def _target(path_or_dir: str | os.PathLike[str], name: str) -> Path:
+    path = Path(path_or_dir).expanduser()
+    if path.suffix.lower() == ".mp4" and not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    return path / name
+
+
+def save(
+    task_or_url: Task | Job | str,
+    path_or_dir: str | os.PathLike[str] = ".",
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    session: requests.Session | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download the MP4 of a finished task (or an http(s) URL) and return the file's path.
+
+    ``path_or_dir`` is a folder (the file is named ``<task_id>.mp4``, never from the server) or a
+    path ending in ``.mp4``. The download streams into a temporary file in the same folder and is
+    renamed into place only when complete, so a failure leaves no partial file behind. A Job's
+    client session is used unless ``session`` is given.
+
+    Raises :class:`MediaError` when the task is not finished, the URL is not http(s), the answer
+    is not a 200 with ``video/mp4`` (or ``application/octet-stream``), it exceeds ``max_bytes``,
+    or the transfer is cut off.
+    """
+    if isinstance(task_or_url, str):
+        url = task_or_url
+        name = "video-" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:12] + ".mp4"
+    else:
+        task = _task_of(task_or_url)
+        url, name = task.video_url or "", file_name(task.task_id)
+    if safe_url(url) is None:
+        raise MediaError(f"Only http:// and https:// video URLs can be downloaded, not {url!r}.")
+    target = _target(path_or_dir, name)
+    http = _session_of(task_or_url, session) or requests.Session()
+    own_session = http is not _session_of(task_or_url, session)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _download(http, url, out, max_bytes=max_bytes, timeout=timeout)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    finally:
+        if own_session:
+            http.close()
+    return target
+
+
+def _download(
+    http: requests.Session, url: str, out: Any, *, max_bytes: int, timeout: float
+) -> None:
+    try:
+        with http.get(url, stream=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise MediaError(f"Downloading {url} failed: HTTP {response.status_code}.")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind not in _ACCEPTED_TYPES:
+                raise MediaError(
+                    f"Downloading {url} gave {kind or 'no content type'!s}, not an MP4 video."
+                )
+            declared = _int(response.headers.get("Content-Length"))
+            if declared is not None and declared > max_bytes:
+                raise _TooLarge(
+                    f"The video is {declared:,} bytes, over the limit of {max_bytes:,} "
+                    "(raise max_bytes= to allow it)."
+                )
+            received = 0
+            for chunk in response.iter_content(_CHUNK):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _TooLarge(
+                        f"The video is over the limit of {max_bytes:,} bytes "
+                        "(raise max_bytes= to allow it)."
+                    )
+                out.write(chunk)
+    except requests.RequestException as error:
+        raise MediaError(
+            f"Downloading {url} failed: the transfer was cut off or timed out "
+            f"({type(error).__name__})."
+        ) from None
+    if declared is not None and received != declared:
+        raise MediaError(f"Downloading {url} was cut off after {received:,} of {declared:,} bytes.")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def video(
+    task_or_job: Task | Job,
+    *,
+    embed: bool = False,
+    download_to: str | os.PathLike[str] | None = None,
+    max_embed_bytes: int = DEFAULT_MAX_EMBED_BYTES,
+    width: int | None = 480,
+    session: requests.Session | None = None,
+) -> Video:
+    """An ``IPython.display.Video`` of a finished task or job.
+
+    By URL by default; with ``download_to`` (a folder or ``.mp4`` path) the file is saved with
+    :func:`save` and played from its path relative to the working directory (the notebook's);
+    with ``embed=True`` the bytes are embedded, if at most ``max_embed_bytes``.
+
+    Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
+    would exceed the cap.
+    """
+    from IPython.display import Video
+
+    task = _task_of(task_or_job)
+    url = safe_url(task.video_url)
+    if url is None:
+        raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
+    http = _session_of(task_or_job, session)
+    if download_to is not None:
+        path = save(task, download_to, session=http)
+        if embed:
+            return _embedded(path, max_embed_bytes, width)
+        return Video(filename=_relative(path), width=width)  # type: ignore[no-untyped-call]
+    if embed:
+        with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
+            try:
+                path = save(task, folder, session=http, max_bytes=max_embed_bytes)
+            except _TooLarge:
+                raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
+            return _embedded(path, max_embed_bytes, width)
+    return Video(url=url, width=width)  # type: ignore[no-untyped-call]
+
+
+def _embedded(path: Path, max_embed_bytes: int, width: int | None) -> Video:
+    from IPython.display import Video
+
+    size = path.stat().st_size
+    if size > max_embed_bytes:
+        raise MediaError(_too_big_to_embed(size, max_embed_bytes))
+    return Video(  # type: ignore[no-untyped-call]
+        data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+    )
+
+
+def _too_big_to_embed(size: int | None, cap: int) -> str:
+    what = f"{size:,} bytes" if size is not None else "larger than that"
+    return (
+        f"The video is too big to embed ({what}; the limit is {cap:,} bytes): show it by URL, "
+        "save it with download_to=, or raise max_embed_bytes=."
+    )
+
+
+def _relative(path: Path) -> str:
+    """The path relative to the working directory when inside it, else absolute (as text)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())

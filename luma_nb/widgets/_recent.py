@@ -1,0 +1,93 @@
+"""Recent tasks of this kernel (and of the journal) to pick a parent from in the form."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..client import LumaClient
+    from ..jobs import Job
+
+__all__ = ("describe", "forget_all", "recent_ids", "remember")
+
+_LIMIT = 50
+_lock = threading.Lock()
+#: task_id -> (client base URL, the job) - newest last.
+_jobs: OrderedDict[str, tuple[str, Job]] = OrderedDict()
+
+
+def remember(job: Job) -> None:
+    """Keep ``job`` among the recent tasks (the newest ``_LIMIT`` of this process)."""
+    with _lock:
+        _jobs.pop(job.task_id, None)
+        _jobs[job.task_id] = (job.client.base_url, job)
+        while len(_jobs) > _LIMIT:
+            _jobs.popitem(last=False)
+
+
+def forget_all() -> None:
+    """Forget every recent task (for tests)."""
+    with _lock:
+        _jobs.clear()
+
+
+def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
+    """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
+
+    Returns nothing when the client keeps no :class:`~luma_nb.journal.Journal` or it cannot be
+    read: the journal is a convenience here, never a reason for the form to fail.
+    """
+    try:
+        from ..journal import Journal, service_of
+
+        journal = client.journal
+        if not isinstance(journal, Journal):
+            return []
+        entries = journal.entries(30, service=service_of(client))
+    except Exception:
+        return []
+    return [(e.task_id, e.prompt, e.status) for e in entries if e.task_id]
+
+
+def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
+    if not client.is_sandbox:
+        return []
+    from ..defaults import demo_parent_ids
+
+    return list(demo_parent_ids())
+
+
+def recent_ids(client: LumaClient) -> list[str]:
+    """Task ids to offer as parents: finished ones first, newest first, no duplicates.
+
+    Sources: jobs of this kernel on the same service, the journal's entries, and in demo mode the
+    sandbox's ready-made parents.
+    """
+    with _lock:
+        mine = [job for url, job in reversed(_jobs.values()) if url == client.base_url]
+    finished = [j.task_id for j in mine if j.task is not None and j.task.is_finished]
+    others = [j.task_id for j in mine if j.task is None or not j.task.is_finished]
+    journal = _journal_entries(client)
+    finished += [tid for tid, _, status in journal if status == "finished"]
+    others += [tid for tid, _, status in journal if status != "finished"]
+    demo = [tid for tid, _ in _demo_parents(client)]
+    return list(dict.fromkeys(finished + demo + others))
+
+
+def describe(client: LumaClient, task_id: str) -> str | None:
+    """A short note on a known task (its prompt and status), or None for unknown ids."""
+    with _lock:
+        found = _jobs.get(task_id)
+    if found is not None:
+        job = found[1]
+        status = job.task.describe() if job.task is not None else "submitted"
+        return f"{job.prompt or 'no prompt known'} ({status})"
+    for demo_id, demo_prompt in _demo_parents(client):
+        if demo_id == task_id:
+            return f"{demo_prompt} (sandbox demo video, finished)"
+    for entry_id, entry_prompt, entry_status in _journal_entries(client):
+        if entry_id == task_id:
+            return f"{entry_prompt or 'no prompt known'} ({entry_status or 'submitted'})"
+    return None

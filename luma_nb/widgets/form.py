@@ -1,0 +1,377 @@
+"""ExtendForm: the eight extend fields, validated as you type, submitted once per click."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _validate as check
+from ..display import DEMO_NOTE, esc, image_html
+from ..errors import LumaError, ValidationError
+from ..models import ASPECT_RATIOS
+from . import _recent
+from ._style import LABEL_WIDTH, field_row, message_html
+from .progress import ProgressView
+
+if TYPE_CHECKING:
+    from ..client import LumaClient
+    from ..jobs import Job
+
+__all__ = ("ExtendForm", "extend_form")
+
+#: Clicks within this many seconds after a submit ended are ignored (double clicks).
+SUBMIT_COOLDOWN = 1.0
+_STYLE = {"description_width": LABEL_WIDTH}
+_WIDE = widgets.Layout(width="520px")
+_REQUIRED = ("parent_task_id", "prompt")
+
+
+def _readable(error: BaseException) -> str:
+    """An error in words for the form: our errors' own text, else the type and message."""
+    if isinstance(error, LumaError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+class ExtendForm(widgets.VBox):  # type: ignore[misc]
+    """A form that extends a video task; each submit's live progress appears below it.
+
+    Parameters:
+        client: the :class:`~luma_nb.LumaClient` to submit with; default
+            :func:`luma_nb.default_client` (the offline sandbox when no API key is set).
+        parent_task_id: pre-filled parent task id.
+        prompt: pre-filled prompt.
+
+    ``value`` is the current input (without the webhook secret), ``errors`` the current
+    validation messages by field, ``jobs`` the submitted jobs; ``on_submit(callback)`` registers
+    ``callback(job)``; :meth:`submit` does what the button does.
+    """
+
+    def __init__(
+        self,
+        client: LumaClient | None = None,
+        *,
+        parent_task_id: str | None = None,
+        prompt: str = "",
+        **kwargs: Any,
+    ) -> None:
+        if client is None:
+            from ..defaults import default_client
+
+            client = default_client()
+        self.client = client
+        self.jobs: list[Job] = []
+        self._callbacks: list[Callable[[Job], Any]] = []
+        self._touched: set[str] = set()
+        self._lock = threading.Lock()
+        self._busy = False
+        self._last_submit = float("-inf")
+        self._credits_lock = threading.Lock()
+        self._build(parent_task_id or "", prompt)
+        super().__init__(children=self._layout(), **kwargs)
+        self._validate()
+        self._refresh_credits()
+
+    # -- construction -----------------------------------------------------------------------
+
+    def _build(self, parent: str, prompt: str) -> None:
+        self._mode = widgets.HTML(self._mode_html())
+        self._credits = widgets.HTML()
+        self._parent = widgets.Combobox(
+            value=parent,
+            options=_recent.recent_ids(self.client),
+            placeholder="task id of the video to extend",
+            description="Parent task",
+            ensure_option=False,
+            continuous_update=True,
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self._parent_msg = widgets.HTML()
+        self._parent_note = widgets.HTML()
+        self._prompt = widgets.Textarea(
+            value=prompt,
+            placeholder="what happens next in the video",
+            description="Prompt",
+            rows=3,
+            continuous_update=True,
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self._prompt_count = widgets.HTML()
+        self._prompt_msg = widgets.HTML()
+        self._image_url = self._url_text("First frame URL")
+        self._image_url_msg, self._image_url_thumb = widgets.HTML(), widgets.HTML()
+        self._end_image_url = self._url_text("Last frame URL")
+        self._end_image_url_msg, self._end_image_url_thumb = widgets.HTML(), widgets.HTML()
+        self._enhance = widgets.Checkbox(value=False, description="Enhance prompt", style=_STYLE)
+        self._aspect = widgets.Dropdown(
+            options=ASPECT_RATIOS, value="1:1", description="Aspect ratio", style=_STYLE
+        )
+        self._webhook_url = self._url_text("Webhook URL")
+        self._webhook_url_msg = widgets.HTML()
+        self._webhook_secret = widgets.Password(
+            description="Webhook secret", placeholder="optional", style=_STYLE, layout=_WIDE
+        )
+        self._webhook_secret_msg = widgets.HTML()
+        self._advanced = widgets.Accordion(
+            children=[
+                widgets.VBox(
+                    [
+                        field_row(self._webhook_url, self._webhook_url_msg),
+                        field_row(self._webhook_secret, self._webhook_secret_msg),
+                    ]
+                )
+            ],
+            titles=("Advanced",),
+            selected_index=None,
+        )
+        self._submit = widgets.Button(
+            description="Submit extend", button_style="primary", icon="play", disabled=True
+        )
+        self._message = widgets.HTML()
+        self._jobs_box = widgets.VBox()
+        for name in (
+            "parent",
+            "prompt",
+            "image_url",
+            "end_image_url",
+            "webhook_url",
+            "webhook_secret",
+        ):
+            child = getattr(self, f"_{name}")
+            child.observe(getattr(self, f"_on_{name}_change"), names="value")
+        self._submit.on_click(self._on_submit_click)
+
+    def _url_text(self, label: str) -> widgets.Text:
+        return widgets.Text(
+            description=label,
+            placeholder="https://… (optional)",
+            continuous_update=True,
+            style=_STYLE,
+            layout=_WIDE,
+        )
+
+    def _layout(self) -> list[widgets.Widget]:
+        return [
+            widgets.HBox([self._mode, self._credits], layout={"grid_gap": "16px"}),
+            field_row(self._parent, self._parent_msg),
+            self._parent_note,
+            field_row(self._prompt, widgets.VBox([self._prompt_count, self._prompt_msg])),
+            field_row(self._image_url, self._image_url_msg, self._image_url_thumb),
+            field_row(self._end_image_url, self._end_image_url_msg, self._end_image_url_thumb),
+            self._enhance,
+            self._aspect,
+            self._advanced,
+            widgets.HBox([self._submit, self._message], layout={"align_items": "center"}),
+            self._jobs_box,
+        ]
+
+    def _mode_html(self) -> str:
+        if self.client.is_sandbox:
+            return f'<b style="color:#8d6e00">{esc(DEMO_NOTE)}</b>'
+        return '<b>Live API</b>: <span style="color:#555">each submit costs credits</span>'
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def value(self) -> dict[str, Any]:
+        """The current input as ``client.extend`` keywords, without the webhook secret."""
+        return {
+            "parent_task_id": self._parent.value,
+            "prompt": self._prompt.value,
+            "image_url": self._image_url.value,
+            "end_image_url": self._end_image_url.value,
+            "enhance_prompt": self._enhance.value,
+            "aspect_ratio": self._aspect.value,
+            "webhook_url": self._webhook_url.value,
+        }
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """The current validation messages by field (untouched empty fields included)."""
+        return self._check()[1]
+
+    def on_submit(self, callback: Callable[[Job], Any]) -> None:
+        """Call ``callback(job)`` after each successful submit."""
+        self._callbacks.append(callback)
+
+    def __repr__(self) -> str:
+        return "ExtendForm()"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is None:
+            return None
+        data["text/plain"] = "ExtendForm (needs a front-end with ipywidgets to be used)"
+        return dict(data)
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _check(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The ``client.extend`` keywords (None while invalid) and the messages by field."""
+        errors: dict[str, str] = {}
+        raw = self.value
+
+        def run(field: str, checker: Callable[[], Any]) -> Any:
+            try:
+                return checker()
+            except ValidationError as error:
+                errors[field] = str(error)
+                return None
+
+        values = {
+            "parent_task_id": run(
+                "parent_task_id", lambda: check.task_id(raw["parent_task_id"], "parent_task_id")
+            ),
+            "prompt": run("prompt", lambda: check.prompt(raw["prompt"])),
+            "image_url": run("image_url", lambda: check.http_url(raw["image_url"], "image_url")),
+            "end_image_url": run(
+                "end_image_url", lambda: check.http_url(raw["end_image_url"], "end_image_url")
+            ),
+            "enhance_prompt": bool(raw["enhance_prompt"]),
+            "aspect_ratio": run("aspect_ratio", lambda: check.aspect_ratio(raw["aspect_ratio"])),
+            "webhook_url": run(
+                "webhook_url", lambda: check.http_url(raw["webhook_url"], "webhook_url")
+            ),
+            "webhook_secret": run(
+                "webhook_secret", lambda: check.secret(self._webhook_secret.value)
+            ),
+        }
+        if not errors:
+            # The same cross-field rules (and messages) as LumaClient.extend.
+            from ..client import _common_fields
+
+            run(
+                "webhook_secret",
+                lambda: _common_fields(
+                    values["prompt"],
+                    values["image_url"],
+                    values["end_image_url"],
+                    values["enhance_prompt"],
+                    values["aspect_ratio"],
+                    values["webhook_url"],
+                    values["webhook_secret"],
+                ),
+            )
+        if errors:
+            return None, errors
+        return {k: v for k, v in values.items() if v is not None}, errors
+
+    def _validate(self, *, show_all: bool = False) -> dict[str, Any] | None:
+        """Recheck everything; show messages next to touched fields; enable Submit if valid."""
+        values, errors = self._check()
+        for field, label in (
+            ("parent_task_id", self._parent_msg),
+            ("prompt", self._prompt_msg),
+            ("image_url", self._image_url_msg),
+            ("end_image_url", self._end_image_url_msg),
+            ("webhook_url", self._webhook_url_msg),
+            ("webhook_secret", self._webhook_secret_msg),
+        ):
+            quiet = field in _REQUIRED and field not in self._touched and not show_all
+            label.value = "" if quiet else message_html(errors.get(field))
+        length = len(self._prompt.value.strip())
+        kind = "error" if length > check.MAX_PROMPT_LENGTH else "info"
+        self._prompt_count.value = message_html(f"{length} / {check.MAX_PROMPT_LENGTH}", kind)
+        for name in ("image_url", "end_image_url"):
+            thumb = getattr(self, f"_{name}_thumb")
+            url = getattr(self, f"_{name}").value
+            thumb.value = image_html(url) if name not in errors and url.strip() else ""
+        note = _recent.describe(self.client, self._parent.value.strip())
+        self._parent_note.value = message_html(note, "info") if note else ""
+        self._submit.disabled = bool(errors) or self._busy
+        return values
+
+    def _touch(self, field: str) -> None:
+        self._touched.add(field)
+        self._validate()
+
+    def _on_parent_change(self, change: dict[str, Any]) -> None:
+        self._touch("parent_task_id")
+
+    def _on_prompt_change(self, change: dict[str, Any]) -> None:
+        self._touch("prompt")
+
+    def _on_image_url_change(self, change: dict[str, Any]) -> None:
+        self._touch("image_url")
+
+    def _on_end_image_url_change(self, change: dict[str, Any]) -> None:
+        self._touch("end_image_url")
+
+    def _on_webhook_url_change(self, change: dict[str, Any]) -> None:
+        self._touch("webhook_url")
+
+    def _on_webhook_secret_change(self, change: dict[str, Any]) -> None:
+        self._touch("webhook_secret")
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def _on_submit_click(self, button: widgets.Button) -> None:
+        self.submit()
+
+    def submit(self) -> Job | None:
+        """Submit the form (as the button does); the new job, or None if nothing was sent.
+
+        Nothing is sent while the form is invalid, while another submit is in flight, or within
+        a second after the previous submit ended (a double click submits once).
+        """
+        with self._lock:
+            recent = time.monotonic() - self._last_submit < SUBMIT_COOLDOWN
+            if self._busy or recent:
+                return None
+            values = self._validate(show_all=True)
+            if values is None:
+                return None
+            self._busy = True
+        self._submit.disabled = True
+        self._submit.description = "Submitting…"
+        self._message.value = message_html("Submitting…", "info")
+        try:
+            job = self.client.extend(**values)
+        except Exception as error:
+            self._message.value = message_html(_readable(error))
+            return None
+        finally:
+            with self._lock:
+                self._busy = False
+                self._last_submit = time.monotonic()
+            self._submit.description = "Submit extend"
+            self._submit.disabled = False
+        self._validate()
+        self.jobs.append(job)
+        _recent.remember(job)
+        self._message.value = message_html("Submitted: progress below.", "ok")
+        self._jobs_box.children = (ProgressView(job), *self._jobs_box.children)
+        self._parent.options = _recent.recent_ids(self.client)
+        self._refresh_credits()
+        for callback in list(self._callbacks):
+            try:
+                callback(job)
+            except Exception as error:
+                self._message.value = message_html(f"on_submit callback failed: {error}")
+        return job
+
+    def _refresh_credits(self) -> None:
+        """Ask the account endpoint for credits off the kernel thread; show them if it answers."""
+
+        def ask() -> None:
+            try:
+                account = self.client.account()
+            except Exception:
+                return  # credits are a courtesy: no answer, no line
+            if account.credits is None:
+                return
+            with self._credits_lock:
+                self._credits.value = message_html(f"Credits: {account.credits:g}", "info")
+
+        threading.Thread(target=ask, name="luma-nb-credits", daemon=True).start()
+
+
+def extend_form(client: LumaClient | None = None, parent_task_id: str | None = None) -> ExtendForm:
+    """An :class:`ExtendForm` for ``client`` (default: :func:`luma_nb.default_client`)."""
+    return ExtendForm(client, parent_task_id=parent_task_id)
