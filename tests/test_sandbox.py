@@ -382,3 +382,19 @@ def test_start_and_stop_are_idempotent() -> None:
         requests.get(url + "/account", headers={"Authorization": "k"}, timeout=2)
     with pytest.raises(RuntimeError):
         sandbox.start()
+
+
+def test_shared_sandbox_is_one_per_process() -> None:
+    from luma_nb.sandbox import shared_sandbox
+
+    found: list[Sandbox] = []
+    threads = [threading.Thread(target=lambda: found.append(shared_sandbox(speed=300)))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len({id(s) for s in found}) == 1 and found[0].running
+    assert shared_sandbox() is found[0]
+    assert requests.get(f"{found[0].base_url}/account",
+                        headers={"Authorization": found[0].api_key}, timeout=10).status_code == 200

@@ -11,10 +11,12 @@ It is a separate program: it talks to clients over HTTP only and never imports t
 
 from __future__ import annotations
 
-from .core import DEMO_API_KEY, RequestRecord, Sandbox, shared_sandbox
+from .core import DEMO_API_KEY, Sandbox
 from .demo import DEMO_PARENTS, DemoParent
 from .faults import Fault, Faults, TaskFault
 from .hooks import Delivery
+from .reqlog import RequestRecord
+from .shared import shared_sandbox
 
 __all__ = (
     "DEMO_API_KEY",

@@ -2,55 +2,28 @@
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 from .api import ApiContext
-from .demo import DEMO_FRAME_COUNT, DEMO_PARENTS, DemoParent, demo_png, demo_records
+from .demo import DEMO_PARENTS, DemoParent, demo_records
 from .faults import Faults
 from .hooks import Delivery, Ticker, WebhookSender
-from .media import content_type, is_safe_name
+from .media import MediaLibrary
 from .render import Renderer
+from .reqlog import RequestLog, RequestRecord
 from .server import SandboxServer
 from .state import Store
 
-__all__ = ("DEMO_API_KEY", "RequestRecord", "Sandbox", "shared_sandbox")
+__all__ = ("DEMO_API_KEY", "Sandbox")
 
 #: The key ``Sandbox.api_key`` gives when the sandbox accepts any key.
 DEMO_API_KEY = "sandbox-demo-key"
-_LOG_LIMIT = 100_000
-_DEMO_FRAME_PREFIX = "demo-frame-"
-
-MediaSource = tuple[Callable[[], BinaryIO], int, str]
-
-
-@dataclass
-class RequestRecord:
-    """One request the sandbox received (``sandbox.requests``)."""
-
-    method: str
-    """HTTP method."""
-    path: str
-    """Path without the query string."""
-    body: Any
-    """The decoded JSON body, or None (no body, or not JSON)."""
-    headers: dict[str, str] = field(default_factory=dict)
-    """Request headers; the Authorization value is replaced by ``"<redacted>"``."""
-    time: float = 0.0
-    """``time.monotonic()`` when it arrived."""
-    status: int | None = None
-    """The status answered (None when the connection was cut without an answer)."""
-    client: tuple[str, int] | None = None
-    """The client's (address, port): equal ports mean a reused keep-alive connection."""
 
 
 class Sandbox:
@@ -96,8 +69,7 @@ class Sandbox:
         self._temp_dir: str | None = None
         self.faults = Faults()
         self._webhooks = WebhookSender()
-        self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
-        self._log_lock = threading.Lock()
+        self._log = RequestLog()
         self._stopping = threading.Event()
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
@@ -110,7 +82,8 @@ class Sandbox:
         )
         self._store.finished_status = finished_status
         self._store.percentage_as_number = percentage_as_number
-        self._renderer = Renderer(self._store, local_media=self._local_media)
+        self._renderer = Renderer(self._store, local_media=lambda name: self._media.read(name))
+        self._media = MediaLibrary(self._store, self._renderer.ensure)
         self._ticker = Ticker(self._store.tick)
         self._api = ApiContext(self._store, self.faults, api_key, self._ticker.wake)
 
@@ -254,19 +227,15 @@ class Sandbox:
     @property
     def requests(self) -> list[RequestRecord]:
         """A snapshot of every request received so far, oldest first."""
-        with self._log_lock:
-            return list(self._log)
+        return self._log.snapshot()
 
     def count(self, path: str, method: str | None = None) -> int:
         """How many requests reached ``path`` (with ``method``, if given)."""
-        with self._log_lock:
-            return sum(1 for r in self._log if r.path == path
-                       and (method is None or r.method == method.upper()))
+        return self._log.count(path, method)
 
     def clear_requests(self) -> None:
         """Forget the requests logged so far."""
-        with self._log_lock:
-            self._log.clear()
+        self._log.clear()
 
     @property
     def webhooks(self) -> list[Delivery]:
@@ -315,66 +284,5 @@ class Sandbox:
 
     # -- for the server ----------------------------------------------------------------------
 
-    def _log_request(self, method: str, path: str, body: Any, headers: dict[str, str],
-                     client: tuple[str, int]) -> RequestRecord:
-        entry = RequestRecord(method, path, body, headers, time.monotonic(), client=client)
-        with self._log_lock:
-            self._log.append(entry)
-        return entry
-
     def _on_render(self, task_id: str) -> None:
         self._renderer.submit(task_id)
-
-    def _media_source(self, name: str) -> MediaSource | None:
-        """How to serve ``/media/<name>``: (opener, size, content type), or None."""
-        if name.startswith(_DEMO_FRAME_PREFIX) and name.endswith(".png"):
-            number = name[len(_DEMO_FRAME_PREFIX):-len(".png")]
-            if number.isdigit() and 1 <= int(number) <= DEMO_FRAME_COUNT:
-                data = demo_png(int(number))
-                return (lambda: _bytes_reader(data)), len(data), "image/png"
-        if not is_safe_name(name):
-            return None
-        if name.endswith(".mp4"):
-            record = self._store.record(name[:-len(".mp4")])
-            if record is not None and record.demo and not record.media_ready:
-                self._renderer.ensure(record.task_id)  # demo parents are made on first need
-        path = self._store.media_dir / name
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return None
-        if not path.is_file():
-            return None
-        return (lambda: path.open("rb")), size, content_type(name)
-
-    def _local_media(self, name: str) -> bytes | None:
-        """The bytes served at ``/media/<name>`` (for image URLs that point at the sandbox)."""
-        found = self._media_source(name)
-        if found is None or found[1] > 16 * 1024 * 1024:
-            return None
-        with found[0]() as stream:
-            return stream.read()
-
-
-def _bytes_reader(data: bytes) -> BinaryIO:
-    import io
-
-    return io.BytesIO(data)
-
-
-_shared: Sandbox | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_sandbox(*, speed: float = 8.0) -> Sandbox:
-    """The process-wide sandbox (one per kernel), started on first use and stopped at exit.
-
-    ``speed`` applies only to the call that starts it. Demo jobs take 8-40 s at the default.
-    """
-    global _shared
-    with _shared_lock:
-        if _shared is None or not _shared.running:
-            _shared = Sandbox(speed=speed).start()
-            atexit.register(_shared.stop)
-        return _shared
-

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .state import TaskRecord
+from .records import TaskRecord
 
 __all__ = ("DEMO_FRAME_COUNT", "DEMO_PARENTS", "DemoParent", "demo_png", "demo_records")
 

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ("Unsatisfiable", "content_type", "is_safe_name", "parse_range")
+from .demo import DEMO_FRAME_COUNT, demo_png
+from .state import Store
+
+__all__ = (
+    "MediaLibrary", "MediaSource", "Unsatisfiable", "content_type", "is_safe_name", "parse_range",
+)
+
+#: How to serve one media file: (open it, its size, its Content-Type).
+MediaSource = tuple[Callable[[], BinaryIO], int, str]
+_DEMO_FRAME = re.compile(r"demo-frame-(\d+)\.png")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -59,3 +72,40 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise Unsatisfiable
     last = int(last_text) if last_text else size - 1
     return first, min(last, size - 1)
+
+
+class MediaLibrary:
+    """What ``/media/<name>`` serves: demo images, task videos, files put in the media folder."""
+
+    def __init__(self, store: Store, ensure_video: Callable[[str], Path]) -> None:
+        """``ensure_video(task_id)`` makes a demo parent's video on first need."""
+        self._store = store
+        self._ensure_video = ensure_video
+
+    def source(self, name: str) -> MediaSource | None:
+        """How to serve ``name``, or None when there is no such file.
+
+        :raises luma_nb.sandbox.video.MissingSandboxExtra: when a demo item needs the extra.
+        """
+        match = _DEMO_FRAME.fullmatch(name)
+        if match and 1 <= int(match.group(1)) <= DEMO_FRAME_COUNT:
+            data = demo_png(int(match.group(1)))
+            return (lambda: io.BytesIO(data)), len(data), "image/png"
+        if not is_safe_name(name):
+            return None
+        if name.endswith(".mp4"):
+            record = self._store.record(name[:-len(".mp4")])
+            if record is not None and record.demo and not record.media_ready:
+                self._ensure_video(record.task_id)  # demo parents are made on first need
+        path = self._store.media_dir / name
+        if not path.is_file():
+            return None
+        return (lambda: path.open("rb")), path.stat().st_size, content_type(name)
+
+    def read(self, name: str, limit: int = 16 * 1024 * 1024) -> bytes | None:
+        """The bytes served at ``/media/<name>``, or None (missing, or over ``limit``)."""
+        found = self.source(name)
+        if found is None or found[1] > limit:
+            return None
+        with found[0]() as stream:
+            return stream.read()

@@ -94,8 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
             body_error = "Request body is missing; send a JSON object"
         headers = {k: ("<redacted>" if k.lower() == "authorization" else v)
                    for k, v in self.headers.items()}
-        entry = app._log_request(method, path, None if body_error else payload, headers,
-                                 self.client_address[:2])
+        entry = app._log.add(method, path, None if body_error else payload, headers,
+                             self.client_address[:2])
         try:
             fault = app.faults.take(method, path)
             if fault is not None and self._fault(fault):
@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         from .video import MissingSandboxExtra
 
         try:
-            found = self.server.app._media_source(name)
+            found = self.server.app._media.source(name)
         except MissingSandboxExtra as exc:
             self._send_json(503, api.errors(str(exc)))
             return
