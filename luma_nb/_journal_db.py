@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,24 +110,41 @@ class JournalDB:
                 # are readable by the user only.
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
                 os.close(fd)
-            conn = self._open()
-            try:
-                # A file system without shared memory (some network mounts) refuses WAL and stays
-                # in the default rollback mode: slower with two writers, still correct.
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("BEGIN IMMEDIATE")
+            deadline = time.monotonic() + BUSY_TIMEOUT
+            while True:
                 try:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            finally:
-                conn.close()
+                    self._create_schema()
+                    break
+                except sqlite3.OperationalError as error:
+                    # Switching to WAL needs a moment alone with the file; when another process
+                    # is creating it too, SQLite answers "locked" at once instead of waiting.
+                    text = str(error).lower()
+                    if ("locked" not in text and "busy" not in text) or (
+                        time.monotonic() > deadline
+                    ):
+                        raise
+                    time.sleep(0.02)
             self._ready = True
+
+    def _create_schema(self) -> None:
+        conn = self._open()
+        try:
+            # A file system without shared memory (some network mounts) refuses WAL and stays
+            # in the default rollback mode: slower with two writers, still correct.
+            if conn.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:

@@ -178,10 +178,12 @@ class Journal:
         changes["updated"] = time.time()
         if entry_id < 0:
             with self._shared.lock:
-                values = self._shared.unsaved.pop(entry_id, None)
+                values = self._shared.unsaved.get(entry_id)
             if values is None:
                 return
             self._shared.db.insert({**values, **changes})
+            with self._shared.lock:
+                self._shared.unsaved.pop(entry_id, None)
         else:
             self._shared.db.update(entry_id, changes)
 
@@ -190,6 +192,8 @@ class Journal:
         try:
             self._finish(entry_id, {"state": "submitted", "task_id": task_id, "status": "pending"})
         except Exception as error:
+            with self._shared.lock:
+                self._shared.unsaved.pop(entry_id, None)
             self._warn(
                 f"luma_nb could not write task {task_id} to the journal at {self.path} ({error}). "
                 f"The job was submitted and may be charged: keep this task id; re-attach later "
@@ -216,7 +220,8 @@ class Journal:
         try:
             self._finish(entry_id, {"state": "uncertain", "reason": reason})
         except Exception as error:
-            request = self._shared.unsaved.get(entry_id, {}).get("request", "?")
+            with self._shared.lock:
+                request = self._shared.unsaved.pop(entry_id, {}).get("request", "?")
             self._warn(
                 f"luma_nb could not record an uncertain submit in the journal at {self.path} "
                 f"({error}). It may have created a paid job; the request was: {request}"
