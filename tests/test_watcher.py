@@ -1,0 +1,246 @@
+"""The one background watcher, against the real sandbox over HTTP (no mocked requests)."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import math
+import threading
+import time
+
+import pytest
+
+from luma_nb import FixedPolicy, LumaClient, LumaError, TaskFailedError, WaitTimeout
+from luma_nb.display import show_blocking
+from luma_nb.watcher import WatchCancelled, Watcher, get_watcher
+
+FAST = FixedPolicy(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _clean_global_watcher():
+    yield
+    watcher = get_watcher()
+    for watch in watcher.watches:
+        watcher.unwatch(watch.job)
+
+
+@pytest.fixture
+def client(sandbox):
+    with LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, journal=None) as c:
+        yield c
+
+
+def parent_of(sandbox) -> str:
+    return sandbox.demo_parents[0].task_id
+
+
+def fetch_requests(sandbox):
+    return [r for r in sandbox.requests if r.path in ("/fetch", "/fetch-many")]
+
+
+@pytest.mark.parametrize("count", [1, 20, 21, 45])
+def test_one_tick_fetches_all_due_jobs_in_ceil_n_over_20_calls(sandbox, client, count):
+    jobs = client.extend_many(parent_of(sandbox), [f"clip {i}" for i in range(count)])
+    watcher = Watcher(autostart=False)
+    for job in jobs:
+        watcher.watch(job)
+    time.sleep(0.06)  # every job is due (FixedPolicy: first look after 0.05 s)
+    sandbox.clear_requests()
+    watcher.tick()
+    calls = fetch_requests(sandbox)
+    assert len(calls) == math.ceil(count / 20)
+    many = [r for r in calls if r.path == "/fetch-many"]
+    assert all(len(r.body["task_ids"]) <= 20 for r in many)
+    asked = [tid for r in many for tid in r.body["task_ids"]]
+    asked += [r.body["task_id"] for r in calls if r.path == "/fetch"]
+    assert sorted(asked) == sorted(j.task_id for j in jobs)
+    assert watcher.fetch_calls == 1
+
+
+def test_jobs_due_soon_join_the_batch_and_others_wait(sandbox, client):
+    slow = LumaClient(
+        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(30.0), journal=None
+    )
+    now = [1000.0]
+    watcher = Watcher(autostart=False, clock=lambda: now[0], batch_window=1.0)
+    a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
+    late = slow.extend(parent_of(sandbox), "late")
+    watcher.watch(a)
+    now[0] += 0.02
+    watcher.watch(b)  # due 0.02 s after a: joins a's batch
+    watcher.watch(late)  # due in 30 s on another client: not fetched
+    now[0] += 0.04  # a is due, b is due in 0.01 s
+    sandbox.clear_requests()
+    watcher.tick()
+    calls = fetch_requests(sandbox)
+    assert [r.path for r in calls] == ["/fetch-many"]
+    assert sorted(calls[0].body["task_ids"]) == sorted([a.task_id, b.task_id])
+    slow.close()
+
+
+def test_unwatch_stops_polling_and_tells_listeners(sandbox, client):
+    a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
+    watcher = Watcher(autostart=False)
+    heard: list[str] = []
+    wa = watcher.watch(a, listener=lambda w: heard.append(w.state))
+    watcher.watch(b)
+    assert watcher.unwatch(a) is wa
+    time.sleep(0.06)
+    sandbox.clear_requests()
+    watcher.tick()
+    calls = fetch_requests(sandbox)
+    assert [(r.path, r.body) for r in calls] == [("/fetch", {"task_id": b.task_id})]
+    assert heard == ["cancelled"]
+    assert wa.done and wa.state == "cancelled"
+    with pytest.raises(WatchCancelled, match="keeps running at the service"):
+        wa.result()
+    assert watcher.unwatch(a) is None
+
+
+def test_background_thread_finishes_many_jobs_and_is_the_only_caller(sandbox, client):
+    jobs = client.extend_many(parent_of(sandbox), [f"clip {i}" for i in range(6)])
+    threads: set[str] = set()
+    watcher = Watcher()
+    watches = [watcher.watch(j, listener=lambda w: threads.add(threading.current_thread().name))
+               for j in jobs]
+    tasks = [w.wait(30) for w in watches]
+    assert all(t.is_finished and t.video_url for t in tasks)
+    assert all(j.done for j in jobs)
+    assert threads == {"luma-nb-watcher"}
+    assert watcher.watches == []
+    assert sum(1 for t in threading.enumerate() if t.name == "luma-nb-watcher") >= 1
+
+
+def test_transient_error_backs_off_and_goes_on(sandbox, client):
+    a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
+    watcher = Watcher(autostart=False)
+    wa, wb = watcher.watch(a), watcher.watch(b)
+    sandbox.faults.add(path="/fetch-many", kind="500", times=1)
+    time.sleep(0.06)
+    watcher.tick()
+    assert not wa.done and not wb.done
+    deadline = time.monotonic() + 20
+    while not (wa.done and wb.done) and time.monotonic() < deadline:
+        time.sleep(watcher.tick() or 0.01)
+    assert wa.state == wb.state == "finished"
+
+
+def test_non_transient_error_ends_the_watch_with_that_error(make_sandbox):
+    sandbox = make_sandbox(api_key="the-right-key")
+    good = LumaClient("the-right-key", base_url=sandbox.base_url, poll=FAST, journal=None)
+    bad = LumaClient("a-wrong-key", base_url=sandbox.base_url, poll=FAST, journal=None)
+    job = good.extend(parent_of(sandbox), "a")
+    watcher = Watcher(autostart=False)
+    heard = []
+    watch = watcher.watch(bad.job(job.task_id), listener=heard.append)
+    watcher.tick()
+    assert watch.state == "error" and heard == [watch]
+    assert "401" in str(watch.error)
+    with pytest.raises(LumaError, match="401"):
+        watch.result()
+
+
+def test_failed_task_ends_with_its_reason(sandbox, client):
+    sandbox.faults.next_task(fail="GPU quota exceeded")
+    job = client.extend(parent_of(sandbox), "doomed")
+    watch = Watcher().watch(job)
+    with pytest.raises(TaskFailedError, match="GPU quota exceeded"):
+        watch.wait(30)
+    assert watch.state == "failed"
+
+
+def test_unknown_task_ends_after_a_few_misses(sandbox, client):
+    a = client.extend(parent_of(sandbox), "a")
+    ghost = client.job("00000000-0000-0000-0000-000000000000")
+    watcher = Watcher(autostart=False)
+    watcher.watch(a)
+    wg = watcher.watch(ghost)
+    for _ in range(30):
+        if wg.done:
+            break
+        time.sleep(watcher.tick() or 0.01)
+    assert wg.state == "error"
+    assert "does not know task" in str(wg.error)
+
+
+def test_deadline_ends_with_wait_timeout(sandbox, client):
+    now = [0.0]
+    watcher = Watcher(autostart=False, clock=lambda: now[0])
+    job = client.extend(parent_of(sandbox), "slow")
+    watch = watcher.watch(job, timeout=5)
+    now[0] = 6.0
+    sandbox.clear_requests()
+    watcher.tick()
+    assert watch.state == "timeout" and isinstance(watch.error, WaitTimeout)
+    assert fetch_requests(sandbox) == []
+
+
+def test_watching_a_finished_job_ends_at_once_without_requests(sandbox, client):
+    job = client.extend(parent_of(sandbox), "a")
+    job.wait()
+    sandbox.clear_requests()
+    watcher = Watcher(autostart=False)
+    heard = []
+    watch = watcher.watch(job, listener=heard.append)
+    assert watch.done and watch.state == "finished"
+    watcher.tick()
+    assert heard == [watch] and fetch_requests(sandbox) == []
+
+
+def test_listener_errors_are_kept_and_do_not_stop_the_loop(sandbox, client):
+    job = client.extend(parent_of(sandbox), "a")
+
+    def broken(watch):
+        raise RuntimeError("listener bug")
+
+    watch = Watcher().watch(job, listener=broken)
+    assert watch.wait(30).is_finished
+    assert isinstance(watch.listener_error, RuntimeError)
+
+
+def test_watch_is_awaitable_without_polling_again(sandbox, client):
+    job = client.extend(parent_of(sandbox), "a")
+    watch = job.watch()
+    before = len(fetch_requests(sandbox))
+
+    async def main():
+        return await watch
+
+    task = asyncio.run(main())
+    assert task.is_finished
+    # The await added no polling of its own: only the watcher's looks happened.
+    assert watch.watcher is get_watcher()
+    assert len(fetch_requests(sandbox)) >= before
+
+
+def test_same_job_watched_twice_shares_one_watch(sandbox, client):
+    job = client.extend(parent_of(sandbox), "a")
+    watcher = Watcher(autostart=False)
+    first, second = watcher.watch(job), watcher.watch(job)
+    assert first is second and len(watcher.watches) == 1
+
+
+def test_keyboard_interrupt_in_job_wait_leaves_no_watcher_entry(sandbox, client):
+    job = client.extend(parent_of(sandbox), "a")
+
+    def interrupt(task):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(on_progress=interrupt)
+    assert get_watcher().watching(job) is None
+
+
+def test_keyboard_interrupt_in_blocking_show_leaves_no_watcher_entry(sandbox, client, capsys):
+    sandbox.faults.next_task(stall=True)
+    job = client.extend(parent_of(sandbox), "stalls forever")
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            show_blocking(job, timeout=60)
+    finally:
+        timer.cancel()
+    assert get_watcher().watching(job) is None
+    assert job.task_id in capsys.readouterr().out
