@@ -153,11 +153,15 @@ def test_video_download_to_plays_the_relative_local_file(media_server, tmp_path,
 def test_embed_below_the_cap_and_a_clear_error_above(media_server, tmp_path):
     clip = video(finished(f"{media_server}/ok.mp4"), embed=True)
     assert 'src="data:video/mp4;base64,' in clip._repr_html_()
-    with pytest.raises(MediaError, match="too big to embed.*max_embed_bytes"):
+    with pytest.raises(MediaError, match=r"too big to embed.*max_embed_bytes"):
         video(finished(f"{media_server}/ok.mp4"), embed=True, max_embed_bytes=1000)
     with pytest.raises(MediaError, match="too big to embed"):
-        video(finished(f"{media_server}/ok.mp4"), embed=True, download_to=tmp_path,
-              max_embed_bytes=1000)
+        video(
+            finished(f"{media_server}/ok.mp4"),
+            embed=True,
+            download_to=tmp_path,
+            max_embed_bytes=1000,
+        )
 
 
 def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
