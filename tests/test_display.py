@@ -44,7 +44,7 @@ def test_only_http_urls_are_safe(url):
 
 
 def test_safe_url_percent_encodes_attribute_breakers():
-    url = 'https://cdn.example/a"b<c>d\'e f.mp4?x=1&y=2'
+    url = "https://cdn.example/a\"b<c>d'e f.mp4?x=1&y=2"
     safe = d.safe_url(url)
     assert safe is not None
     assert not any(ch in safe for ch in "\"<>' ")

@@ -102,8 +102,10 @@ def test_background_thread_finishes_many_jobs_and_is_the_only_caller(sandbox, cl
     jobs = client.extend_many(parent_of(sandbox), [f"clip {i}" for i in range(6)])
     threads: set[str] = set()
     watcher = Watcher()
-    watches = [watcher.watch(j, listener=lambda w: threads.add(threading.current_thread().name))
-               for j in jobs]
+    watches = [
+        watcher.watch(j, listener=lambda w: threads.add(threading.current_thread().name))
+        for j in jobs
+    ]
     tasks = [w.wait(30) for w in watches]
     assert all(t.is_finished and t.video_url for t in tasks)
     assert all(j.done for j in jobs)
