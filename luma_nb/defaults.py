@@ -14,7 +14,6 @@ __all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
 DEMO_SPEED = 10.0
 
 _client: LumaClient | None = None
-_demo_parents: tuple[tuple[str, str], ...] = ()
 _lock = threading.Lock()
 
 
@@ -41,19 +40,17 @@ def default_client() -> LumaClient:
     ``LUMA_NB_SANDBOX_SPEED``, default 10: jobs take 6-30 s) and the client points at it;
     ``client.is_sandbox`` is then True.
     """
-    global _client, _demo_parents
+    global _client
     with _lock:
         if _client is not None and _usable(_client):
             return _client
         if os.environ.get("APIFRAME_API_KEY", "").strip():
             _client = LumaClient()
-            _demo_parents = ()
             return _client
         from .sandbox import shared_sandbox
 
         sandbox = shared_sandbox(speed=_speed())
         _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url)
-        _demo_parents = tuple((p.task_id, p.prompt) for p in sandbox.demo_parents)
         return _client
 
 
@@ -69,6 +66,12 @@ def _usable(client: LumaClient) -> bool:
         return False
 
 
-def demo_parent_ids() -> tuple[tuple[str, str], ...]:
-    """``(task_id, prompt)`` of the sandbox's ready-made parents in demo mode, else empty."""
-    return _demo_parents
+def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
+    """``(task_id, prompt)`` of the ready-made parents every sandbox has; empty for the real API."""
+    if not client.is_sandbox:
+        return ()
+    try:
+        from .sandbox import DEMO_PARENTS
+    except ImportError:  # pragma: no cover - the sandbox ships with the package
+        return ()
+    return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)

@@ -56,7 +56,7 @@ def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
         return []
     from ..defaults import demo_parent_ids
 
-    return list(demo_parent_ids())
+    return list(demo_parent_ids(client))
 
 
 def recent_ids(client: LumaClient) -> list[str]:

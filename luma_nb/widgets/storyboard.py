@@ -97,7 +97,7 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._view: ProgressView | None = None
         self._cards = [widgets.HTML(self._card(i, "waiting")) for i in range(len(self.prompts))]
-        self._timeline = widgets.HBox(self._cards, layout={"overflow_x": "auto"})
+        self._timeline = widgets.HBox(self._cards, layout={"overflow": "auto"})
         self._current = widgets.VBox()
         self._message = widgets.HTML()
         self._final = widgets.HTML()
