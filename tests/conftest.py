@@ -195,7 +195,17 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 # -- journal isolation (reliability work, issue 6) ------------------------------------------------
 # Every LumaClient journals its submits by default (under LUMA_NB_HOME). Point LUMA_NB_HOME at a
 # fresh temporary folder for EVERY test, so no test writes to the real user data folder and no
-# test sees another test's journal.
+# test sees another test's journal. The session-wide folder below also covers clients made by
+# module- or session-scoped fixtures, which are created before any function-scoped fixture.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _luma_nb_home_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """LUMA_NB_HOME = a temporary folder for the whole session (the baseline)."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("luma_nb_home_session")
+        patch.setenv("LUMA_NB_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(autouse=True)
