@@ -333,3 +333,62 @@ def test_storyboard_failure_stops_the_chain(sandbox, client):
         board.wait(30)
     assert len(board.jobs) == 1 and len(posts(sandbox)) == 1
     assert "GPU melted" in board._message.value
+
+
+def test_a_finished_job_renders_green_at_once(sandbox, client):
+    job = client.extend(sandbox.demo_parents[0].task_id, "done already")
+    job.wait()
+    view = ProgressView(job)
+    assert view._bar.bar_style == "success" and view._bar.value == 100
+    assert "<video" in view._player.outputs[0]["data"]["text/html"]
+
+
+def test_unknown_statuses_are_shown_as_they_came(sandbox, client):
+    sandbox.faults.next_task(unknown_status="queued_for_gpu")
+    job = client.extend(sandbox.demo_parents[0].task_id, "odd status")
+    view = ProgressView(job)
+    seen: list[str] = []
+    view.watch.add_listener(lambda w: seen.append(view._status.value))  # runs after the view's
+    view.watch.wait(30)
+    assert any("<b>queued_for_gpu</b>" in s for s in seen)
+
+
+def test_journal_entries_are_offered_as_parents(sandbox, tmp_path):
+    journaled = LumaClient(
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=tmp_path / "journal.sqlite3",
+    )
+    job = journaled.extend(sandbox.demo_parents[0].task_id, "remembered on disk")
+    job.wait()
+    _recent.forget_all()  # as after a kernel restart: only the journal knows it
+    form = ExtendForm(journaled)
+    assert job.task_id in form._parent.options
+    form._parent.value = job.task_id
+    assert "remembered on disk" in form._parent_note.value
+
+
+def test_public_names_and_demo_mode_default_client(monkeypatch):
+    from luma_nb import defaults
+
+    monkeypatch.delenv("APIFRAME_API_KEY", raising=False)
+    monkeypatch.setenv("LUMA_NB_SANDBOX_SPEED", "200")
+    monkeypatch.setattr(defaults, "_client", None)
+    client = luma_nb.default_client()
+    assert client.is_sandbox and client is luma_nb.default_client()
+    form = luma_nb.extend_form()
+    assert form.client is client and DEMO_NOTE in form._mode.value
+    assert luma_nb.ExtendForm is ExtendForm and luma_nb.ProgressView is ProgressView
+    assert luma_nb.Gallery is Gallery and luma_nb.storyboard is storyboard
+    monkeypatch.setenv("APIFRAME_API_KEY", "k-123")
+    monkeypatch.setattr(defaults, "_client", None)
+    real = luma_nb.default_client()
+    assert not real.is_sandbox and real.has_key
+    assert "Live API" in ExtendForm(real)._mode.value
+    monkeypatch.setattr(defaults, "_client", None)
+    monkeypatch.setenv("LUMA_NB_SANDBOX_SPEED", "fast")
+    monkeypatch.delenv("APIFRAME_API_KEY")
+    with pytest.raises(ValueError, match="LUMA_NB_SANDBOX_SPEED"):
+        luma_nb.default_client()
+    monkeypatch.setattr(defaults, "_client", None)

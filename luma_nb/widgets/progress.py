@@ -80,9 +80,13 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         super().__init__(children=[*children, self._actions, self._extra], **kwargs)
         _recent.remember(job)
         self._render_running(None)
-        self.watch: Watch = (watcher or get_watcher()).watch(
-            job, timeout=timeout, listener=self._on_watch_change
-        )
+        chosen = watcher or get_watcher()
+        if job.done:
+            # Already over: render here, at once (nothing will change, so no second writer).
+            self.watch: Watch = chosen.watch(job, timeout=timeout)
+            self._on_watch_change(self.watch)
+        else:
+            self.watch = chosen.watch(job, timeout=timeout, listener=self._on_watch_change)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -165,7 +169,6 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
 
     def _render_end(self, watch: Watch) -> None:
         state = watch.state
-        self._bar.bar_style = _BAR_STYLES.get(state, "warning")
         self._cancel.layout.display = "none"
         task = self.job.task
         word = text.status_text(task) if state in ("finished", "failed") else state
@@ -175,16 +178,17 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
             self._bar.value = 100
             self._show_video()
             self._actions.layout.display = "flex"
-            return
-        if state == "cancelled":
+        elif state == "cancelled":
             self._message.value = message_html(
                 "Stopped watching. The job keeps running at the service; "
                 "watch it again with job.watch() or job.show().",
                 "warn",
             )
-            return
-        reason = task.error if state == "failed" and task is not None else None
-        self._message.value = message_html(reason or str(watch.error or state))
+        else:
+            reason = task.error if state == "failed" and task is not None else None
+            self._message.value = message_html(reason or str(watch.error or state))
+        # The colour comes last: once it changed, everything else of the end is in place.
+        self._bar.bar_style = _BAR_STYLES.get(state, "warning")
 
     def _show_video(self) -> None:
         from ..media import video
