@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ("COLUMNS", "JournalDB")
+__all__ = ("COLUMNS", "JournalDB", "storable")
 
 #: Bumped when the schema changes; stored in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1
@@ -74,6 +74,20 @@ COLUMNS: tuple[str, ...] = (
     "pid",
     "follow_up",
 )
+
+
+def storable(value: Any) -> Any:
+    """``value`` as SQLite can store it: text with lone surrogates gets U+FFFD in their place.
+
+    Text from a JSON body may hold lone surrogates (``"\\ud800"`` decodes to one), which
+    cannot be encoded as UTF-8; one such character must not cost the whole record.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 class JournalDB:
@@ -176,7 +190,7 @@ class JournalDB:
             f"VALUES ({', '.join('?' for _ in names)})"
         )
         with self.write() as conn:
-            cursor = conn.execute(sql, [values[name] for name in names])
+            cursor = conn.execute(sql, [storable(values[name]) for name in names])
             row_id = cursor.lastrowid
         if row_id is None:
             raise sqlite3.DatabaseError("the journal did not return the new entry's id")
@@ -192,7 +206,7 @@ class JournalDB:
         """
         names = [name for name in values if name in COLUMNS and name != "id"]
         sql = f"UPDATE entries SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"  # noqa: S608
-        params: list[Any] = [values[name] for name in names] + [entry_id]
+        params: list[Any] = [storable(values[name]) for name in names] + [entry_id]
         if only_state is not None:
             sql += " AND state = ?"
             params.append(only_state)
@@ -207,7 +221,8 @@ class JournalDB:
             "WHERE id = (SELECT MAX(id) FROM entries WHERE task_id = ?)"
         )
         with self.write() as conn:
-            cursor = conn.execute(sql, [values[name] for name in names] + [task_id])
+            params = [storable(values[name]) for name in names] + [storable(task_id)]
+            cursor = conn.execute(sql, params)
             return cursor.rowcount > 0
 
     def select(

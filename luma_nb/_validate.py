@@ -34,6 +34,12 @@ def text_field(value: Any, field: str, *, max_length: int, what: str) -> str:
         )
     if "\x00" in text:
         raise ValidationError(f"{field} contains a NUL character; remove it.", field=field)
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        # Half of a UTF-16 pair is not text: it cannot be encoded as UTF-8 for the service.
+        raise ValidationError(
+            f"{field} contains a broken character (a lone surrogate); retype or paste it again.",
+            field=field,
+        )
     return text
 
 

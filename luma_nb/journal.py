@@ -155,7 +155,8 @@ class Journal:
             "endpoint": path,
             "prompt": prompt if isinstance(prompt, str) else None,
             "parent": parent if isinstance(parent, str) else None,
-            "request": json.dumps(body, ensure_ascii=False, default=str),
+            # ASCII JSON: escapes keep odd text (lone surrogates) exact and storable.
+            "request": json.dumps(body, default=str),
             "state": "sending",
             "pid": os.getpid(),
         }

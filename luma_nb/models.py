@@ -41,7 +41,10 @@ def parse_percentage(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float: not a percentage
+            return None
     elif isinstance(value, str):
         text = value.strip().rstrip("%").strip()
         if not text:
@@ -63,7 +66,10 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # an int of more than 4300 digits (Python's int-to-str limit)
+            return None
     return None
 
 
@@ -196,11 +202,11 @@ class Account:
         total = data.get("total_images")
         try:
             credits_value = None if credits is None else float(credits)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             credits_value = None
         try:
             total_value = None if total is None else int(total)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             total_value = None
         return cls(
             email=_text(data.get("email")),

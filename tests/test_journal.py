@@ -505,3 +505,15 @@ def test_two_processes_write_the_same_journal_at_once(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_text_that_utf8_cannot_encode_is_still_recorded(_luma_nb_home, recwarn):
+    journal = Journal(service="sandbox")
+    entry_id = journal.intent("/luma-imagine", {"prompt": "half a pair \ud800 here"})
+    journal.submitted(entry_id, "t-odd")
+    odd = json.loads('{"task_id": "t-odd", "status": "failed", "message": "bad \\udc00 byte"}')
+    journal.observe(Task.from_json(odd))
+    (entry,) = journal.entries()
+    assert entry.prompt == "half a pair \ufffd here" and entry.request["prompt"].endswith("here")
+    assert entry.status == "failed" and entry.error == "bad \ufffd byte"
+    assert not [w for w in recwarn if issubclass(w.category, JournalWarning)]

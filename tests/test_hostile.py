@@ -1,0 +1,348 @@
+"""Hostile input: anything is either accepted (and sent) or refused with ValidationError, unsent.
+
+Property-based (hypothesis), derandomized so CI is reproducible. The server is a real scripted
+HTTP server on 127.0.0.1 that answers every submit and fetch, so "accepted" is checked on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from luma_nb import Account, FixedPolicy, LumaClient, Task, ValidationError, WaitTimeout
+
+from .scripted import Reply, ScriptedServer
+
+TID = "6f1d2c3b-0a9e-4f8d-b7c6-a5e4d3c2b1a0"
+FINISHED = {"task_id": TID, "task_type": "luma-ext", "video_url": "https://cdn.example/v.mp4"}
+
+HOSTILE = settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# -- strategies --------------------------------------------------------------------------------
+
+control = st.text(st.characters(max_codepoint=0x9F, categories=("Cc",)), min_size=1, max_size=5)
+odd_text = st.one_of(
+    st.text(max_size=30),
+    control,
+    st.builds(lambda a, b: a + "\x00" + b, st.text(max_size=5), st.text(max_size=5)),
+    st.builds(lambda ch, n: ch * n, st.characters(), st.integers(4990, 5010)),
+    st.builds(lambda ch, n: ch * n, st.sampled_from("a é\u200b"), st.integers(5001, 20000)),
+    st.sampled_from(["", " ", "\n\t", "\u2028", "\ud800", '"><script>alert(1)</script>']),
+)
+urls = st.one_of(
+    st.builds(
+        "{}://{}{}".format,
+        st.sampled_from(["http", "https", "HTTPS", "javascript", "file", "data", "ftp", "ws", ""]),
+        st.sampled_from(["example.com", "", "127.0.0.1:1", "[::1]", "h:99999", "a b", "ex\x00am"]),
+        st.sampled_from(["", "/", "/x.png", "/?q=<script>", "/\n", "/" + "p" * 2100]),
+    ),
+    st.sampled_from(
+        ["javascript:alert(1)", "//example.com/x", "data:text/html,<script>", "http:/x", "mailto:a"]
+    ),
+)
+numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**310),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, odd_text, st.binary(max_size=10), urls)
+anything = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        | st.tuples(inner)
+    ),
+    max_leaves=6,
+)
+ids = st.one_of(
+    st.just(TID),
+    st.uuids().map(str),
+    anything,
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=8,
+)
+task_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        name: json_values
+        for name in (
+            "task_id",
+            "id",
+            "status",
+            "percentage",
+            "video_url",
+            "task_type",
+            "message",
+            "error",
+            "errors",
+        )
+    },
+)
+
+# -- the server and the check ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ScriptedServer() as srv:
+        srv.default("/luma-extend", Reply(200, {"task_id": TID}))
+        srv.default("/luma-imagine", Reply(200, {"task_id": TID}))
+        srv.default("/fetch", Reply(200, FINISHED))
+        srv.default("/fetch-many", Reply(200, {"tasks": [FINISHED]}))
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    journal = tmp_path_factory.mktemp("hostile") / "journal.sqlite3"
+    with LumaClient(
+        "k-hostile", base_url=server.url, timeout=5, poll=FixedPolicy(0.0), journal=journal
+    ) as c:
+        yield c
+
+
+def accepted_or_refused(server, call, *, may_time_out=False):
+    """Run ``call``: ValidationError with nothing sent, or success with a request sent."""
+    before = len(server.seen)
+    try:
+        call()
+    except ValidationError as error:
+        assert len(server.seen) == before, f"refused ({error}) but a request was sent"
+        assert str(error)
+        return False
+    except WaitTimeout:
+        if not may_time_out:
+            raise
+        return True
+    assert len(server.seen) > before, "accepted but nothing was sent"
+    return True
+
+
+# -- submits -----------------------------------------------------------------------------------
+
+OPTION_VALUES = st.one_of(anything, urls, st.sampled_from(["1:1", "16:9", "9:21", " 4:3 "]))
+
+
+@HOSTILE
+@given(
+    parent=ids,
+    prompt=st.one_of(odd_text, anything),
+    options=st.dictionaries(
+        st.sampled_from(
+            [
+                "image_url",
+                "end_image_url",
+                "enhance_prompt",
+                "aspect_ratio",
+                "webhook_url",
+                "webhook_secret",
+            ]
+        ),
+        OPTION_VALUES,
+    ),
+)
+def test_extend_accepts_or_refuses_cleanly(server, client, parent, prompt, options):
+    accepted_or_refused(server, lambda: client.extend(parent, prompt, **options))
+
+
+@HOSTILE
+@given(
+    prompt=st.one_of(odd_text, anything),
+    options=st.dictionaries(
+        st.sampled_from(
+            [
+                "image_url",
+                "end_image_url",
+                "enhance_prompt",
+                "aspect_ratio",
+                "loop",
+                "webhook_url",
+                "webhook_secret",
+            ]
+        ),
+        OPTION_VALUES,
+    ),
+)
+def test_imagine_accepts_or_refuses_cleanly(server, client, prompt, options):
+    accepted_or_refused(server, lambda: client.imagine(prompt, **options))
+
+
+@HOSTILE
+@given(parent=ids, prompts=st.lists(st.one_of(odd_text, anything), max_size=3))
+def test_extend_many_accepts_or_refuses_cleanly(server, client, parent, prompts):
+    accepted_or_refused(server, lambda: client.extend_many(parent, prompts))
+
+
+@pytest.mark.xfail(
+    raises=TypeError,
+    reason="client.extend_many(parent, None) raises TypeError, not ValidationError (client.py)",
+)
+@pytest.mark.parametrize("prompts", [None, 5, 1.5])
+def test_extend_many_refuses_a_non_list(server, client, prompts):
+    accepted_or_refused(server, lambda: client.extend_many(TID, prompts))
+
+
+def test_accepted_submits_carry_what_was_validated(server, client):
+    # A sample of the edge the properties walk along: the boundary lengths and odd schemes.
+    before = len(server.seen)
+    client.imagine("é" * 5000, image_url="HTTPS://example.com/x.png")
+    body = server.seen[before].json
+    assert body["prompt"] == "é" * 5000 and body["image_url"] == "HTTPS://example.com/x.png"
+    for bad in ("é" * 5001, "a\x00b", "   ", b"bytes", None, 5):
+        with pytest.raises(ValidationError):
+            client.imagine(bad)
+    for scheme in ("javascript:alert(1)", "file:///etc/passwd", "data:image/png;base64,AA"):
+        with pytest.raises(ValidationError, match="image_url"):
+            client.imagine("x", image_url=scheme)
+    assert len(server.seen) == before + 1
+
+
+# -- reads and waits ---------------------------------------------------------------------------
+
+#: Deadlines a user might type, right or wrong (huge ints are tracked separately below).
+TIMEOUTS = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    anything.filter(lambda v: not isinstance(v, int) or abs(v) < 10**6),
+)
+
+
+@HOSTILE
+@given(task_id=ids)
+def test_fetch_accepts_or_refuses_cleanly(server, client, task_id):
+    accepted_or_refused(server, lambda: client.fetch(task_id))
+
+
+@HOSTILE
+@given(
+    task_ids=st.one_of(
+        anything,
+        st.lists(ids, max_size=25),
+        st.lists(st.uuids().map(str), min_size=1, max_size=45),
+        st.sets(st.uuids().map(str), max_size=3),
+    ),
+)
+def test_fetch_many_accepts_or_refuses_cleanly(server, client, task_ids):
+    before = len(server.seen)
+    try:
+        tasks = client.fetch_many(task_ids)
+    except ValidationError:
+        assert len(server.seen) == before
+        return
+    if len(server.seen) == before:  # an empty list: nothing to ask, nothing asked
+        assert tasks == []
+    assert all(isinstance(t, Task) for t in tasks)
+
+
+@HOSTILE
+@given(task_id=ids, timeout=TIMEOUTS)
+def test_wait_accepts_or_refuses_cleanly(server, client, task_id, timeout):
+    kwargs = {} if timeout is None else {"timeout": timeout}
+    accepted_or_refused(server, lambda: client.wait(task_id, **kwargs), may_time_out=True)
+
+
+# Known gaps, reported to the owner of client.py/_wait.py: these arguments are passed on
+# unchecked, so a wrong one escapes as a raw TypeError/ValueError/OverflowError/AttributeError
+# (sometimes after a request was sent). Strict xfails: they fail loudly once fixed.
+_GAP = "unchecked argument in client.py/_wait.py (reported): {}"
+
+
+@pytest.mark.xfail(strict=True, reason=_GAP.format("fetch(timeout=...)"))
+@pytest.mark.parametrize("timeout", [-1, "5", [1], 9_833_811_441, float("nan")])
+def test_fetch_refuses_a_bad_timeout(server, client, timeout):
+    accepted_or_refused(server, lambda: client.fetch(TID, timeout=timeout))
+
+
+@pytest.mark.xfail(strict=True, reason=_GAP.format("wait(timeout=<int beyond float>)"))
+def test_wait_refuses_a_huge_int_timeout(server, client):
+    accepted_or_refused(server, lambda: client.wait(TID, timeout=10**400), may_time_out=True)
+
+
+@pytest.mark.xfail(strict=True, reason=_GAP.format("wait(on_progress=..., poll=...)"))
+@pytest.mark.parametrize(("on_progress", "poll"), [([], None), (5, None), (None, (None,))])
+def test_wait_refuses_a_bad_callback_or_policy(server, client, on_progress, poll):
+    def call():
+        client.wait(TID, timeout=5, on_progress=on_progress, poll=poll)
+
+    accepted_or_refused(server, call)
+
+
+def test_wait_accepts_callbacks_and_policies(server, client):
+    seen = []
+    task = client.wait(TID, timeout=5, on_progress=seen.append, poll=FixedPolicy(0.0))
+    assert task.is_finished and seen == [task]
+
+
+# -- parsing whatever the service (or a webhook) sends ------------------------------------------
+
+
+@HOSTILE
+@given(data=st.one_of(task_fields, st.dictionaries(st.text(max_size=10), json_values)))
+def test_task_from_json_never_raises(data):
+    # Round-trip through JSON text, as it arrives on the wire.
+    data = json.loads(json.dumps(data))
+    task = Task.from_json(data)
+    assert isinstance(task.task_id, str) and isinstance(task.status, str)
+    assert task.percentage is None or 0.0 <= task.percentage <= 100.0
+    assert task.video_url is None or isinstance(task.video_url, str)
+    assert isinstance(task.describe(), str)
+    if task.is_finished:
+        assert not task.is_failed
+
+
+@HOSTILE
+@given(
+    data=st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={k: json_values for k in ("email", "credits", "total_images", "plan")},
+        ),
+        st.dictionaries(st.text(max_size=10), json_values),
+    )
+)
+def test_account_from_json_never_raises(data):
+    account = Account.from_json(json.loads(json.dumps(data)))
+    assert account.credits is None or isinstance(account.credits, float)
+    assert account.total_images is None or isinstance(account.total_images, int)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"task_id": 10**5000},
+        {"percentage": 10**400},
+        {"percentage": -(10**400)},
+        {"status": 10**5000, "video_url": 10**5000},
+    ],
+)
+def test_task_from_json_survives_huge_numbers(data):
+    task = Task.from_json(data)
+    assert task.percentage is None or 0.0 <= task.percentage <= 100.0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"credits": 10**400},
+        {"total_images": 1e308 * 10},
+        {"total_images": float("nan")},
+        {"credits": "1e999", "total_images": "9" * 5000},
+        {"email": 10**5000},
+    ],
+)
+def test_account_from_json_survives_huge_numbers(data):
+    Account.from_json(data)
