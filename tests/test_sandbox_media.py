@@ -168,6 +168,17 @@ def test_image_urls_on_loopback_become_frames(sandbox: Sandbox,
     assert notes == ["last frame: https://example.com/end.png (not fetched)"]
 
 
+def test_image_urls_on_another_loopback_server_are_fetched(
+        sandbox: Sandbox, sandbox_http: SandboxHTTP, make_sandbox: Callable[..., Sandbox]) -> None:
+    other = make_sandbox()
+    url = f"{other.base_url}/media/demo-frame-3.png"
+    broken = f"{other.base_url}/media/missing.png"
+    task_id = sandbox_http.imagine(image_url=url, end_image_url=broken)
+    sandbox_http.wait(task_id)
+    assert sandbox.task(task_id)["render_notes"] == [f"last frame: {broken} (not fetched)"]
+    assert other.count("/media/demo-frame-3.png") == 1
+
+
 def test_user_files_in_the_data_dir_are_served(make_sandbox: Callable[..., Sandbox],
                                                tmp_path: Path) -> None:
     (tmp_path / "media").mkdir()
