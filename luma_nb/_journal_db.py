@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ("COLUMNS", "JournalDB", "storable")
+__all__ = ("COLUMNS", "JournalDB", "data_home", "storable")
 
 #: Bumped when the schema changes; stored in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1
@@ -74,6 +75,25 @@ COLUMNS: tuple[str, ...] = (
     "pid",
     "follow_up",
 )
+
+
+def data_home() -> Path:
+    """Where luma_nb keeps its files: ``$LUMA_NB_HOME``, else the platform's user data folder.
+
+    Linux and others: ``$XDG_DATA_HOME/luma_nb`` (default ``~/.local/share/luma_nb``); macOS:
+    ``~/Library/Application Support/luma_nb``; Windows: ``%LOCALAPPDATA%\\luma_nb``.
+    """
+    explicit = os.environ.get("LUMA_NB_HOME", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA", "").strip()
+        return (Path(base) if base else Path.home() / "AppData" / "Local") / "luma_nb"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "luma_nb"
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    root = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return root / "luma_nb"
 
 
 def storable(value: Any) -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import warnings
@@ -28,9 +27,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._journal_db import JournalDB
+from ._journal_db import JournalDB, data_home
+from ._journal_resume import (
+    UNSET,
+    default_client,
+    jobs_for,
+    resubmit_entry,
+    service_of,
+    watch_jobs,
+)
 from ._journal_view import STALE_SENDING, Entry, History
-from .errors import SubmitUncertainError, ValidationError
+from .errors import ValidationError
 from .models import Task
 
 if TYPE_CHECKING:
@@ -49,38 +56,12 @@ __all__ = (
 
 log = logging.getLogger("luma_nb.journal")
 T = TypeVar("T")
-_UNSET: Any = object()
 #: Request keys that are never written, whoever calls :meth:`Journal.intent`.
 _SECRET_KEYS = frozenset({"webhook_secret", "api_key", "authorization", "apikey", "key"})
-_EXTEND_KEYS = ("image_url", "end_image_url", "enhance_prompt", "aspect_ratio", "webhook_url")
 
 
 class JournalWarning(UserWarning):
     """The journal could not be written; the message says what was not recorded."""
-
-
-def data_home() -> Path:
-    """Where luma_nb keeps its files: ``$LUMA_NB_HOME``, else the platform's user data folder.
-
-    Linux and others: ``$XDG_DATA_HOME/luma_nb`` (default ``~/.local/share/luma_nb``); macOS:
-    ``~/Library/Application Support/luma_nb``; Windows: ``%LOCALAPPDATA%\\luma_nb``.
-    """
-    explicit = os.environ.get("LUMA_NB_HOME", "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA", "").strip()
-        return (Path(base) if base else Path.home() / "AppData" / "Local") / "luma_nb"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "luma_nb"
-    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
-    root = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return root / "luma_nb"
-
-
-def service_of(client: LumaClient) -> str:
-    """The journal's name for a client's service: its base URL, or ``"sandbox"`` on loopback."""
-    return "sandbox" if client.is_sandbox else client.base_url
 
 
 class _Shared:
@@ -333,7 +314,7 @@ class Journal:
         entry_id: int,
         *,
         client: LumaClient | None = None,
-        webhook_secret: str | None = _UNSET,
+        webhook_secret: str | None = UNSET,
     ) -> Job:
         """Send an uncertain submit again - a new, paid job. Only ever done when called.
 
@@ -342,56 +323,18 @@ class Journal:
         ``webhook_secret=`` again (``None`` if it had none). Raises :class:`ValidationError` when
         the entry is not uncertain (or another kernel resubmitted it first).
         """
-        entry = self.entry(entry_id)
-        if not entry.is_uncertain:
-            raise ValidationError(
-                f"journal entry #{entry_id} is {entry.shown_status}; only uncertain submits can "
-                "be resubmitted.",
-                field="entry_id",
-            )
-        if client is None:
-            client = _default_client()
-        if service_of(client) != entry.service:
-            raise ValidationError(
-                f"entry #{entry_id} was sent to {entry.service}; this client talks to "
-                f"{service_of(client)}.",
-                field="client",
-            )
-        options = {k: entry.request[k] for k in _EXTEND_KEYS if k in entry.request}
-        if "webhook_url" in options:
-            if webhook_secret is _UNSET:
-                raise ValidationError(
-                    "this submit had a webhook_url, and luma_nb never stores webhook secrets: "
-                    "pass webhook_secret='...' again (or webhook_secret=None if it had none).",
-                    field="webhook_secret",
-                )
-            options["webhook_secret"] = webhook_secret
-        # Compare-and-set: of two kernels resubmitting the same entry, one wins.
-        claim = {"state": "resubmitted", "updated": time.time()}
-        if not self._shared.db.update(entry_id, claim, only_state=entry.state):
-            raise ValidationError(
-                f"journal entry #{entry_id} changed meanwhile (resubmitted or dismissed "
-                "elsewhere).",
-                field="entry_id",
-            )
-        try:
-            if entry.kind == "extend":
-                job = client.extend(str(entry.parent), str(entry.prompt), **options)
-            else:
-                if "loop" in entry.request:
-                    options["loop"] = entry.request["loop"]
-                job = client.imagine(str(entry.prompt), **options)
-        except SubmitUncertainError:
-            raise  # sent again and uncertain again: the new attempt has its own entry
-        except BaseException:
-            # Certainly not sent (or refused): the entry is uncertain again.
-            self._shared.db.update(entry_id, {"state": entry.state}, only_state="resubmitted")
-            raise
+        return resubmit_entry(self, self.entry(entry_id), client, webhook_secret)
+
+    def _claim(self, entry_id: int, state: str, *, was: str) -> bool:
+        """Move an entry from state ``was`` to ``state``; False when it was not in ``was``."""
+        changes = {"state": state, "updated": time.time()}
+        return self._shared.db.update(entry_id, changes, only_state=was)
+
+    def _link(self, entry_id: int, task_id: str) -> None:
+        """Record the task that replaced an uncertain entry."""
         self._try(
-            "link the resubmit",
-            lambda: self._shared.db.update(entry_id, {"follow_up": job.task_id}),
+            "link the resubmit", lambda: self._shared.db.update(entry_id, {"follow_up": task_id})
         )
-        return job
 
 
 def attach(journal: Any, client: LumaClient) -> Any:
@@ -420,26 +363,13 @@ def attach(journal: Any, client: LumaClient) -> Any:
 
 def resume_jobs(client: LumaClient) -> list[Job]:
     """Jobs for every unfinished submit of ``client``'s service (see :meth:`LumaClient.resume`)."""
-    from .jobs import Job
-
     journal = client.journal
     if not isinstance(journal, Journal):
         raise ValidationError(
             "this client records no journal (journal=None), so there is nothing to resume.",
             field="journal",
         )
-    jobs = []
-    for entry in journal.unfinished(service_of(client)):
-        assert entry.task_id is not None
-        last = Task(
-            task_id=entry.task_id,
-            task_type="luma-ext" if entry.kind == "extend" else "luma",
-            status=entry.status or "pending",
-            percentage=entry.percentage,
-            raw={},
-        )
-        jobs.append(Job(client, entry.task_id, task=last, request=entry.request, fresh=False))
-    return jobs
+    return jobs_for(client, journal.unfinished(service_of(client)))
 
 
 def history(limit: int = 50) -> History:
@@ -453,29 +383,8 @@ def resume(client: LumaClient | None = None, watch: bool = True) -> list[Job]:
     With ``watch``, the jobs are handed to the background watcher so their views update.
     """
     if client is None:
-        client = _default_client()
+        client = default_client()
     jobs = client.resume()
     if watch and jobs:
-        _watch(jobs)
+        watch_jobs(jobs)
     return jobs
-
-
-def _default_client() -> LumaClient:
-    """The default client, imported only when needed (it may start a sandbox)."""
-    import importlib
-
-    defaults = importlib.import_module("luma_nb.defaults")
-    client: LumaClient = defaults.default_client()
-    return client
-
-
-def _watch(jobs: list[Job]) -> None:
-    """Hand jobs to the background watcher, when it is available."""
-    try:
-        from . import watcher
-    except ImportError:
-        return
-    watch = getattr(watcher, "watch", None)
-    if callable(watch):
-        for job in jobs:
-            watch(job)
