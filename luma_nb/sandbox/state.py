@@ -14,7 +14,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ class Store:
 
         :raises InsufficientCredits: when fewer than :data:`COST` credits are left.
         """
-        with self.lock:
+        with self._looking():
             if self.credits < COST:
                 raise InsufficientCredits
             task_id = self._new_id()
@@ -163,9 +164,7 @@ class Store:
             self._save(record)
             self._save_account()
             self._observe(record)
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
-        return task_id
+            return task_id
 
     # -- looking at tasks ------------------------------------------------------------------
 
@@ -200,8 +199,19 @@ class Store:
             body["percentage"] = pct if self.percentage_as_number else str(pct)
         return body
 
-    def _observe(self, record: TaskRecord) -> dict[str, Any]:
-        """The fetch body now; queues the render and webhook that this moment calls for."""
+    @contextmanager
+    def _looking(self) -> Iterator[None]:
+        """Hold the lock; once released, start the renders and webhooks queued meanwhile."""
+        with self.lock:
+            yield
+            outbox, self._outbox = self._outbox, _Outbox()
+        for task_id in outbox.renders:
+            self._on_render(task_id)
+        for url, secret, body in outbox.hooks:
+            self._on_hook(url, secret, body)
+
+    def _observe(self, record: TaskRecord) -> tuple[Progress, dict[str, Any]]:
+        """The state and fetch body now; queues the render and webhook this moment calls for."""
         state = self._progress(record)
         plan = record.plan
         doomed = plan is not None and not record.forced and (
@@ -218,36 +228,21 @@ class Store:
             if key != record.hook_key:
                 record.hook_key = key
                 self._outbox.hooks.append((record.webhook_url, record.webhook_secret, body))
-        return body
-
-    def _take_outbox(self) -> _Outbox:
-        outbox, self._outbox = self._outbox, _Outbox()
-        return outbox
-
-    def _dispatch(self, outbox: _Outbox) -> None:
-        for task_id in outbox.renders:
-            self._on_render(task_id)
-        for url, secret, body in outbox.hooks:
-            self._on_hook(url, secret, body)
+        return state, body
 
     def fetch(self, task_ids: list[str]) -> list[dict[str, Any]]:
         """The fetch bodies of the known ids among ``task_ids`` (unknown ones are left out)."""
-        with self.lock:
-            bodies = [self._observe(self._tasks[t]) for t in task_ids if t in self._tasks]
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
-        return bodies
+        with self._looking():
+            return [self._observe(self._tasks[t])[1] for t in task_ids if t in self._tasks]
 
     def tick(self) -> bool:
         """Look at every task with a webhook still in flight; True while any remains."""
-        with self.lock:
-            busy = False
+        busy = False
+        with self._looking():
             for record in self._tasks.values():
                 if record.webhook_url and not _hooks_done(record):
                     self._observe(record)
                     busy = busy or not _hooks_done(record)
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
         return busy
 
     def records(self) -> list[TaskRecord]:
@@ -265,36 +260,27 @@ class Store:
 
         :raises KeyError: for an unknown id.
         """
-        with self.lock:
+        with self._looking():
             record = self._tasks[task_id]
-            body = self._observe(record)
-            state = self._progress(record)
+            state, body = self._observe(record)
             view = record.to_json()
             view.pop("webhook_secret")
             view.update(status=state.status, percentage=state.percentage, message=state.message,
                         media_ready=record.media_ready, demo=record.demo, body=body,
                         render_notes=list(record.render_notes))
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
-        return view
+            return view
 
     def parent_state(self, task_id: str) -> str | None:
         """The status of a would-be parent task, or None when it does not exist."""
-        with self.lock:
+        with self._looking():
             record = self._tasks.get(task_id)
-            if record is None:
-                return None
-            self._observe(record)
-            outbox = self._take_outbox()
-            status = self._progress(record).status
-        self._dispatch(outbox)
-        return status
+            return None if record is None else self._observe(record)[0].status
 
     # -- changes from the renderer and the tests -------------------------------------------
 
     def media_done(self, task_id: str, error: str | None = None) -> None:
         """The renderer wrote the task's video (or failed to, with ``error``)."""
-        with self.lock:
+        with self._looking():
             record = self._tasks[task_id]
             record.render_queued = False
             if error is None:
@@ -303,19 +289,15 @@ class Store:
                 record.error = error
                 self._save(record)
             self._observe(record)
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
 
     def force_finish(self, task_id: str) -> None:
         """Skip the rest of the simulated time (the task finishes once its video exists).
 
         :raises KeyError: for an unknown id.
         """
-        with self.lock:
+        with self._looking():
             record = self._tasks[task_id]
             if not record.demo and record.error is None:
                 record.forced = True
                 self._save(record)
             self._observe(record)
-            outbox = self._take_outbox()
-        self._dispatch(outbox)
