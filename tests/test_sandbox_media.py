@@ -224,3 +224,18 @@ def test_without_data_dir_the_temp_dir_is_removed() -> None:
     http.close()
     sandbox.stop()
     assert not media.exists()
+
+
+def test_an_unreadable_task_file_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "broken.json").write_text("{half a task")
+    with Sandbox(speed=200, data_dir=tmp_path) as sandbox:
+        assert sandbox.task_ids == []
+        http = SandboxHTTP(sandbox)
+        assert http.get("/account").status_code == 200
+        http.close()
+
+
+def test_an_empty_api_key_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Sandbox(api_key=" ")

@@ -63,6 +63,8 @@ class Sandbox:
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if api_key is not None and not api_key.strip():
+            raise ValueError("api_key must be a non-empty string, or None to accept any key")
         self.host, self.port, self.verbose = host, port, verbose
         self._api_key = api_key
         self._data_dir = Path(data_dir) if data_dir is not None else None
@@ -104,8 +106,9 @@ class Sandbox:
                 self._temp_dir = tempfile.mkdtemp(prefix="luma-sandbox-")
             self._store.use_workdir(self._data_dir or Path(self._temp_dir or "."))
             try:
+                self._store.load(demo_records())
                 self._server = SandboxServer(self.host, self.port, self, verbose=self.verbose)
-            except OSError:
+            except BaseException:
                 self._cleanup_temp()
                 raise
             host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
@@ -113,7 +116,6 @@ class Sandbox:
                 host = f"[{host}]"
             self.port = self._server.server_address[1]
             self._store.base_url = f"http://{host}:{self.port}"
-            self._store.load(demo_records())
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                 name=f"luma-sandbox-{self.port}", daemon=True)

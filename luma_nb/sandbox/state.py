@@ -9,6 +9,7 @@ callbacks *after* the lock is released, so a fetch never waits for a render or a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
@@ -25,6 +26,8 @@ from .lifecycle import Progress, make_plan, progress
 from .records import TaskRecord
 
 __all__ = ("COST", "InsufficientCredits", "Store", "TaskRecord")
+
+log = logging.getLogger("luma_nb.sandbox")
 
 #: Credits one imagine or extend costs (documented).
 COST = 6
@@ -102,7 +105,11 @@ class Store:
                 self._serial = int(data.get("serial", 0))
             now_wall, now_mono = time.time(), time.monotonic()
             for path in sorted(self._tasks_dir.glob("*.json")):
-                record = TaskRecord.from_json(json.loads(path.read_text("utf-8")))
+                try:
+                    record = TaskRecord.from_json(json.loads(path.read_text("utf-8")))
+                except (OSError, ValueError, TypeError, KeyError) as exc:
+                    log.warning("sandbox: skipping unreadable task file %s: %s", path, exc)
+                    continue
                 # Wall-clock ages keep the life cycle going across a restart.
                 age = max(0.0, now_wall - record.created_wall)
                 record.created_mono = now_mono - age
