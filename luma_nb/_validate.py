@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +14,10 @@ from .models import ASPECT_RATIOS
 MAX_PROMPT_LENGTH = 5000
 #: Longest URL accepted (common browser and CDN limit).
 MAX_URL_LENGTH = 2048
+#: Longest timeout for one HTTP request (a day: anything longer is a typo).
+MAX_REQUEST_SECONDS = 86_400.0
+#: Longest wait for a task (a week: jobs take minutes; the service keeps results ~3 months).
+MAX_WAIT_SECONDS = 7 * 86_400.0
 #: Longest task id accepted (the service's ids are 36-character UUIDs).
 MAX_TASK_ID_LENGTH = 200
 
@@ -143,3 +147,44 @@ def task_ids(values: Any, field: str = "task_ids") -> list[str]:
             )
         seen[task_id(value, f"{field}[{index}]")] = None
     return list(seen)
+
+
+def seconds(value: Any, field: str, *, maximum: float) -> float:
+    """A positive, finite number of seconds no larger than ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"{field} must be a number of seconds, got {type(value).__name__}.", field=field
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = float("inf")
+    if not (0 < number <= maximum):
+        raise ValidationError(
+            f"{field} must be more than 0 and at most {maximum:g} seconds, got {value!r}.",
+            field=field,
+        )
+    return number
+
+
+def callback(value: Any, field: str) -> Any:
+    """None or something callable."""
+    if value is not None and not callable(value):
+        raise ValidationError(
+            f"{field} must be a function (or None), got {type(value).__name__}.", field=field
+        )
+    return value
+
+
+def prompts(values: Any, field: str = "prompts") -> list[Any]:
+    """A list of prompts (a lone string counts as one); each is checked by :func:`prompt`."""
+    if isinstance(values, str):
+        values = [values]
+    if isinstance(values, (bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"{field} must be a list of prompt strings, got {type(values).__name__}.", field=field
+        )
+    texts = [prompt(text, f"{field}[{index}]") for index, text in enumerate(values)]
+    if not texts:
+        raise ValidationError(f"{field} is empty: give at least one prompt.", field=field)
+    return texts

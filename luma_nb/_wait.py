@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
+from . import _validate as check
 from .errors import (
     RateLimitError,
     ServerError,
     TaskFailedError,
     TransportError,
-    ValidationError,
     WaitTimeout,
 )
 from .models import Task
@@ -43,16 +42,8 @@ class Waiter:
         on_progress: Callable[[Task], Any] | None = None,
         last: Task | None = None,
     ) -> None:
-        if (
-            not isinstance(timeout, (int, float))
-            or isinstance(timeout, bool)
-            or not (timeout > 0 and math.isfinite(timeout))
-        ):
-            raise ValidationError(
-                f"timeout must be a positive number of seconds, got {timeout!r}.", field="timeout"
-            )
         self.task_id = task_id
-        self.timeout = float(timeout)
+        self.timeout = check.seconds(timeout, "timeout", maximum=check.MAX_WAIT_SECONDS)
         self.clock = clock
         self.deadline = clock() + self.timeout
         self.schedule = schedule

@@ -135,9 +135,7 @@ class LumaClient:
         url = base_url or os.environ.get("APIFRAME_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = check.http_url(url, "base_url") or DEFAULT_BASE_URL
         self.base_url = self.base_url.rstrip("/")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise ValidationError("timeout must be a positive number of seconds.")
-        self.timeout = float(timeout)
+        self.timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
         self._session = session or requests.Session()
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
@@ -332,9 +330,7 @@ class LumaClient:
         that fails stops the batch; the jobs already submitted are on the raised error's
         ``jobs`` attribute (and in the journal).
         """
-        texts = list(prompts) if not isinstance(prompts, str) else [prompts]
-        if not texts:
-            raise ValidationError("prompts is empty: give at least one prompt.", field="prompts")
+        texts = check.prompts(prompts)
         parent = check.task_id(parent_task_id, "parent_task_id")
         bodies = [
             {
@@ -379,12 +375,19 @@ class LumaClient:
                 )
         except SubmitUncertainError as error:
             if self.journal is not None and entry is not None:
-                error.journal_id = entry
+                error.journal_id = entry if entry >= 0 else None
                 self.journal.uncertain(entry, str(error.cause or error))
             raise
-        except BaseException as error:
+        except Exception as error:
+            # The service answered with a refusal, or nothing was sent (validation, no key).
             if self.journal is not None and entry is not None:
                 self.journal.rejected(entry, str(error))
+            raise
+        except BaseException as error:
+            # Interrupted (Ctrl-C, kernel interrupt) while the request may have been on its way.
+            if self.journal is not None and entry is not None:
+                reason = f"interrupted while submitting ({type(error).__name__})"
+                self.journal.uncertain(entry, reason)
             raise
         task_id = task_id.strip()
         if self.journal is not None and entry is not None:
@@ -396,8 +399,10 @@ class LumaClient:
     # -- reads ------------------------------------------------------------------------------
 
     def fetch(self, task_id: str, *, timeout: float | None = None) -> Task:
-        """The current state of one task (``POST /fetch``)."""
+        """The current state of one task (``POST /fetch``); ``timeout`` overrides the client's."""
         tid = check.task_id(task_id)
+        if timeout is not None:
+            timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
         body = self._request("POST", "/fetch", {"task_id": tid}, timeout=timeout)
         if not isinstance(body, Mapping):
             raise ServerError(200, ["the fetch answer was not a JSON object"], endpoint="/fetch")
@@ -411,6 +416,8 @@ class LumaClient:
         Ids the service does not know are left out of the result, as the service does.
         """
         ids = check.task_ids(task_ids)
+        if timeout is not None:
+            timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
         tasks: list[Task] = []
         for start in range(0, len(ids), FETCH_MANY_MAX):
             chunk = ids[start : start + FETCH_MANY_MAX]
@@ -476,6 +483,12 @@ class LumaClient:
         last: Task | None = None,
         poll: PollPolicy | None = None,
     ) -> Waiter:
+        check.callback(on_progress, "on_progress")
+        if poll is not None and not callable(getattr(poll, "schedule", None)):
+            raise ValidationError(
+                f"poll must be a polling policy such as FixedPolicy(3.0), got {poll!r}.",
+                field="poll",
+            )
         policy = poll or self.poll
         return Waiter(
             check.task_id(task_id),

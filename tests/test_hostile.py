@@ -186,10 +186,6 @@ def test_extend_many_accepts_or_refuses_cleanly(server, client, parent, prompts)
     accepted_or_refused(server, lambda: client.extend_many(parent, prompts))
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    reason="client.extend_many(parent, None) raises TypeError, not ValidationError (client.py)",
-)
 @pytest.mark.parametrize("prompts", [None, 5, 1.5])
 def test_extend_many_refuses_a_non_list(server, client, prompts):
     accepted_or_refused(server, lambda: client.extend_many(TID, prompts))
@@ -255,24 +251,19 @@ def test_wait_accepts_or_refuses_cleanly(server, client, task_id, timeout):
     accepted_or_refused(server, lambda: client.wait(task_id, **kwargs), may_time_out=True)
 
 
-# Known gaps, reported to the owner of client.py/_wait.py: these arguments are passed on
-# unchecked, so a wrong one escapes as a raw TypeError/ValueError/OverflowError/AttributeError
-# (sometimes after a request was sent). Strict xfails: they fail loudly once fixed.
-_GAP = "unchecked argument in client.py/_wait.py (reported): {}"
+# Arguments that once escaped unchecked (raw TypeError/ValueError/OverflowError/AttributeError,
+# sometimes after a request was sent): each must now be a ValidationError with nothing sent.
 
 
-@pytest.mark.xfail(strict=True, reason=_GAP.format("fetch(timeout=...)"))
 @pytest.mark.parametrize("timeout", [-1, "5", [1], 9_833_811_441, float("nan")])
 def test_fetch_refuses_a_bad_timeout(server, client, timeout):
     accepted_or_refused(server, lambda: client.fetch(TID, timeout=timeout))
 
 
-@pytest.mark.xfail(strict=True, reason=_GAP.format("wait(timeout=<int beyond float>)"))
 def test_wait_refuses_a_huge_int_timeout(server, client):
     accepted_or_refused(server, lambda: client.wait(TID, timeout=10**400), may_time_out=True)
 
 
-@pytest.mark.xfail(strict=True, reason=_GAP.format("wait(on_progress=..., poll=...)"))
 @pytest.mark.parametrize(("on_progress", "poll"), [([], None), (5, None), (None, (None,))])
 def test_wait_refuses_a_bad_callback_or_policy(server, client, on_progress, poll):
     def call():

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient, SubmitUncertainError, Task, ValidationError
@@ -222,6 +223,24 @@ def test_lost_answer_is_uncertain_with_its_request_and_nothing_is_resent(server,
     shown = repr(luma_nb.history())
     assert "uncertain" in shown and "a dropped answer" in shown
     assert client.resume() == []
+    assert len(server.requests_to("/luma-extend")) == 1
+
+
+def test_interrupt_after_sending_is_uncertain_not_rejected(server):
+    class InterruptedAfterSending(requests.Session):
+        # A real request reaches the server; then the user presses Ctrl-C before the answer.
+        def request(self, *args, **kwargs):
+            super().request(*args, **kwargs)
+            raise KeyboardInterrupt
+
+    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    client = LumaClient(
+        "k-journal-test", base_url=server.url, session=InterruptedAfterSending(), poll=FAST
+    )
+    with pytest.raises(KeyboardInterrupt):
+        client.extend(PARENT, "interrupted")
+    (entry,) = client.journal.uncertain()
+    assert "interrupted" in (entry.reason or "") and entry.request["prompt"] == "interrupted"
     assert len(server.requests_to("/luma-extend")) == 1
 
 
