@@ -1,6 +1,8 @@
 """The finished MP4: play it inline (``IPython.display.Video``) or save it to disk.
 
-By default a video is shown by its URL, which keeps notebooks small. ``download_to=`` saves it
+By default a video is shown by its URL, which keeps notebooks small. A sandbox video's URL is on
+the kernel's loopback, which a browser elsewhere (Binder, JupyterHub, Colab) cannot reach: there,
+such videos are embedded instead (see :func:`remote_browser`). ``download_to=`` saves it
 next to the notebook and plays the local file (Jupyter serves it; Voila needs ``.mp4`` in its
 file allow-list). ``embed=True`` puts the bytes into the notebook, below a size cap: JupyterLab
 strips embedded data URLs from untrusted notebooks, so prefer a file for sharing.
@@ -12,9 +14,11 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -27,7 +31,14 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .models import Task
 
-__all__ = ("DEFAULT_MAX_BYTES", "DEFAULT_MAX_EMBED_BYTES", "MediaError", "save", "video")
+__all__ = (
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_EMBED_BYTES",
+    "MediaError",
+    "remote_browser",
+    "save",
+    "video",
+)
 
 #: Largest download :func:`save` accepts by default (a Luma clip is a few MB).
 DEFAULT_MAX_BYTES = 500 * 1024 * 1024
@@ -196,6 +207,8 @@ def video(
     if url is None:
         raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
     http = _session_of(task_or_job, session)
+    if download_to is None and not embed and _on_loopback(url) and remote_browser():
+        embed = True
     if download_to is not None:
         path = save(task, download_to, session=http)
         if embed:
@@ -209,6 +222,26 @@ def video(
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
             return _embedded(path, max_embed_bytes, width)
     return Video(url=url, width=width)  # type: ignore[no-untyped-call]
+
+
+def remote_browser() -> bool:
+    """True when the browser probably runs on another machine than the kernel.
+
+    ``LUMA_NB_REMOTE_BROWSER=1`` (or ``0``) decides; unset, it is True on JupyterHub and Binder
+    (``JUPYTERHUB_SERVICE_PREFIX``) and in Colab. Then :func:`video` embeds videos whose URL is
+    on the kernel's loopback (the sandbox's), since the browser cannot load them.
+    """
+    setting = os.environ.get("LUMA_NB_REMOTE_BROWSER", "").strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")) or "google.colab" in sys.modules
+
+
+def _on_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _embedded(path: Path, max_embed_bytes: int, width: int | None) -> Video:

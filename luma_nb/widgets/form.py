@@ -373,5 +373,16 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
 
 
 def extend_form(client: LumaClient | None = None, parent_task_id: str | None = None) -> ExtendForm:
-    """An :class:`ExtendForm` for ``client`` (default: :func:`luma_nb.default_client`)."""
+    """An :class:`ExtendForm` for ``client`` (default: :func:`luma_nb.default_client`).
+
+    In demo mode, with no ``parent_task_id``, the form starts on the first ready-made demo
+    video, so a newcomer only has to type a prompt.
+    """
+    if client is None:
+        from ..defaults import default_client
+
+        client = default_client()
+    if parent_task_id is None:
+        demo = _recent._demo_parents(client)
+        parent_task_id = demo[0][0] if demo else None
     return ExtendForm(client, parent_task_id=parent_task_id)

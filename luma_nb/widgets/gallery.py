@@ -41,15 +41,25 @@ class Gallery(widgets.GridBox):  # type: ignore[misc]
         from ..jobs import Job
 
         self.jobs: list[Job] = [jobs] if isinstance(jobs, Job) else list(jobs)
-        self.views = [
-            ProgressView(job, video_width=video_width, timeout=timeout, watcher=watcher)
-            for job in self.jobs
-        ]
+        self._view_options: dict[str, Any] = {
+            "video_width": video_width,
+            "timeout": timeout,
+            "watcher": watcher,
+        }
+        self.views = [ProgressView(job, **self._view_options) for job in self.jobs]
         layout = widgets.Layout(
             grid_template_columns=f"repeat({max(1, int(columns))}, minmax(0, 1fr))",
             grid_gap="12px",
         )
         super().__init__(children=self.views, layout=layout, **kwargs)
+
+    def add(self, job: Job) -> ProgressView:
+        """Append ``job`` (e.g. ``form.on_submit(gallery.add)``); returns its new view."""
+        view = ProgressView(job, **self._view_options)
+        self.jobs.append(job)
+        self.views.append(view)
+        self.children = (*self.views,)
+        return view
 
     @property
     def value(self) -> list[Task | None]:

@@ -115,7 +115,7 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
 
     def _card(self, index: int, state: str, task: Task | None = None) -> str:
         prompt = esc(prompt_preview(self.prompts[index]) or "")
-        clip = video_html(task.video_url, width=160) if task is not None and task.video_url else ""
+        clip = _player(task, 160) if task is not None and task.video_url else ""
         return (
             '<div style="border:1px solid #ccc;border-radius:4px;padding:4px;width:170px;'
             f'font-size:85%">{_MARKS.get(state, "·")} <b>{index + 1}</b> {esc(state)}'
@@ -145,8 +145,8 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
                 parent = job.task_id
             self._current.children = ()
             last = self.jobs[-1]
-            self._final.value = f"<b>Final video</b> ({len(self.jobs)} extends):<br>" + video_html(
-                last.task.video_url if last.task else None, width=640
+            self._final.value = f"<b>Final video</b> ({len(self.jobs)} extends):<br>" + _player(
+                last.task, 640
             )
         except BaseException as error:
             self.error = error
@@ -228,6 +228,16 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
             repr(self)
         )
         return dict(data)
+
+
+def _player(task: Task | None, width: int) -> str:
+    """The task's player: by URL, or embedded where the browser cannot reach the sandbox."""
+    from ..media import video
+
+    try:
+        return str(video(task, width=width)._repr_html_())  # type: ignore[arg-type,no-untyped-call]
+    except Exception:
+        return video_html(task.video_url if task is not None else None, width=width)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
