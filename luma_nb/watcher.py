@@ -99,7 +99,7 @@ class Watch:
 
     @property
     def done(self) -> bool:
-        """True once watching ended, for whatever reason."""
+        """True once watching ended, for whatever reason, and the listeners were told."""
         return self._done.is_set()
 
     def elapsed(self, now: float | None = None) -> float:
@@ -133,7 +133,11 @@ class Watch:
     # -- the end ----------------------------------------------------------------------------
 
     def _end(self, state: str, now: float, error: BaseException | None = None) -> None:
+        """Record the end (under the watcher's lock); waiters wake after listeners heard it."""
         self.state, self.error, self.ended = state, error, now
+
+    def _release(self) -> None:
+        """Wake blocking and async waiters (after the listeners were told of the end)."""
         self._done.set()
         with self._lock:
             futures, self._futures = self._futures, []
@@ -401,6 +405,8 @@ def _tell(watch: Watch) -> None:
         except Exception as error:
             watch.listener_error = error
             _log.exception("a luma_nb progress listener failed for task %s", watch.job.task_id)
+    if watch.state != "watching":
+        watch._release()
 
 
 _default: Watcher | None = None

@@ -68,7 +68,11 @@ print("player has video:", "<video" in view._player.outputs[0]["data"]["text/htm
 
 SYNC_WAIT = """\
 job3 = client.extend(parent, "a blocking wait")
+view3 = luma_nb.ProgressView(job3)
+bars = []
+view3.watch.add_listener(lambda w: bars.append(view3._bar.value))  # after the view's own
 print("blocking wait:", job3.wait(timeout=60).status)
+print("view moved during the blocking wait:", any(0 < v < 100 for v in bars))
 await asyncio.sleep(0.01)
 6 * 7
 """
@@ -135,4 +139,5 @@ def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypat
     assert "after nest: finished | bar: success 100" in after
     assert "player has video: True" in after
     assert "blocking wait: finished" in sync
+    assert "view moved during the blocking wait: True" in sync
     assert "42" in sync

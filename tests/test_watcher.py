@@ -185,9 +185,9 @@ def test_watching_a_finished_job_ends_at_once_without_requests(sandbox, client):
     watcher = Watcher(autostart=False)
     heard = []
     watch = watcher.watch(job, listener=heard.append)
-    assert watch.done and watch.state == "finished"
+    assert watch.state == "finished" and not watch.done  # listeners first, then waiters
     watcher.tick()
-    assert heard == [watch] and fetch_requests(sandbox) == []
+    assert heard == [watch] and watch.done and fetch_requests(sandbox) == []
 
 
 def test_listener_errors_are_kept_and_do_not_stop_the_loop(sandbox, client):

@@ -40,7 +40,8 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
     read: the journal is a convenience here, never a reason for the form to fail.
     """
     try:
-        from ..journal import Journal, service_of
+        from .._journal_resume import service_of
+        from ..journal import Journal
 
         journal = client.journal
         if not isinstance(journal, Journal):

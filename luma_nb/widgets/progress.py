@@ -144,7 +144,7 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
                 self._render_end(watch)
         except Exception as error:  # shown, never lost in a thread
             self._message.value = message_html(f"Could not update this view: {error}")
-        if watch.done:
+        if watch.state != "watching":
             for callback in list(self._done_callbacks):
                 try:
                     callback(self)
