@@ -1,7 +1,23 @@
 """ipywidgets UI: the extend form, live progress views, galleries and storyboards.
 
 Widgets drive jobs and never build HTTP requests themselves: submits go through
-``client.extend`` and progress comes from the one background watcher (:mod:`luma_nb.watcher`).
+``client.extend`` and progress comes from the one background watcher (:mod:`luma_nb.watcher`),
+which is the only writer of progress values once a view is watching.
+
+Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/plain`` and a
+``text/html`` fallback (for nbconvert, nbval, and front-ends without the widget manager).
+
+- Stable ``text/plain``: ``ProgressView(prompt='...')`` (also what ``job`` shows as a cell result
+  in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``,
+  ``ExtendForm (needs a front-end with ipywidgets to be used)``. No ids, ports or times.
+- Volatile ``text/html`` (sanitize it or do not compare it): task ids (random UUIDs unless the
+  sandbox has a ``seed``), the status at the moment of display (``pending``/``staged``/...), and
+  video URLs, which carry the sandbox's port (``http://127.0.0.1:PORT/media/<id>.mp4``).
+  Suggested nbval sanitizers: ``[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}``
+  -> ``TASK_ID`` and ``127\\.0\\.0\\.1:\\d+`` -> ``SANDBOX``.
+- Outside a kernel, ``job`` shows ``job_text`` (which includes the task id) and ``job.show()``
+  prints one line per status change: which statuses are seen depends on timing.
+- ``Task`` HTML and ``Video`` HTML are deterministic given the task id and URL.
 """
 
 from __future__ import annotations
