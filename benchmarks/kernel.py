@@ -1,0 +1,179 @@
+"""Measure 3: kernel responsiveness while jobs are watched, with a real Jupyter kernel.
+
+A kernel of this venv is started with ``jupyter_client``. The round trip of a trivial cell
+(execute request sent -> execute reply received) is timed many times: idle, then while 20 jobs
+are watched by luma_nb's background watcher, then behind a blocking ``job.wait()`` for contrast.
+The sandbox runs in a separate process at the lowest CPU priority, standing in for the remote
+service (its video synthesis would otherwise compete with the kernel for the two cores).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import textwrap
+import time
+from typing import Any
+
+from . import Section, Table, median, percentile
+from ._sandbox import SandboxProcess, missing
+
+NAME = "kernel"
+TITLE = "3. Kernel responsiveness"
+#: (cells per phase, pause between cells, sandbox speed, watched jobs)
+SETUPS = {"full": (600, 0.01, 8.0, 20), "quick": (250, 0.01, 8.0, 20), "tiny": (15, 0.0, 200.0, 3)}
+#: The client's policy in the kernel: the default, or quick fixed looks for the smoke test.
+POLICY = {"full": "None", "quick": "None", "tiny": "luma_nb.FixedPolicy(0.1)"}
+GOAL_MS = 25.0
+TRIVIAL = "_x = 1"
+
+
+class _Kernel:
+    """A started kernel and a blocking client, with timed executions."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(env=env)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self._replies: dict[str, dict[str, Any]] = {}
+
+    def send(self, code: str) -> str:
+        return str(self.kc.execute(code, store_history=False))
+
+    def reply(self, msg_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait for the reply to ``msg_id`` (replies to other requests are kept for later)."""
+        while msg_id not in self._replies:
+            msg = self.kc.get_shell_msg(timeout=timeout)
+            self._replies[msg["parent_header"].get("msg_id", "")] = msg["content"]
+        self._drain()
+        content = self._replies.pop(msg_id)
+        if content.get("status") != "ok":
+            raise RuntimeError(f"cell failed: {content.get('ename')}: {content.get('evalue')}")
+        return content
+
+    def _drain(self) -> None:
+        """Discard the output messages (nothing is displayed here)."""
+        while True:
+            try:
+                self.kc.get_iopub_msg(timeout=0)
+            except queue.Empty:
+                return
+
+    def run(self, code: str, timeout: float = 120.0) -> float:
+        """Execute ``code``; the round-trip time in seconds."""
+        t0 = time.perf_counter()
+        self.reply(self.send(code), timeout)
+        return time.perf_counter() - t0
+
+    def value(self, expression: str) -> str:
+        """The repr of ``expression`` evaluated in the kernel."""
+        msg_id = str(self.kc.execute("", user_expressions={"v": expression}, store_history=False))
+        content = self.reply(msg_id)
+        return str(content["user_expressions"]["v"]["data"]["text/plain"])
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def _phase(kernel: _Kernel, cells: int, pause: float) -> list[float]:
+    times = []
+    for _ in range(cells):
+        times.append(kernel.run(TRIVIAL))
+        if pause:
+            time.sleep(pause)
+    return times
+
+
+def run(size: str = "full") -> Section:
+    """Idle vs watching vs blocking round trips of a trivial cell."""
+    started = time.perf_counter()
+    cells, pause, speed, count = SETUPS[size]
+    section = Section(
+        NAME,
+        TITLE,
+        about=(
+            f"A real kernel (`jupyter_client` + ipykernel from this venv). Round trip of a trivial "
+            f"cell (`{TRIVIAL}`: execute request to execute reply), {cells} cells per phase, "
+            f"{pause * 1000:.0f} ms apart. The sandbox (speed {speed:g}: jobs of "
+            f"{60 / speed:.0f}–{300 / speed:.0f} s) runs in its own process at nice 19, standing "
+            "in for the remote service."
+        ),
+    )
+    absent = missing("luma_nb.watcher:watch", "jupyter_client", "ipykernel")
+    if absent:
+        section.missing = absent
+        return section
+    with (
+        tempfile.TemporaryDirectory(prefix="luma-bench-kernel-") as home,
+        SandboxProcess(speed) as sandbox,
+    ):
+        env = dict(os.environ, LUMA_NB_HOME=home)
+        kernel = _Kernel(env)
+        try:
+            setup = f"""
+                import luma_nb, luma_nb.watcher as _w
+                client = luma_nb.LumaClient({sandbox.api_key!r}, base_url={sandbox.base_url!r},
+                                            journal=None, poll={POLICY[size]})
+                watcher = _w.get_watcher()
+                seen = []
+                def on_change(watch):
+                    seen.append(watch.job.task.describe() if watch.job.task else "")
+                """
+            kernel.run(textwrap.dedent(setup))
+            for _ in range(20):
+                kernel.run(TRIVIAL)  # warm-up
+            idle = _phase(kernel, cells, pause)
+            kernel.run(
+                f"jobs = [client.imagine(f'kernel benchmark {{n}}') for n in range({count})]\n"
+                "watches = [_w.watch(j, listener=on_change) for j in jobs]\n"
+                "calls0 = watcher.fetch_calls"
+            )
+            t0 = time.perf_counter()
+            busy = _phase(kernel, cells, pause)
+            window = time.perf_counter() - t0
+            active = int(kernel.value("sum(1 for w in watches if not w.done)"))
+            ticks = int(kernel.value("watcher.fetch_calls - calls0"))
+            changes = int(kernel.value("len(seen)"))
+            kernel.run("[w.wait(timeout=600) for w in watches]", timeout=660)
+            # Contrast: a blocking wait in one cell; a trivial cell sent right after it queues.
+            kernel.run("job = client.imagine('blocking contrast')")
+            blocking_id = kernel.send("job.wait()")
+            t0 = time.perf_counter()
+            queued = kernel.run(TRIVIAL, timeout=660)
+            kernel.reply(blocking_id)
+        finally:
+            kernel.close()
+    table = Table(("phase", "cells", "p50 (ms)", "p99 (ms)", "max (ms)"))
+    p99_idle, p99_busy = percentile(idle, 99) * 1000, percentile(busy, 99) * 1000
+    table.add("idle", len(idle), 1000 * median(idle), p99_idle, 1000 * max(idle))
+    table.add(
+        f"{count} jobs watched in the background",
+        len(busy),
+        1000 * median(busy),
+        p99_busy,
+        1000 * max(busy),
+    )
+    table.add("behind a blocking `job.wait()`", 1, 1000 * queued, 1000 * queued, 1000 * queued)
+    section.tables.append(table)
+    section.check(
+        f"p99 while {count} jobs are watched ≤ idle p99 + {GOAL_MS:.0f} ms",
+        f"{p99_busy:.1f} ms vs {p99_idle:.1f} ms idle ({p99_busy - p99_idle:+.1f} ms)",
+        p99_busy <= p99_idle + GOAL_MS,
+    )
+    section.notes.append(
+        f"During the {window:.1f} s watched phase the watcher made {ticks} fetch ticks and "
+        f"called listeners {changes} times; {active} of {count} jobs were still running at its "
+        "end."
+    )
+    section.notes.append(
+        f"Blocking contrast: a trivial cell sent after `job.wait()` answered after {queued:.1f} s,"
+        " the rest of the job's run: a blocking wait holds the kernel, the watcher does not."
+    )
+    section.seconds = time.perf_counter() - started
+    return section
