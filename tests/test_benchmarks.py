@@ -1,0 +1,63 @@
+"""Smoke test of the benchmarks: each runs in its tiny configuration and reports a table.
+
+Only the structure is checked (sections, goals, tables with rows); never a timing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import MEASURES, Section, Table, fmt, percentile
+from benchmarks.__main__ import render, run_measure
+
+
+def _check_structure(section: Section) -> None:
+    assert section.title
+    if section.missing is not None:
+        # A measure whose piece of luma_nb is not there says so rather than faking figures.
+        assert section.missing.strip()
+        assert "not available" in section.markdown()
+        return
+    assert section.checks, f"{section.name} reports no goal"
+    for check in section.checks:
+        assert check.goal and check.figure
+        assert check.verdict in ("PASS", "MISS")
+    assert section.tables, f"{section.name} reports no table"
+    for table in section.tables:
+        assert table.rows
+        assert all(len(row) == len(table.columns) for row in table.rows)
+    text = section.markdown()
+    assert text.startswith(f"## {section.title}")
+    assert "| goal | measured | verdict |" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.kernel) if n == "kernel" else n for n in MEASURES],
+)
+def test_each_measure_runs_tiny_and_reports_tables(name: str) -> None:
+    section = run_measure(name, "tiny")
+    assert section.name == name
+    assert "crashed" not in (section.missing or ""), section.missing
+    _check_structure(section)
+
+
+def test_results_page_has_machine_summary_and_sections() -> None:
+    sections = [Section("a", "A"), Section("b", "B", missing="luma_nb.thing")]
+    sections[0].check("goal", "1 s", True)
+    table = Table(("x", "y"))
+    table.add("row", 1.5)
+    sections[0].tables.append(table)
+    text = render(sections, "tiny", "today", "0 / 0 / 0")
+    for part in ("# luma_nb benchmarks", "| CPU |", "| Python |", "## Summary", "## A", "## B"):
+        assert part in text
+    assert "**PASS**" in text and "not available: luma_nb.thing" in text
+
+
+def test_helpers() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert fmt(1234.5) == "1,234" or fmt(1234.5) == "1,235"
+    assert fmt(0.01234) == "0.012"
+    with pytest.raises(ValueError):
+        Table(("a",)).add(1, 2)
