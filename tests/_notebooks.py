@@ -32,8 +32,9 @@ def notebook_paths(folder: Path = NOTEBOOKS) -> list[Path]:
 
 def demo_env(home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment for demo-mode kernels: no key, fast sandbox, journal under ``home``."""
-    env = {k: v for k, v in (base if base is not None else os.environ).items()
-           if k not in SERVICE_VARS}
+    env = {
+        k: v for k, v in (base if base is not None else os.environ).items() if k not in SERVICE_VARS
+    }
     env.update(
         LUMA_NB_HOME=str(home),
         LUMA_NB_SANDBOX_SPEED=TEST_SPEED,
@@ -56,8 +57,9 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def execute(path: Path, *, cwd: Path | None = None, timeout: int = 120,
-            kernel_name: str = "python3") -> Any:
+def execute(
+    path: Path, *, cwd: Path | None = None, timeout: int = 120, kernel_name: str = "python3"
+) -> Any:
     """Execute the notebook at ``path`` on a fresh kernel (cwd: its folder); the executed nb.
 
     Raises ``nbclient.exceptions.CellExecutionError`` when a cell fails.
@@ -113,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
     args = parser.parse_args(argv)
     paths = [NOTEBOOKS / n for n in args.names] if args.names else notebook_paths()
-    with tempfile.TemporaryDirectory(prefix="luma-nb-home-") as home, environment(
-        demo_env(Path(home))
+    with (
+        tempfile.TemporaryDirectory(prefix="luma-nb-home-") as home,
+        environment(demo_env(Path(home))),
     ):
         for path in paths:
             started = time.monotonic()
