@@ -115,7 +115,7 @@ def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
     if args.out:
         from .media import save
 
-        saved = str(save(task, args.out, session=client._session))
+        saved = str(save(job, args.out))
     human = f"{task.task_id} finished: {task.video_url}"
     if saved:
         human += f"\nsaved to {saved}"

@@ -100,6 +100,7 @@ def save(
     max_bytes: int = DEFAULT_MAX_BYTES,
     session: requests.Session | None = None,
     timeout: float = 60.0,
+    journal: Any = ...,
 ) -> Path:
     """Download the MP4 of a finished task (or an http(s) URL) and return the file's path.
 
@@ -107,6 +108,9 @@ def save(
     path ending in ``.mp4``. The download streams into a temporary file in the same folder and is
     renamed into place only when complete, so a failure leaves no partial file behind. A Job's
     client session is used unless ``session`` is given.
+
+    The file is recorded in the task journal (a Job's client journal, else the default one;
+    ``journal=None`` records nothing).
 
     Raises :class:`MediaError` when the task is not finished, the URL is not http(s), the answer
     is not a 200 with ``video/mp4`` (or ``application/octet-stream``), it exceeds ``max_bytes``,
@@ -136,7 +140,23 @@ def save(
     finally:
         if own_session:
             http.close()
+    if not isinstance(task_or_url, str):
+        _record_saved(task_or_url, target, journal)
     return target
+
+
+def _record_saved(source: Task | Job, target: Path, journal: Any) -> None:
+    """Tell the journal where the video now lives (best effort: the file is already saved)."""
+    if journal is ...:
+        client = getattr(source, "client", None)
+        if client is not None:
+            journal = client.journal
+        else:
+            from .journal import Journal
+
+            journal = Journal()
+    if journal is not None:
+        journal.saved(_task_of(source).task_id, target)
 
 
 def _download(

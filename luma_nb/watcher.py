@@ -50,6 +50,10 @@ _log = logging.getLogger("luma_nb.watcher")
 Listener = Callable[["Watch"], Any]
 
 
+#: After a pushed update (webhook), the next poll of that job waits at least this long.
+PUSH_QUIET = 30.0
+
+
 class WatchCancelled(LumaError):
     """Watching was stopped (Cancel, or :func:`unwatch`); the task keeps running at the service."""
 
@@ -261,6 +265,25 @@ class Watcher:
             self._pending.append(watch)
             self._cond.notify_all()
         return watch
+
+    def push(self, job: Job, task: Task) -> bool:
+        """Feed a snapshot that arrived another way (a webhook) to ``job``'s watch.
+
+        The listeners hear it from the watcher thread, as with a poll, and the next poll of the
+        job is put off by :data:`PUSH_QUIET` seconds: while updates arrive on their own, polling
+        is only a safety net. Returns False when ``job`` is not being watched.
+        """
+        with self._cond:
+            watch = self._watches.get(id(job))
+            if watch is None or watch.job is not job:
+                return False
+            if self._apply(watch, task):
+                self._pending.append(watch)
+            if watch.state == "watching":
+                watch.due = max(watch.due, self.clock() + PUSH_QUIET)
+            self._start()
+            self._cond.notify_all()
+        return True
 
     def watching(self, job: Job) -> Watch | None:
         """The active watch of ``job``, if any."""

@@ -358,17 +358,10 @@ class Receiver:
 
 
 def _push_to_watcher(job: Job, task: Task) -> bool:
-    """Hand the update to the watcher when it watches ``job`` and offers ``push(job, task)``.
+    """Hand the update to the watcher when it watches ``job`` (False otherwise).
 
     The watcher is the single writer of progress views; going through it keeps that true.
     """
-    try:
-        from . import watcher
-    except ImportError:
-        return False
-    current = watcher.get_watcher()
-    push = getattr(current, "push", None)
-    if not callable(push) or current.watching(job) is None:
-        return False
-    push(job, task)
-    return True
+    from .watcher import get_watcher
+
+    return get_watcher().push(job, task)

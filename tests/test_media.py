@@ -185,3 +185,18 @@ def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
     ]
     assert job.video().url == job.task.video_url
     assert Path(path).stat().st_size > 1000
+
+
+def test_saved_file_is_recorded_in_the_journal(sandbox, tmp_path):
+    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05))
+    job = client.extend(sandbox.demo_parents[0].task_id, "kept on disk")
+    task = job.wait()
+    by_job = save(job, tmp_path / "a")
+    (entry,) = [e for e in client.journal.entries() if e.task_id == job.task_id]
+    assert entry.local_file == str(by_job.absolute())
+    by_task = save(task, tmp_path / "b")  # a bare Task goes to the default journal
+    (entry,) = [e for e in client.journal.entries() if e.task_id == job.task_id]
+    assert entry.local_file == str(by_task.absolute())
+    save(task, tmp_path / "c", journal=None)
+    (entry,) = [e for e in client.journal.entries() if e.task_id == job.task_id]
+    assert entry.local_file == str(by_task.absolute())

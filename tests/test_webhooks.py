@@ -248,6 +248,28 @@ def test_sandbox_webhooks_finish_the_job_without_a_single_fetch(sandbox):
     assert deliveries and all(d.status == 200 for d in deliveries)
 
 
+def test_webhooks_drive_a_watched_progress_without_polls(sandbox):
+    # The watcher stays the single writer of views: updates reach listeners through it, and the
+    # polls it would have made are put off while webhooks keep coming.
+    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(5.0))
+    heard = []
+    with Receiver(SECRET) as receiver:
+        job = client.extend(
+            sandbox.demo_parents[0].task_id,
+            "watched by webhook",
+            webhook_url=receiver.url,
+            webhook_secret=SECRET,
+        )
+        watch = job.watch()
+        receiver.track(job)
+        watch.add_listener(lambda w: heard.append((threading.current_thread().name, w.state)))
+        assert watch.wait(30).is_finished
+    assert watch.state == "finished" and job.task.video_url
+    assert {name for name, _ in heard} == {"luma-nb-watcher"}
+    assert heard[-1][1] == "finished"
+    assert sandbox.count("/fetch") == 0 and sandbox.count("/fetch-many") == 0
+
+
 def test_sandbox_webhooks_with_a_wrong_secret_are_refused(sandbox):
     client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST)
     with Receiver(SECRET) as receiver:
