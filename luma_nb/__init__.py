@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._sync import run_sync
 from ._version import __version__
 from .client import LumaClient
 from .errors import (
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
 __all__ = (
     "ASPECT_RATIOS",
     "APIError",
@@ -82,5 +84,6 @@ __all__ = (
     "extend_form",
     "history",
     "resume",
+    "run_sync",
     "storyboard",
 )

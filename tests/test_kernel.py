@@ -52,8 +52,11 @@ task
 
 NEST = """\
 import asyncio
-import nest_asyncio2
-nest_asyncio2.apply()
+nested_job = client.extend(parent, "run_sync inside the kernel")
+# run_sync makes the running kernel loop re-entrant (nest-asyncio2) only now, at this call.
+print("loop nested:", getattr(asyncio.get_running_loop(), "_nest_patched", False))
+print("run_sync:", luma_nb.run_sync(nested_job.wait_async()).status)
+print("loop nested:", getattr(asyncio.get_running_loop(), "_nest_patched", False))
 print(asyncio.run(asyncio.sleep(0.01, result="nested asyncio.run ok")))
 """
 
@@ -135,6 +138,8 @@ def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypat
 
     # nest-asyncio2 applied inside the kernel: nested run works and the kernel keeps working,
     # top-level await included, with jobs watched on the thread as before.
+    lines = [line for line in nest.splitlines() if line]
+    assert lines[:3] == ["loop nested: False", "run_sync: finished", "loop nested: True"]
     assert "nested asyncio.run ok" in nest
     assert "after nest: finished | bar: success 100" in after
     assert "player has video: True" in after
