@@ -30,19 +30,50 @@ def _loaded() -> list[str]:
     return out.stdout.split()
 
 
-def _self_time(module: str) -> float:
-    """Cumulative import time of ``module`` reported by ``-X importtime`` (ms)."""
+def _importtime(module: str) -> list[tuple[str, str | None, float]]:
+    """``-X importtime`` of ``import module``: (name, importing module, cumulative ms) each."""
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         check=True,
         capture_output=True,
         text=True,
     )
+    rows: list[tuple[int, str, float]] = []
     for line in out.stderr.splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) == 3 and parts[2] == module:
-            return int(parts[1]) / 1000.0
-    return float("nan")
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        raw = parts[2].rstrip()
+        depth = (len(raw) - len(raw.lstrip())) // 2
+        rows.append((depth, raw.strip(), int(parts[1]) / 1000.0))
+    # A module is printed after the modules it imports, one level less indented.
+    found: list[tuple[str, str | None, float]] = []
+    stack: list[tuple[int, str]] = []
+    for depth, name, cumulative in reversed(rows):
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        found.append((name, stack[-1][1] if stack else None, cumulative))
+        stack.append((depth, name))
+    return found
+
+
+def _own_time(module: str) -> float:
+    """Cumulative import time of ``module`` itself (ms)."""
+    return next((ms for name, _, ms in _importtime(module) if name == module), float("nan"))
+
+
+def _extras() -> list[tuple[str, str, float]]:
+    """Outside modules that luma_nb's own modules import and ``import requests`` does not."""
+    base = {name for name, _, _ in _importtime("requests")}
+    extra = [
+        (name, parent, ms)
+        for name, parent, ms in _importtime("luma_nb")
+        if parent is not None
+        and parent.startswith("luma_nb")
+        and not name.startswith("luma_nb")
+        and name not in base
+    ]
+    return sorted(extra, key=lambda row: -row[2])[:6]
 
 
 def run(size: str = "full") -> Section:
@@ -76,7 +107,7 @@ def run(size: str = "full") -> Section:
             label,
             1000 * median(values),
             1000 * percentile(values, 90),
-            _self_time(module) if module else "–",
+            _own_time(module) if module else "–",
         )
     section.tables.append(table)
     diff = 1000 * (median(times["import luma_nb"]) - median(times["import requests"]))
@@ -85,6 +116,14 @@ def run(size: str = "full") -> Section:
         f"{diff:+.1f} ms",
         diff <= GOAL_MS,
     )
+    extras = Table(
+        ("module", "imported by", "-X importtime cumulative (ms)"),
+        title="What `import luma_nb` loads beyond what `import requests` does (largest first)",
+    )
+    for name, parent, ms in _extras():
+        extras.add(name, parent, ms)
+    if extras.rows:
+        section.tables.append(extras)
     heavy = _loaded()
     section.check(
         "widget/sandbox modules not imported by `import luma_nb`",

@@ -93,6 +93,9 @@ def run(size: str = "full") -> Section:
                 forced.append(known[job.task_id] - t0)
         polls = fetches(sandbox) - polls_before
         informed = sum(1 for j in jobs + others if j.task is not None and j.task.is_finished)
+        # The notebook way: jobs watched (progress views) and tracked; webhooks reach the
+        # watcher, which puts its polls off while they arrive.
+        both, both_polls = _watched_too(sandbox, client, receiver, secret, natural_n, speed)
         client.close()
     table = Table(("finish", "jobs", "lag p50 (ms)", "lag p95 (ms)", "lag max (ms)"))
     for label, lags, n in (("natural", natural, natural_n), ("forced", forced, forced_n)):
@@ -103,7 +106,19 @@ def run(size: str = "full") -> Section:
             1000 * percentile(lags, 95),
             1000 * max(lags) if lags else float("nan"),
         )
+    table.add(
+        "natural, also watched",
+        f"{len(both)}/{natural_n}",
+        1000 * median(both),
+        1000 * percentile(both, 95),
+        1000 * max(both) if both else float("nan"),
+    )
     section.tables.append(table)
+    section.notes.append(
+        f"Jobs both watched by the watcher and tracked by the receiver made {both_polls} polls "
+        f"({both_polls / max(1, natural_n):.1f} per job; the watcher's safety net, put off while "
+        "webhooks arrive). The goal of zero polls is for the receiver alone."
+    )
     worst = max(natural + forced) if natural or forced else float("nan")
     complete = len(natural) == natural_n and len(forced) == forced_n
     section.check(
@@ -124,3 +139,37 @@ def run(size: str = "full") -> Section:
         )
     section.seconds = time.perf_counter() - started
     return section
+
+
+def _watched_too(
+    sandbox: Any, client: Any, receiver: Any, secret: str, count: int, speed: float
+) -> tuple[list[float], int]:
+    """Lags (watch end vs simulated end) and polls of jobs both watched and tracked."""
+    from luma_nb import watcher
+
+    ended: dict[str, float] = {}
+    lock = threading.Condition()
+
+    def on_change(watch: Any) -> None:
+        if watch.state != "watching":  # listeners hear the end before waiters are woken
+            with lock:
+                ended.setdefault(watch.job.task_id, time.time())
+                lock.notify_all()
+
+    before = fetches(sandbox)
+    jobs, ends = [], {}
+    for n in range(count):
+        job = client.imagine(
+            f"webhook watched {n}", webhook_url=receiver.url, webhook_secret=secret
+        )
+        receiver.track(job)
+        watcher.watch(job, listener=on_change)
+        view = sandbox.task(job.task_id)
+        plan = view["plan"]
+        total = sum(d for _, d in plan["phases"]) + plan["processing"]
+        ends[job.task_id] = view["created_wall"] + total / speed
+        jobs.append(job)
+    with lock:
+        lock.wait_for(lambda: all(j.task_id in ended for j in jobs), 60 + 300 / speed)
+    lags = [ended[j.task_id] - ends[j.task_id] for j in jobs if j.task_id in ended]
+    return lags, fetches(sandbox) - before
