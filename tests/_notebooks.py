@@ -112,19 +112,26 @@ def main(argv: list[str] | None = None) -> int:
     import nbformat
 
     parser = argparse.ArgumentParser(prog="python -m tests._notebooks", description=main.__doc__)
-    parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all)")
+    parser.add_argument("--out", type=Path, help="save the executed copies here instead")
+    parser.add_argument(
+        "--env-as-is", action="store_true", help="keep this environment (default: demo mode)"
+    )
     args = parser.parse_args(argv)
-    paths = [NOTEBOOKS / n for n in args.names] if args.names else notebook_paths()
-    with (
-        tempfile.TemporaryDirectory(prefix="luma-nb-home-") as home,
-        environment(demo_env(Path(home))),
-    ):
-        for path in paths:
-            started = time.monotonic()
-            nb = execute(path)
-            _clean_for_commit(nb)
-            nbformat.write(nb, path)
-            print(f"{path.name}: executed in {time.monotonic() - started:.1f} s", flush=True)
+    paths = [p.resolve() for p in args.paths] or notebook_paths()
+    with tempfile.TemporaryDirectory(prefix="luma-nb-home-") as home:
+        env = dict(os.environ) if args.env_as_is else demo_env(Path(home))
+        with environment(env):
+            for path in paths:
+                started = time.monotonic()
+                nb = execute(path)
+                if args.out is None:
+                    _clean_for_commit(nb)
+                target = (args.out / path.name) if args.out is not None else path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, target)
+                took = time.monotonic() - started
+                print(f"{path.name}: executed in {took:.1f} s", flush=True)
     return 0
 
 
