@@ -1,0 +1,65 @@
+"""What the notebooks lean on: videos a remote browser can play, growing galleries, a ready form."""
+
+from __future__ import annotations
+
+import pytest
+
+import luma_nb
+from luma_nb import FixedPolicy, LumaClient, media
+from luma_nb.widgets import Gallery, extend_form
+from luma_nb.widgets.storyboard import _player
+
+
+@pytest.fixture
+def client(sandbox):
+    with LumaClient(
+        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+    ) as made:
+        yield made
+
+
+@pytest.mark.parametrize(
+    ("setting", "hub", "expected"),
+    [("", "", False), ("", "/user/someone/", True), ("1", "", True), ("0", "/user/x/", False)],
+)
+def test_remote_browser_setting_and_hub_detection(monkeypatch, setting, hub, expected):
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", setting)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", hub)
+    assert media.remote_browser() is expected
+
+
+def test_sandbox_videos_are_embedded_only_for_a_remote_browser(sandbox, client, monkeypatch):
+    job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
+    job.wait(timeout=60)
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+    local = job.video()._repr_html_()
+    assert f'src="{job.task.video_url}"' in local
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
+    remote = job.video()._repr_html_()
+    assert "data:video/mp4;base64," in remote and "127.0.0.1" not in remote
+    assert "data:video/mp4;base64," in _player(job.task, 160)
+
+
+def test_a_public_video_url_is_never_embedded(monkeypatch):
+    from luma_nb.models import Task
+
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
+    task = Task.from_json({"task_id": "t1", "video_url": "https://cdn.example/t1.mp4"})
+    assert 'src="https://cdn.example/t1.mp4"' in media.video(task)._repr_html_()
+
+
+def test_gallery_add_shows_a_new_job(sandbox, client):
+    gallery = Gallery([], columns=3)
+    assert gallery.children == () and repr(gallery) == "Gallery(0 jobs)"
+    job = client.extend(sandbox.demo_parents[0].task_id, "a gull lands on the rail")
+    view = gallery.add(job)
+    assert gallery.jobs == [job] and gallery.views == [view] and gallery.children == (view,)
+    assert [t.status for t in gallery.wait(60)] == ["finished"]
+
+
+def test_form_function_starts_on_a_demo_parent_in_demo_mode(sandbox, client):
+    assert extend_form(client)._parent.value == sandbox.demo_parents[0].task_id
+    assert extend_form(client, parent_task_id="abc")._parent.value == "abc"
+    assert luma_nb.ExtendForm(client)._parent.value == ""  # the class itself starts empty
+    real = LumaClient("k-1", base_url="https://api.example.invalid", journal=None)
+    assert extend_form(real)._parent.value == ""
