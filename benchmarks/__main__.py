@@ -37,7 +37,9 @@ def run_measure(name: str, size: str) -> Section:
     return section
 
 
-def render(sections: list[Section], size: str, started: str, load_before: str) -> str:
+def render(
+    sections: list[Section], size: str, started: str, load_before: str, load_after: str = ""
+) -> str:
     """The whole RESULTS.md."""
     lines = [
         "# luma_nb benchmarks",
@@ -49,7 +51,15 @@ def render(sections: list[Section], size: str, started: str, load_before: str) -
         "|---|---|",
     ]
     lines += [f"| {k} | {v} |" for k, v in machine()]
-    lines += [f"| load average (1/5/15 min) at start | {load_before} |", ""]
+    lines += [f"| load average (1/5/15 min) at start | {load_before} |"]
+    if load_after:
+        lines += [f"| load average (1/5/15 min) at end | {load_after} |"]
+    lines += [
+        "",
+        "Other work on the machine (a load average well above 0) slows the timed measures "
+        "(3, 5, 6, 7); the counts (1, 2, 4) do not depend on it.",
+        "",
+    ]
     lines += ["## Summary", "", "| measure | goal | measured | verdict |", "|---|---|---|---|"]
     for s in sections:
         if s.missing is not None:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         section = run_measure(name, size)
         sections.append(section)
         print(section.markdown(), flush=True)
-    text = render(sections, size, started, load_before)
+    text = render(sections, size, started, load_before, _load())
     output = args.output
     if output is None and size == "full" and names == list(MEASURES):
         output = HERE / "RESULTS.md"
