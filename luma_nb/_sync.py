@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,6 +21,8 @@ def run_sync(work: Awaitable[T] | Callable[[], Awaitable[T]]) -> T:
 
         tasks = run_sync(lambda: asyncio.gather(*(job.wait_async() for job in jobs)))
     """
+
+    import asyncio  # on use: `import luma_nb` stays light
 
     async def main() -> T:
         awaitable = work() if callable(work) else work

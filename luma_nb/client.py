@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import os
@@ -512,6 +511,8 @@ class LumaClient:
                 return task
 
     async def _drive_async(self, waiter: Waiter) -> Task:
+        import asyncio  # here, not at the top: it costs ~40 ms of every `import luma_nb`
+
         while True:
             await asyncio.sleep(waiter.next_delay())
             try:

@@ -97,8 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
             body_error = "Request body is missing; send a JSON object"
         headers = {k: ("<redacted>" if k.lower() == "authorization" else v)
                    for k, v in self.headers.items()}
-        entry = app._log.add(method, path, None if body_error else payload, headers,
-                             self.client_address[:2])
+        entry = self._entry = app._log.add(method, path, None if body_error else payload,
+                                           headers, self.client_address[:2])
         try:
             fault = app.faults.take(method, path)
             if fault is not None and self._fault(fault):
@@ -182,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._status = status
         if self._muted:
             return False
+        # Logged before the answer leaves, so a client that got it also finds it in the log.
+        self._entry.status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
