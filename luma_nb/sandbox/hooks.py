@@ -132,7 +132,7 @@ class WebhookSender:
 class Ticker:
     """Calls ``tick()`` every ``interval`` seconds while it returns True; sleeps otherwise."""
 
-    def __init__(self, tick: Callable[[], bool], *, interval: float = 0.05) -> None:
+    def __init__(self, tick: Callable[[], bool], *, interval: float = 0.02) -> None:
         self._tick = tick
         self._interval = interval
         self._wake = threading.Event()
