@@ -342,6 +342,9 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
                 self._last_submit = time.monotonic()
             self._submit.description = "Submit extend"
             self._submit.disabled = False
+        # The secret left the kernel with the request; do not keep it in widget state, which
+        # a saved notebook would carry. It is asked again for the next submit.
+        self._webhook_secret.value = ""
         self._validate()
         self.jobs.append(job)
         _recent.remember(job)
