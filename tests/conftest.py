@@ -51,8 +51,9 @@ class SandboxHTTP:
         assert response.status_code == 200, response.text
         return str(response.json()["task_id"])
 
-    def extend(self, parent_task_id: str, prompt: str = "the camera pulls back", **fields: Any
-               ) -> str:
+    def extend(
+        self, parent_task_id: str, prompt: str = "the camera pulls back", **fields: Any
+    ) -> str:
         """Submit an extend task; returns its id."""
         body = {"parent_task_id": parent_task_id, "prompt": prompt, **fields}
         response = self.post("/luma-extend", body)
@@ -66,8 +67,13 @@ class SandboxHTTP:
         body: dict[str, Any] = response.json()
         return body
 
-    def wait(self, task_id: str, timeout: float = 30.0, *,
-             on_body: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        task_id: str,
+        timeout: float = 30.0,
+        *,
+        on_body: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Poll until the task is finished (has ``video_url``) or failed; returns the last body."""
         deadline = time.monotonic() + timeout
         while True:
@@ -139,8 +145,9 @@ class WebhookReceiver:
         with self.lock:
             return [r.body for r in self.received]
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0
-                 ) -> list[Received]:
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0
+    ) -> list[Received]:
         """Wait until ``predicate(received)`` holds; returns the posts so far."""
         deadline = time.monotonic() + timeout
         while True:
@@ -169,7 +176,8 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
                 body = raw
             with receiver.lock:
                 receiver.received.append(
-                    Received(self.path, dict(self.headers.items()), body, time.monotonic()))
+                    Received(self.path, dict(self.headers.items()), body, time.monotonic())
+                )
                 failing = receiver.fail_next > 0
                 receiver.fail_next -= 1 if failing else 0
             status = 500 if failing else 200
@@ -209,8 +217,9 @@ def _luma_nb_home_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(autouse=True)
-def _luma_nb_home(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def _luma_nb_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     """LUMA_NB_HOME = a fresh temporary folder for each test (yielded as a Path)."""
     home = tmp_path_factory.mktemp("luma_nb_home")
     monkeypatch.setenv("LUMA_NB_HOME", str(home))

@@ -34,8 +34,9 @@ def _error_msg(response: requests.Response, status: int = 400) -> str:
 # -- submit and life cycle ---------------------------------------------------------------------
 
 
-def test_imagine_runs_the_documented_life_cycle(sandbox: Sandbox,
-                                                sandbox_http: SandboxHTTP) -> None:
+def test_imagine_runs_the_documented_life_cycle(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP
+) -> None:
     task_id = sandbox_http.imagine("a lighthouse in fog", aspect_ratio="16:9")
     assert uuid.UUID(task_id).version == 4
     bodies: list[dict[str, Any]] = []
@@ -166,13 +167,15 @@ def test_unknown_fields_are_ignored(sandbox_http: SandboxHTTP) -> None:
     response = sandbox_http.post("/luma-imagine", body)
     assert response.status_code == 200 and set(response.json()) == {"task_id"}
     response = sandbox_http.post(
-        "/luma-extend", {"parent_task_id": DEMO_PARENTS[1].task_id, "prompt": "y", "loop": "?"})
+        "/luma-extend", {"parent_task_id": DEMO_PARENTS[1].task_id, "prompt": "y", "loop": "?"}
+    )
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("ratio", ASPECT_RATIOS)
-def test_every_aspect_ratio_is_accepted(sandbox: Sandbox, sandbox_http: SandboxHTTP,
-                                        ratio: str) -> None:
+def test_every_aspect_ratio_is_accepted(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, ratio: str
+) -> None:
     task_id = sandbox_http.imagine(aspect_ratio=ratio)
     assert sandbox.task(task_id)["aspect_ratio"] == ratio
 
@@ -222,14 +225,18 @@ BAD_SUBMITS = [
     ("/luma-extend", {"parent_task_id": PARENT}, "prompt is required"),
     ("/luma-extend", {"parent_task_id": str(uuid.uuid4()), "prompt": "x"}, "Parent task not found"),
     ("/luma-extend", {"parent_task_id": PARENT, "prompt": "x", "image_url": "nope"}, "image_url"),
-    ("/luma-extend", {"parent_task_id": PARENT, "prompt": "x", "aspect_ratio": "5:4"},
-     "Invalid aspect_ratio"),
+    (
+        "/luma-extend",
+        {"parent_task_id": PARENT, "prompt": "x", "aspect_ratio": "5:4"},
+        "Invalid aspect_ratio",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "body", "expected"), BAD_SUBMITS)
-def test_bad_submits_are_400_and_free(sandbox: Sandbox, sandbox_http: SandboxHTTP, path: str,
-                                      body: Any, expected: str) -> None:
+def test_bad_submits_are_400_and_free(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, path: str, body: Any, expected: str
+) -> None:
     credits = sandbox.credits
     assert expected in _error_msg(sandbox_http.post(path, body))
     assert sandbox.credits == credits and sandbox.task_ids == []
@@ -245,13 +252,17 @@ def test_parent_not_finished_is_400(sandbox: Sandbox, sandbox_http: SandboxHTTP)
 @pytest.mark.parametrize("data", [b"{not json", b"", b"\xff\xfe", b"null", b"42"])
 def test_non_json_bodies_are_400(sandbox_http: SandboxHTTP, data: bytes) -> None:
     response = sandbox_http.session.post(
-        sandbox_http.base_url + "/luma-imagine", data=data,
-        headers={"Content-Type": "application/json"}, timeout=10)
+        sandbox_http.base_url + "/luma-imagine",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     _error_msg(response)
 
 
-def test_oversized_body_is_413_with_the_errors_shape(sandbox: Sandbox,
-                                                     sandbox_http: SandboxHTTP) -> None:
+def test_oversized_body_is_413_with_the_errors_shape(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP
+) -> None:
     response = sandbox_http.post("/luma-imagine", {"prompt": "x" * (70 * 1024)})
     assert "too large" in _error_msg(response, 413)
     assert sandbox.task_ids == []
@@ -260,18 +271,21 @@ def test_oversized_body_is_413_with_the_errors_shape(sandbox: Sandbox,
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": ""}])
 def test_missing_key_is_401_empty(sandbox: Sandbox, headers: dict[str, str]) -> None:
-    response = requests.post(f"{sandbox.base_url}/luma-imagine", json={"prompt": "x"},
-                             headers=headers, timeout=10)
+    response = requests.post(
+        f"{sandbox.base_url}/luma-imagine", json={"prompt": "x"}, headers=headers, timeout=10
+    )
     assert response.status_code == 401 and response.json() == {}
-    assert requests.get(f"{sandbox.base_url}/account", headers=headers, timeout=10
-                        ).status_code == 401
+    assert (
+        requests.get(f"{sandbox.base_url}/account", headers=headers, timeout=10).status_code == 401
+    )
 
 
 def test_any_non_empty_key_works_without_a_configured_key(sandbox: Sandbox) -> None:
     assert sandbox.api_key == DEMO_API_KEY
     for key in ("anything", "Bearer xyz", DEMO_API_KEY):
-        response = requests.get(f"{sandbox.base_url}/account", headers={"Authorization": key},
-                                timeout=10)
+        response = requests.get(
+            f"{sandbox.base_url}/account", headers={"Authorization": key}, timeout=10
+        )
         assert response.status_code == 200
 
 
@@ -299,8 +313,9 @@ def test_unknown_path_is_404_and_wrong_method_405(sandbox_http: SandboxHTTP) -> 
 
 
 def test_fetch_unknown_or_missing_id_is_400(sandbox_http: SandboxHTTP) -> None:
-    assert _error_msg(sandbox_http.post("/fetch", {"task_id": str(uuid.uuid4())})) == \
-        "Task not found"
+    assert (
+        _error_msg(sandbox_http.post("/fetch", {"task_id": str(uuid.uuid4())})) == "Task not found"
+    )
     assert "task_id is required" in _error_msg(sandbox_http.post("/fetch", {}))
     assert "task_id must be a string" in _error_msg(sandbox_http.post("/fetch", {"task_id": 1}))
 
@@ -336,8 +351,12 @@ def test_request_log_redacts_the_key(sandbox: Sandbox, sandbox_http: SandboxHTTP
     sandbox_http.session.headers["Authorization"] = "my-private-key"
     sandbox_http.post("/luma-imagine", {"prompt": "logged"})
     entry = sandbox.requests[-1]
-    assert (entry.method, entry.path, entry.body, entry.status) == \
-        ("POST", "/luma-imagine", {"prompt": "logged"}, 200)
+    assert (entry.method, entry.path, entry.body, entry.status) == (
+        "POST",
+        "/luma-imagine",
+        {"prompt": "logged"},
+        200,
+    )
     assert entry.headers["Authorization"] == "<redacted>"
     assert "my-private-key" not in repr(sandbox.requests)
     assert sandbox.count("/luma-imagine") == 1 and sandbox.count("/luma-imagine", "GET") == 0
@@ -355,8 +374,9 @@ def test_fifty_threads_polling_at_once(sandbox: Sandbox) -> None:
             session.headers["Authorization"] = "k"
             start.wait()
             for _ in range(20):
-                r = session.post(f"{sandbox.base_url}/fetch", json={"task_id": ids[n % 5]},
-                                 timeout=10)
+                r = session.post(
+                    f"{sandbox.base_url}/fetch", json={"task_id": ids[n % 5]}, timeout=10
+                )
                 if r.status_code != 200 or r.json()["task_id"] != ids[n % 5]:
                     failures.append(r.text)
 
@@ -388,13 +408,18 @@ def test_shared_sandbox_is_one_per_process() -> None:
     from luma_nb.sandbox import shared_sandbox
 
     found: list[Sandbox] = []
-    threads = [threading.Thread(target=lambda: found.append(shared_sandbox(speed=300)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: found.append(shared_sandbox(speed=300))) for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
     assert len({id(s) for s in found}) == 1 and found[0].running
     assert shared_sandbox() is found[0]
-    assert requests.get(f"{found[0].base_url}/account",
-                        headers={"Authorization": found[0].api_key}, timeout=10).status_code == 200
+    assert (
+        requests.get(
+            f"{found[0].base_url}/account", headers={"Authorization": found[0].api_key}, timeout=10
+        ).status_code
+        == 200
+    )

@@ -27,8 +27,7 @@ def test_500_times_two_then_normal(sandbox: Sandbox, sandbox_http: SandboxHTTP) 
     assert sandbox.faults.pending == []
 
 
-def test_faults_only_hit_their_path_and_method(sandbox: Sandbox,
-                                               sandbox_http: SandboxHTTP) -> None:
+def test_faults_only_hit_their_path_and_method(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
     sandbox.faults.add(path="/fetch", kind="500", method="GET")
     sandbox.faults.add(path="/luma-*", kind="503")
     assert sandbox_http.post("/fetch", FETCH_DEMO).status_code == 200
@@ -75,13 +74,14 @@ def test_reset_processes_nothing(sandbox: Sandbox, sandbox_http: SandboxHTTP) ->
     assert sandbox_http.imagine()  # the next request works
 
 
-def test_drop_after_submit_creates_and_charges(sandbox: Sandbox,
-                                               sandbox_http: SandboxHTTP) -> None:
+def test_drop_after_submit_creates_and_charges(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
     credits = sandbox.credits
     sandbox.faults.add(path="/luma-extend", kind="drop")
     with pytest.raises(requests.ConnectionError):
-        sandbox_http.post("/luma-extend", {"parent_task_id": DEMO_PARENTS[2].task_id,
-                                           "prompt": "the answer is lost"})
+        sandbox_http.post(
+            "/luma-extend",
+            {"parent_task_id": DEMO_PARENTS[2].task_id, "prompt": "the answer is lost"},
+        )
     assert len(sandbox.task_ids) == 1 and sandbox.credits == credits - 6
     view = sandbox.task(sandbox.task_ids[0])
     assert view["prompt"] == "the answer is lost" and view["task_type"] == "luma-ext"
@@ -118,8 +118,12 @@ def test_task_fails_with_the_message(sandbox: Sandbox, sandbox_http: SandboxHTTP
     failing = sandbox_http.imagine()
     healthy = sandbox_http.imagine()
     body = sandbox_http.wait(failing)
-    assert body == {"task_id": failing, "task_type": "luma", "status": "failed",
-                    "message": "GPU quota exceeded"}
+    assert body == {
+        "task_id": failing,
+        "task_type": "luma",
+        "status": "failed",
+        "message": "GPU quota exceeded",
+    }
     assert "video_url" in sandbox_http.wait(healthy)
 
 
@@ -171,8 +175,18 @@ def test_fault_specs(spec: str, expected: object) -> None:
     assert parse_fault_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["/fetch", "/fetch:418", ":500", "/fetch:500:0",
-                                  "/fetch:500:x", "task:explode", "task:unknown"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "/fetch",
+        "/fetch:418",
+        ":500",
+        "/fetch:500:0",
+        "/fetch:500:x",
+        "task:explode",
+        "task:unknown",
+    ],
+)
 def test_bad_fault_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="bad fault spec"):
         parse_fault_spec(spec)

@@ -22,10 +22,12 @@ def _final(posts: list[Received]) -> bool:
     return any("video_url" in p.body or p.body.get("status") == "failed" for p in posts)
 
 
-def test_webhooks_with_a_secret(sandbox: Sandbox, sandbox_http: SandboxHTTP,
-                                webhook_receiver: WebhookReceiver) -> None:
-    task_id = sandbox_http.extend(DEMO_PARENTS[1].task_id, webhook_url=webhook_receiver.url,
-                                  webhook_secret="abc123")
+def test_webhooks_with_a_secret(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, webhook_receiver: WebhookReceiver
+) -> None:
+    task_id = sandbox_http.extend(
+        DEMO_PARENTS[1].task_id, webhook_url=webhook_receiver.url, webhook_secret="abc123"
+    )
     posts = webhook_receiver.wait_for(_final)
     assert sandbox.wait_webhooks()
     posts = webhook_receiver.received
@@ -38,24 +40,32 @@ def test_webhooks_with_a_secret(sandbox: Sandbox, sandbox_http: SandboxHTTP,
     statuses = [p.body.get("status", "finished") for p in posts]
     assert statuses == sorted(statuses, key=ORDER.index)
     assert statuses.count("finished") == 1
-    assert posts[-1].body == {"task_id": task_id, "task_type": "luma-ext",
-                              "video_url": f"{sandbox.base_url}/media/{task_id}.mp4"}
+    assert posts[-1].body == {
+        "task_id": task_id,
+        "task_type": "luma-ext",
+        "video_url": f"{sandbox.base_url}/media/{task_id}.mp4",
+    }
     steps = [p.body for p in posts if p.body.get("status") == "processing"]
-    assert steps and all(set(b) == {"task_id", "task_type", "status", "percentage"}
-                         and isinstance(b["percentage"], str) for b in steps)
+    assert steps and all(
+        set(b) == {"task_id", "task_type", "status", "percentage"}
+        and isinstance(b["percentage"], str)
+        for b in steps
+    )
     assert len(steps) <= 11  # throttled to steps of 10 %
     assert len(posts) >= 3
 
 
-def test_webhooks_without_a_secret(sandbox_http: SandboxHTTP,
-                                   webhook_receiver: WebhookReceiver) -> None:
+def test_webhooks_without_a_secret(
+    sandbox_http: SandboxHTTP, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox_http.imagine(webhook_url=webhook_receiver.url)
     posts = webhook_receiver.wait_for(_final)
     assert all("x-webhook-secret" not in {k.lower() for k in p.headers} for p in posts)
 
 
-def test_a_failed_delivery_is_retried(sandbox: Sandbox, sandbox_http: SandboxHTTP,
-                                      webhook_receiver: WebhookReceiver) -> None:
+def test_a_failed_delivery_is_retried(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, webhook_receiver: WebhookReceiver
+) -> None:
     webhook_receiver.fail_next = 1
     sandbox_http.imagine(webhook_url=webhook_receiver.url)
     webhook_receiver.wait_for(_final)
@@ -67,24 +77,29 @@ def test_a_failed_delivery_is_retried(sandbox: Sandbox, sandbox_http: SandboxHTT
     assert all(d.delivered for d in sandbox.webhooks)
 
 
-def test_a_failed_task_posts_its_failure(sandbox: Sandbox, sandbox_http: SandboxHTTP,
-                                         webhook_receiver: WebhookReceiver) -> None:
+def test_a_failed_task_posts_its_failure(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox.faults.next_task(fail="content policy")
     task_id = sandbox_http.imagine(webhook_url=webhook_receiver.url)
     posts = webhook_receiver.wait_for(_final)
-    assert posts[-1].body == {"task_id": task_id, "task_type": "luma", "status": "failed",
-                              "message": "content policy"}
+    assert posts[-1].body == {
+        "task_id": task_id,
+        "task_type": "luma",
+        "status": "failed",
+        "message": "content policy",
+    }
 
 
-def test_webhooks_arrive_without_anyone_polling(sandbox: Sandbox, sandbox_http: SandboxHTTP,
-                                                webhook_receiver: WebhookReceiver) -> None:
+def test_webhooks_arrive_without_anyone_polling(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox_http.imagine(webhook_url=webhook_receiver.url)
     webhook_receiver.wait_for(_final)
     assert sandbox.count("/fetch") == 0
 
 
-def test_non_loopback_webhooks_are_never_sent(sandbox: Sandbox,
-                                              sandbox_http: SandboxHTTP) -> None:
+def test_non_loopback_webhooks_are_never_sent(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
     task_id = sandbox_http.imagine(webhook_url="https://hooks.example.com/luma")
     sandbox.complete(task_id)
     assert sandbox.wait_webhooks()
@@ -99,9 +114,23 @@ def test_non_loopback_webhooks_are_never_sent(sandbox: Sandbox,
 def test_cli_prints_the_base_url_and_stops_cleanly(tmp_path: os.PathLike[str]) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "luma_nb.sandbox", "--port", "0", "--speed", "100",
-         "--fault", "/account:500:1", "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "luma_nb.sandbox",
+            "--port",
+            "0",
+            "--speed",
+            "100",
+            "--fault",
+            "/account:500:1",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert process.stdout is not None

@@ -66,19 +66,27 @@ def test_head_has_the_headers_and_no_body(finished: tuple[str, bytes]) -> None:
 
 @pytest.mark.parametrize(
     ("header", "first", "last"),
-    [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-500", -500, None),
-     ("bytes=10-10", 10, 10), ("bytes=0-999999999", 0, None)],
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=100-", 100, None),
+        ("bytes=-500", -500, None),
+        ("bytes=10-10", 10, 10),
+        ("bytes=0-999999999", 0, None),
+    ],
 )
-def test_range_requests(finished: tuple[str, bytes], header: str, first: int,
-                        last: int | None) -> None:
+def test_range_requests(
+    finished: tuple[str, bytes], header: str, first: int, last: int | None
+) -> None:
     url, data = finished
     response = requests.get(url, headers={"Range": header}, timeout=10)
     assert response.status_code == 206
-    expected = data[first:] if last is None else data[first:last + 1]
+    expected = data[first:] if last is None else data[first : last + 1]
     assert response.content == expected
     start = first % len(data)
-    assert response.headers["Content-Range"] == \
-        f"bytes {start}-{start + len(expected) - 1}/{len(data)}"
+    assert (
+        response.headers["Content-Range"]
+        == f"bytes {start}-{start + len(expected) - 1}/{len(data)}"
+    )
     assert response.headers["Content-Length"] == str(len(expected))
 
 
@@ -134,16 +142,18 @@ def test_media_needs_no_key(finished: tuple[str, bytes]) -> None:
 # -- the videos --------------------------------------------------------------------------------
 
 
-def test_extension_is_its_parent_plus_five_seconds(sandbox: Sandbox,
-                                                   sandbox_http: SandboxHTTP) -> None:
+def test_extension_is_its_parent_plus_five_seconds(
+    sandbox: Sandbox, sandbox_http: SandboxHTTP
+) -> None:
     parent = DEMO_PARENTS[0]
     media_dir = Path(sandbox.task(parent.task_id)["body"]["video_url"]).name
     assert media_dir == f"{parent.task_id}.mp4"
     assert sandbox.task(parent.task_id)["media_ready"] is False  # made lazily, not at start
     child = sandbox_http.extend(parent.task_id, "a ship passes the lighthouse")
     child_url = sandbox_http.wait(child)["video_url"]
-    parent_video = _decode(requests.get(f"{sandbox.base_url}/media/{parent.task_id}.mp4",
-                                        timeout=10).content)
+    parent_video = _decode(
+        requests.get(f"{sandbox.base_url}/media/{parent.task_id}.mp4", timeout=10).content
+    )
     child_video = _decode(requests.get(child_url, timeout=10).content)
     assert parent_video["codec"] == child_video["codec"] == "h264"
     assert child_video["pix_fmt"] == "yuv420p"
@@ -151,16 +161,14 @@ def test_extension_is_its_parent_plus_five_seconds(sandbox: Sandbox,
     assert child_video["seconds"] - parent_video["seconds"] == pytest.approx(5.0, abs=0.2)
 
 
-def test_frame_size_follows_the_aspect_ratio(sandbox: Sandbox,
-                                             sandbox_http: SandboxHTTP) -> None:
+def test_frame_size_follows_the_aspect_ratio(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
     task_id = sandbox_http.imagine("a tall tower", aspect_ratio="9:16")
     video = _decode(requests.get(sandbox_http.wait(task_id)["video_url"], timeout=10).content)
     assert video["size"] == frame_size("9:16") and video["size"][0] < video["size"][1]
     assert video["seconds"] == pytest.approx(5.0, abs=0.2)
 
 
-def test_image_urls_on_loopback_become_frames(sandbox: Sandbox,
-                                              sandbox_http: SandboxHTTP) -> None:
+def test_image_urls_on_loopback_become_frames(sandbox: Sandbox, sandbox_http: SandboxHTTP) -> None:
     own = f"{sandbox.base_url}/media/demo-frame-2.png"
     task_id = sandbox_http.imagine(image_url=own, end_image_url="https://example.com/end.png")
     sandbox_http.wait(task_id)
@@ -169,7 +177,8 @@ def test_image_urls_on_loopback_become_frames(sandbox: Sandbox,
 
 
 def test_image_urls_on_another_loopback_server_are_fetched(
-        sandbox: Sandbox, sandbox_http: SandboxHTTP, make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox: Sandbox, sandbox_http: SandboxHTTP, make_sandbox: Callable[..., Sandbox]
+) -> None:
     other = make_sandbox()
     url = f"{other.base_url}/media/demo-frame-3.png"
     broken = f"{other.base_url}/media/missing.png"
@@ -179,8 +188,9 @@ def test_image_urls_on_another_loopback_server_are_fetched(
     assert other.count("/media/demo-frame-3.png") == 1
 
 
-def test_user_files_in_the_data_dir_are_served(make_sandbox: Callable[..., Sandbox],
-                                               tmp_path: Path) -> None:
+def test_user_files_in_the_data_dir_are_served(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
     (tmp_path / "media").mkdir()
     (tmp_path / "media" / "my-start.png").write_bytes(b"\x89PNG fake")
     sandbox = make_sandbox(data_dir=tmp_path)

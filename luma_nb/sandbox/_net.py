@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 __all__ = ("HTTPStatusError", "is_http_url", "is_loopback_url", "loopback_get", "loopback_post")
 
 
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Refuse redirects: a loopback server could point us at another host."""
 

@@ -60,8 +60,9 @@ class ApiContext:
         return self.api_key is None or header.strip() == self.api_key
 
 
-def handle(ctx: ApiContext, method: str, path: str, auth: str | None, payload: Any,
-           body_error: str | None) -> Reply:
+def handle(
+    ctx: ApiContext, method: str, path: str, auth: str | None, payload: Any, body_error: str | None
+) -> Reply:
     """Answer one API request; ``payload`` is the decoded JSON body (``body_error`` if none)."""
     allowed = ROUTES.get(path)
     if allowed is None:
@@ -72,8 +73,16 @@ def handle(ctx: ApiContext, method: str, path: str, auth: str | None, payload: A
         return 401, {}, {}
     if path == "/account":
         store = ctx.store
-        return 200, {"email": "sandbox@luma-nb.invalid", "credits": store.credits,
-                     "total_images": store.total_images, "plan": "sandbox"}, {}
+        return (
+            200,
+            {
+                "email": "sandbox@luma-nb.invalid",
+                "credits": store.credits,
+                "total_images": store.total_images,
+                "plan": "sandbox",
+            },
+            {},
+        )
     try:
         if body_error is not None:
             raise BadRequest(body_error)

@@ -27,26 +27,52 @@ def _fault_spec(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox options to ``parser`` (and the fault syntax to its help)."""
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="interface to bind (default: 127.0.0.1, loopback only)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port to bind (default: {DEFAULT_PORT}; 0 picks a free port)")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="simulated seconds per real second; jobs take 60-300 s divided by "
-                             "this (default: 1, realistic)")
-    parser.add_argument("--data-dir", default=None,
-                        help="keep tasks and videos in this folder across restarts "
-                             "(default: a temporary folder, removed at exit)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="make task ids, durations and videos reproducible")
-    parser.add_argument("--api-key", default=None,
-                        help="accept only this API key (default: any non-empty key)")
-    parser.add_argument("--fault", action="append", default=[], type=_fault_spec,
-                        metavar="SPEC", help="inject a fault (repeatable; syntax below)")
-    parser.add_argument("--finished-status", action="store_true",
-                        help='add "status": "finished" to finished tasks (the docs show none)')
-    parser.add_argument("--percentage-as-number", action="store_true",
-                        help="send percentage as a number (the Luma docs show a string)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, loopback only)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to bind (default: {DEFAULT_PORT}; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second; jobs take 60-300 s divided by "
+        "this (default: 1, realistic)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep tasks and videos in this folder across restarts "
+        "(default: a temporary folder, removed at exit)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="make task ids, durations and videos reproducible"
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="accept only this API key (default: any non-empty key)"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault_spec,
+        metavar="SPEC",
+        help="inject a fault (repeatable; syntax below)",
+    )
+    parser.add_argument(
+        "--finished-status",
+        action="store_true",
+        help='add "status": "finished" to finished tasks (the docs show none)',
+    )
+    parser.add_argument(
+        "--percentage-as-number",
+        action="store_true",
+        help="send percentage as a number (the Luma docs show a string)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     if not parser.epilog:
         parser.epilog = FAULT_SPEC_HELP
@@ -56,17 +82,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the sandbox, print where it is and how to use it, serve until Ctrl-C; returns 0."""
     sandbox = Sandbox(
-        host=args.host, port=args.port, api_key=args.api_key, speed=args.speed,
-        data_dir=args.data_dir, seed=args.seed, finished_status=args.finished_status,
-        percentage_as_number=args.percentage_as_number, verbose=args.verbose,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        speed=args.speed,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        finished_status=args.finished_status,
+        percentage_as_number=args.percentage_as_number,
+        verbose=args.verbose,
     )
     for spec in args.fault:
         sandbox.faults.apply_spec(spec)
     try:
         sandbox.start()
     except OSError as exc:
-        print(f"luma-nb sandbox: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
+        print(f"luma-nb sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     done = threading.Event()
 

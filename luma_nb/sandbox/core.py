@@ -79,8 +79,11 @@ class Sandbox:
         self._start_lock = threading.Lock()
         self._store = Store(
             persist=self._data_dir is not None,
-            speed=speed, seed=seed, credits=credits,
-            on_render=self._on_render, on_hook=self._webhooks.send,
+            speed=speed,
+            seed=seed,
+            credits=credits,
+            on_render=self._on_render,
+            on_hook=self._webhooks.send,
         )
         self._store.finished_status = finished_status
         self._store.percentage_as_number = percentage_as_number
@@ -117,8 +120,11 @@ class Sandbox:
             self.port = self._server.server_address[1]
             self._store.base_url = f"http://{host}:{self.port}"
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"luma-sandbox-{self.port}", daemon=True)
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"luma-sandbox-{self.port}",
+                daemon=True,
+            )
             self._thread.start()
             self._state = "running"
             if any(r.webhook_url for r in self._store.records()):
@@ -152,8 +158,12 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -48,8 +48,14 @@ _FRAME_COLOURS = ((232, 110, 60), (60, 140, 220), (90, 180, 110))
 def demo_records() -> list[TaskRecord]:
     """Fresh store records for :data:`DEMO_PARENTS`."""
     return [
-        TaskRecord(task_id=p.task_id, task_type="luma", prompt=p.prompt,
-                   aspect_ratio=p.aspect_ratio, demo=True, seed=n)
+        TaskRecord(
+            task_id=p.task_id,
+            task_type="luma",
+            prompt=p.prompt,
+            aspect_ratio=p.aspect_ratio,
+            demo=True,
+            seed=n,
+        )
         for n, p in enumerate(DEMO_PARENTS, start=1)
     ]
 

@@ -47,8 +47,13 @@ class Delivery:
 class WebhookSender:
     """Posts webhook bodies in order from one daemon thread, retrying failures."""
 
-    def __init__(self, *, retries: int = 3, backoff: tuple[float, ...] = (0.2, 0.5, 1.0),
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        retries: int = 3,
+        backoff: tuple[float, ...] = (0.2, 0.5, 1.0),
+        timeout: float = 5.0,
+    ) -> None:
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
@@ -73,7 +78,8 @@ class WebhookSender:
                 return
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, name="luma-sandbox-webhooks", daemon=True)
+                    target=self._run, name="luma-sandbox-webhooks", daemon=True
+                )
                 self._thread.start()
         with self._idle:
             self._pending += 1
@@ -125,8 +131,12 @@ class WebhookSender:
                 continue
             delivery.delivered, delivery.error = True, None
             return
-        log.info("sandbox: webhook to %s failed after %d attempts: %s",
-                 delivery.url, delivery.attempts, delivery.error)
+        log.info(
+            "sandbox: webhook to %s failed after %d attempts: %s",
+            delivery.url,
+            delivery.attempts,
+            delivery.error,
+        )
 
 
 class Ticker:
@@ -147,7 +157,8 @@ class Ticker:
                 return
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, name="luma-sandbox-ticker", daemon=True)
+                    target=self._run, name="luma-sandbox-ticker", daemon=True
+                )
                 self._thread.start()
         self._wake.set()
 

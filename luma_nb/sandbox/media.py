@@ -12,7 +12,12 @@ from .demo import DEMO_FRAME_COUNT, demo_png
 from .state import Store
 
 __all__ = (
-    "MediaLibrary", "MediaSource", "Unsatisfiable", "content_type", "is_safe_name", "parse_range",
+    "MediaLibrary",
+    "MediaSource",
+    "Unsatisfiable",
+    "content_type",
+    "is_safe_name",
+    "parse_range",
 )
 
 #: How to serve one media file: (open it, its size, its Content-Type).
@@ -22,9 +27,17 @@ _DEMO_FRAME = re.compile(r"demo-frame-(\d+)\.png")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _TYPES = {
-    ".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime",
-    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-    ".webp": "image/webp", ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
 }
 
 
@@ -40,8 +53,11 @@ def is_safe_name(name: str) -> bool:
 def content_type(name: str) -> str:
     """The Content-Type for a media file name (``application/octet-stream`` if unknown)."""
     dot = name.rfind(".")
-    return _TYPES.get(name[dot:].lower(), "application/octet-stream") if dot >= 0 else \
-        "application/octet-stream"
+    return (
+        _TYPES.get(name[dot:].lower(), "application/octet-stream")
+        if dot >= 0
+        else "application/octet-stream"
+    )
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -94,7 +110,7 @@ class MediaLibrary:
         if not is_safe_name(name):
             return None
         if name.endswith(".mp4"):
-            record = self._store.record(name[:-len(".mp4")])
+            record = self._store.record(name[: -len(".mp4")])
             if record is not None and record.demo and not record.media_ready:
                 self._ensure_video(record.task_id)  # demo parents are made on first need
         path = self._store.media_dir / name

@@ -39,9 +39,21 @@ class TaskRecord:
     render_notes: tuple[str, ...] = ()
 
     _DURABLE = (
-        "task_id", "task_type", "prompt", "aspect_ratio", "created_wall", "seed",
-        "parent_task_id", "image_url", "end_image_url", "enhance_prompt", "loop",
-        "webhook_url", "webhook_secret", "error", "forced",
+        "task_id",
+        "task_type",
+        "prompt",
+        "aspect_ratio",
+        "created_wall",
+        "seed",
+        "parent_task_id",
+        "image_url",
+        "end_image_url",
+        "enhance_prompt",
+        "loop",
+        "webhook_url",
+        "webhook_secret",
+        "error",
+        "forced",
     )
 
     def to_json(self) -> dict[str, Any]:

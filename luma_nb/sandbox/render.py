@@ -55,7 +55,8 @@ class Renderer:
             if not self._threads:
                 for n in range(self._workers):
                     thread = threading.Thread(
-                        target=self._work, name=f"luma-sandbox-render-{n}", daemon=True)
+                        target=self._work, name=f"luma-sandbox-render-{n}", daemon=True
+                    )
                     thread.start()
                     self._threads.append(thread)
         self._queue.put(task_id)
@@ -119,9 +120,17 @@ class Renderer:
                 last = self._image(urls[1], "last frame", notes)
                 with store.lock:
                     record.render_notes = tuple(notes)
-                synthesize(path, prompt=prompt, aspect_ratio=aspect, seconds=_SECONDS,
-                           parent=parent, first_frame=first, last_frame=last, notes=notes,
-                           seed=seed)
+                synthesize(
+                    path,
+                    prompt=prompt,
+                    aspect_ratio=aspect,
+                    seconds=_SECONDS,
+                    parent=parent,
+                    first_frame=first,
+                    last_frame=last,
+                    notes=notes,
+                    seed=seed,
+                )
             except MissingSandboxExtra as exc:
                 store.media_done(task_id, error=str(exc))
                 raise
@@ -140,7 +149,7 @@ class Renderer:
         parts = urlsplit(url)
         own = urlsplit(self._store.base_url)
         if is_loopback_url(url) and parts.port == own.port and parts.path.startswith("/media/"):
-            data = self._local_media(parts.path[len("/media/"):])
+            data = self._local_media(parts.path[len("/media/") :])
         elif is_loopback_url(url):
             try:
                 data = loopback_get(url, timeout=_IMAGE_TIMEOUT, limit=_IMAGE_LIMIT)

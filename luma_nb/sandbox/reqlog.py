@@ -38,8 +38,14 @@ class RequestLog:
         self._entries: deque[RequestRecord] = deque(maxlen=limit)
         self._lock = threading.Lock()
 
-    def add(self, method: str, path: str, body: Any, headers: dict[str, str],
-            client: tuple[str, int] | None = None) -> RequestRecord:
+    def add(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str],
+        client: tuple[str, int] | None = None,
+    ) -> RequestRecord:
         """Record a request as it arrives; the caller fills in ``status`` once answered."""
         entry = RequestRecord(method, path, body, headers, time.monotonic(), client=client)
         with self._lock:
@@ -54,8 +60,11 @@ class RequestLog:
     def count(self, path: str, method: str | None = None) -> int:
         """How many requests reached ``path`` (with ``method``, if given)."""
         with self._lock:
-            return sum(1 for r in self._entries if r.path == path
-                       and (method is None or r.method == method.upper()))
+            return sum(
+                1
+                for r in self._entries
+                if r.path == path and (method is None or r.method == method.upper())
+            )
 
     def clear(self) -> None:
         """Forget every record."""

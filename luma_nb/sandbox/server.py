@@ -95,10 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
                 body_error = "Request body is not valid JSON"
         elif body_error is None and method == "POST":
             body_error = "Request body is missing; send a JSON object"
-        headers = {k: ("<redacted>" if k.lower() == "authorization" else v)
-                   for k, v in self.headers.items()}
-        entry = self._entry = app._log.add(method, path, None if body_error else payload,
-                                           headers, self.client_address[:2])
+        headers = {
+            k: ("<redacted>" if k.lower() == "authorization" else v)
+            for k, v in self.headers.items()
+        }
+        entry = self._entry = app._log.add(
+            method, path, None if body_error else payload, headers, self.client_address[:2]
+        )
         try:
             fault = app.faults.take(method, path)
             if fault is not None and self._fault(fault):
@@ -106,10 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
             if too_large:
                 self._send_json(413, api.errors(f"Request body too large (limit {MAX_BODY} bytes)"))
             elif path.startswith("/media/"):
-                self._media(method, path[len("/media/"):])
+                self._media(method, path[len("/media/") :])
             else:
                 status, body, extra = api.handle(
-                    app._api, method, path, self.headers.get("Authorization"), payload, body_error)
+                    app._api, method, path, self.headers.get("Authorization"), payload, body_error
+                )
                 self._send_json(status, body, extra)
         finally:
             entry.status = self._status or None
@@ -156,7 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             try:
                 self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.connection.close()  # with linger 0: a TCP reset
             except OSError:
                 pass
@@ -176,8 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _head(self, status: int, length: int, content_type: str,
-              extra: dict[str, str] | None = None) -> bool:
+    def _head(
+        self, status: int, length: int, content_type: str, extra: dict[str, str] | None = None
+    ) -> bool:
         """Send the status line and headers; False when the answer is muted by a fault."""
         self._status = status
         if self._muted:
@@ -194,19 +200,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         return True
 
-    def _send(self, status: int, body: bytes, content_type: str,
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
         if self._head(status, len(body), content_type, extra) and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status: int, body: dict[str, Any],
-                   extra: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, body: dict[str, Any], extra: dict[str, str] | None = None
+    ) -> None:
         self._send(status, json.dumps(body).encode(), "application/json", extra)
 
     def _media(self, method: str, name: str) -> None:
         if method not in ("GET", "HEAD"):
-            self._send_json(405, api.errors(f"Method {method} not allowed on media"),
-                            {"Allow": "GET, HEAD"})
+            self._send_json(
+                405, api.errors(f"Method {method} not allowed on media"), {"Allow": "GET, HEAD"}
+            )
             return
         from .video import MissingSandboxExtra
 

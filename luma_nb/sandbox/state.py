@@ -130,8 +130,11 @@ class Store:
 
     def _save_account(self) -> None:
         if self._persist:
-            data = {"credits": self.credits, "total_images": self.total_images,
-                    "serial": self._serial}
+            data = {
+                "credits": self.credits,
+                "total_images": self.total_images,
+                "serial": self._serial,
+            }
             self._write_json(self.workdir / "account.json", data)
 
     # -- submit ----------------------------------------------------------------------------
@@ -185,8 +188,11 @@ class Store:
         if record.error is not None:
             return Progress("failed", None, record.error)
         assert record.plan is not None
-        state = Progress("finished", 100) if record.forced else progress(
-            record.plan, self.elapsed(record))
+        state = (
+            Progress("finished", 100)
+            if record.forced
+            else progress(record.plan, self.elapsed(record))
+        )
         if state.status == "finished" and not record.media_ready:
             return Progress("processing", 99)  # the video is still being written
         return state
@@ -221,16 +227,22 @@ class Store:
         """The state and fetch body now; queues the render and webhook this moment calls for."""
         state = self._progress(record)
         plan = record.plan
-        doomed = plan is not None and not record.forced and (
-            plan.fail_at is not None or plan.stall_at is not None)
+        doomed = (
+            plan is not None
+            and not record.forced
+            and (plan.fail_at is not None or plan.stall_at is not None)
+        )
         wants_video = state.status == "processing" and not doomed
         if wants_video and not record.media_ready and not record.render_queued:
             record.render_queued = True
             self._outbox.renders.append(record.task_id)
         body = self._body(record, state)
         if record.webhook_url:
-            step = state.percentage // 10 if state.status == "processing" and \
-                state.percentage is not None else None
+            step = (
+                state.percentage // 10
+                if state.status == "processing" and state.percentage is not None
+                else None
+            )
             key = (state.status, step)
             if key != record.hook_key:
                 record.hook_key = key
@@ -272,9 +284,15 @@ class Store:
             state, body = self._observe(record)
             view = record.to_json()
             view.pop("webhook_secret")
-            view.update(status=state.status, percentage=state.percentage, message=state.message,
-                        media_ready=record.media_ready, demo=record.demo, body=body,
-                        render_notes=list(record.render_notes))
+            view.update(
+                status=state.status,
+                percentage=state.percentage,
+                message=state.message,
+                media_ready=record.media_ready,
+                demo=record.demo,
+                body=body,
+                render_notes=list(record.render_notes),
+            )
             return view
 
     def parent_state(self, task_id: str) -> str | None:
