@@ -18,7 +18,6 @@ import pytest
 from .driver import (
     DEMO_NOTE,
     FINISHED,
-    PROMPT,
     Shots,
     check_video,
     fill_and_submit,
@@ -99,7 +98,6 @@ def test_classroom_in_voila(page: Any, page_log: Any, voila: ServerProcess,
         "lower LUMA_NB_E2E_SANDBOX_SPEED"
     )
     result = finish_and_check(page, form, shots, page_log)
-    assert len(PROMPT) > len(short)
     print(f"classroom in Voila: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 
