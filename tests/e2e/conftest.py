@@ -3,7 +3,7 @@
 - ``notebook_root``: a scratch copy of ``notebooks/``.
 - ``lab`` / ``voila``: a started server over that copy (demo mode: ``APIFRAME_API_KEY`` removed,
   ``LUMA_NB_HOME`` and all Jupyter state in a temp dir); its process group is killed afterwards.
-- ``browser``: Debian's Chromium driven by Playwright (one per session).
+- ``browser``: Debian's Chromium driven by Playwright (one per test).
 - ``page``: a fresh 1280x1000 page whose console, errors and MP4 responses are recorded.
 
 When a test fails, its report gets the servers' log tails, the page's console and a screenshot
@@ -113,9 +113,13 @@ def voila(notebook_root: Path, e2e_home: Path) -> Iterator[ServerProcess]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's Chromium through Playwright; fails with the install hint when missing."""
+    """Debian's Chromium through Playwright; fails with the install hint when missing.
+
+    One per test: while Playwright's sync API is active it marks an event loop as running in
+    the main thread, which would break later tests that call ``asyncio.run``.
+    """
     require_browser()
     from playwright.sync_api import sync_playwright
 

@@ -129,8 +129,9 @@ def form_text(form: Any) -> str:
     return str(form.inner_text())
 
 
-def watch_progress(page: Any, form: Any, shots: Shots, timeout_ms: float = JOB_TIMEOUT_MS
-                   ) -> Progress:
+def watch_progress(
+    page: Any, form: Any, shots: Shots, timeout_ms: float = JOB_TIMEOUT_MS
+) -> Progress:
     """Sample the bar and status until a video appears; screenshot once mid-way."""
     seen = Progress()
     deadline = time.monotonic() + timeout_ms / 1000
@@ -141,8 +142,10 @@ def watch_progress(page: Any, form: Any, shots: Shots, timeout_ms: float = JOB_T
         text = form_text(form)
         if not seen.statuses or seen.statuses[-1] != text:
             seen.statuses.append(text)
-        if value is not None and 0.0 < value < 100.0 and (
-            seen.midway_shot is None or (not seen.centred and 25.0 <= value <= 75.0)
+        if (
+            value is not None
+            and 0.0 < value < 100.0
+            and (seen.midway_shot is None or (not seen.centred and 25.0 <= value <= 75.0))
         ):
             # The first value in between is kept; one nearer the middle replaces it.
             scroll_to_top(form)
@@ -203,8 +206,9 @@ def check_video(page: Any, form: Any, shots: Shots, page_log: Any) -> dict[str, 
     handle = video.element_handle()
     page.evaluate(_SEEK_JS, [handle, parent + 0.2])
     video.evaluate("v => { v.muted = true; v.play(); }")
-    page.wait_for_function("([v, t]) => !v.paused && v.currentTime > t", arg=[handle, parent + 1.0],
-                           timeout=30_000)
+    page.wait_for_function(
+        "([v, t]) => !v.paused && v.currentTime > t", arg=[handle, parent + 1.0], timeout=30_000
+    )
     scroll_to_top(form)
     playing = shots.take(page, "video-playing")
 
@@ -273,8 +277,9 @@ def run_all_cells(page: Any, timeout_ms: float = JOB_TIMEOUT_MS) -> None:
     try:
         page.wait_for_function(_ANY_RUN_JS, timeout=15_000)
     except Exception as error:
-        raise AssertionError("run-all started no cell within 15 s (kernel not connected?)"
-                             ) from error
+        raise AssertionError(
+            "run-all started no cell within 15 s (kernel not connected?)"
+        ) from error
     page.wait_for_function(_ALL_RUN_JS, timeout=timeout_ms)
     page.locator(IDLE).wait_for(state="attached", timeout=timeout_ms)
     failures = page.evaluate(_TRACEBACKS_JS)

@@ -72,8 +72,13 @@ def free_port() -> int:
 def server_env(home: Path) -> dict[str, str]:
     """The environment of a notebook server: demo mode, fast sandbox, no user Jupyter state."""
     env = dict(os.environ)
-    for name in ("APIFRAME_API_KEY", "APIFRAME_BASE_URL", "JUPYTER_TOKEN", "JUPYTER_PORT",
-                 "JUPYTERHUB_SERVICE_PREFIX"):
+    for name in (
+        "APIFRAME_API_KEY",
+        "APIFRAME_BASE_URL",
+        "JUPYTER_TOKEN",
+        "JUPYTER_PORT",
+        "JUPYTERHUB_SERVICE_PREFIX",
+    ):
         env.pop(name, None)
     dirs = {
         "LUMA_NB_HOME": home / "luma_nb_home",
@@ -143,8 +148,13 @@ class ServerProcess:
         log = self.log_path.open("wb")
         try:
             self.process = subprocess.Popen(
-                args, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                args,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         finally:
@@ -250,10 +260,19 @@ def lab_server(root: Path, home: Path) -> ServerProcess:
     tracker.parent.mkdir(parents=True, exist_ok=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
     args = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", "--port={port}",
-        "--ServerApp.port_retries=0", "--allow-root", "--IdentityProvider.token=",
-        "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
-        f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        "--port={port}",
+        "--ServerApp.port_retries=0",
+        "--allow-root",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--LabApp.expose_app_in_browser=True",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={home / 'lab_workspaces'}",
     ]
     return ServerProcess("JupyterLab", args, server_env(home), root, home / "jupyterlab.log")
@@ -262,7 +281,12 @@ def lab_server(root: Path, home: Path) -> ServerProcess:
 def voila_server(root: Path, home: Path) -> ServerProcess:
     """Voila over ``root``, allowed to serve MP4s from its file route."""
     args = [
-        sys.executable, "-m", "voila", "--no-browser", "--port={port}", "--Voila.ip=127.0.0.1",
+        sys.executable,
+        "-m",
+        "voila",
+        "--no-browser",
+        "--port={port}",
+        "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|mp4)']",
         str(root),

@@ -45,8 +45,9 @@ def finish_and_check(page: Any, form: Any, shots: Shots, page_log: Any) -> dict[
     return {**video, "progress": progress}
 
 
-def test_quickstart_in_jupyterlab(page: Any, page_log: Any, lab: ServerProcess,
-                                  notebook_root: Path) -> None:
+def test_quickstart_in_jupyterlab(
+    page: Any, page_log: Any, lab: ServerProcess, notebook_root: Path
+) -> None:
     """01-quickstart in JupyterLab: form, live progress, a free kernel, a playing video."""
     require_notebook(notebook_root, QUICKSTART)
     started = time.monotonic()
@@ -60,9 +61,7 @@ def test_quickstart_in_jupyterlab(page: Any, page_log: Any, lab: ServerProcess,
     fill_and_submit(page, form, shots)
     # The job is watched beside the kernel: another cell runs and prints meanwhile.
     cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
-    cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42").wait_for(
-        timeout=20_000
-    )
+    cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42").wait_for(timeout=20_000)
     assert form.locator("video").count() == 0, (
         "the job finished before the second cell ran, so that check proved nothing; "
         "lower LUMA_NB_E2E_SANDBOX_SPEED"
@@ -71,8 +70,9 @@ def test_quickstart_in_jupyterlab(page: Any, page_log: Any, lab: ServerProcess,
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 
-def test_classroom_in_voila(page: Any, page_log: Any, voila: ServerProcess,
-                            notebook_root: Path) -> None:
+def test_classroom_in_voila(
+    page: Any, page_log: Any, voila: ServerProcess, notebook_root: Path
+) -> None:
     """04-classroom in Voila: no code on the page, the form works, the video plays."""
     require_notebook(notebook_root, CLASSROOM)
     started = time.monotonic()
