@@ -329,28 +329,7 @@ class LumaClient:
         that fails stops the batch; the jobs already submitted are on the raised error's
         ``jobs`` attribute (and in the journal).
         """
-        texts = check.prompts(prompts)
-        parent = check.task_id(parent_task_id, "parent_task_id")
-        bodies = [
-            {
-                "parent_task_id": parent,
-                **_common_fields(
-                    text,
-                    options.get("image_url"),
-                    options.get("end_image_url"),
-                    options.get("enhance_prompt", False),
-                    options.get("aspect_ratio", "1:1"),
-                    options.get("webhook_url"),
-                    options.get("webhook_secret"),
-                ),
-            }
-            for text in texts
-        ]
-        unknown = set(options) - _EXTEND_OPTIONS
-        if unknown:
-            raise ValidationError(
-                f"unknown option(s) {', '.join(sorted(unknown))} for extend.", field="options"
-            )
+        bodies = extend_bodies(parent_task_id, prompts, options)
         jobs: list[Job] = []
         for body in bodies:
             try:
@@ -551,6 +530,36 @@ class LumaClient:
     ) -> Task:
         """Like :meth:`wait`, for ``await``: HTTP runs off the event loop, which stays free."""
         return await self._drive_async(self._waiter(task_id, timeout, on_progress, poll=poll))
+
+
+def extend_bodies(
+    parent_task_id: Any, prompts: Any, options: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The validated ``/luma-extend`` body for each prompt, all checked before any is sent.
+
+    Raises :class:`ValidationError` for a bad parent, prompt or option (including unknown ones).
+    """
+    unknown = set(options) - _EXTEND_OPTIONS
+    if unknown:
+        raise ValidationError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for extend.", field="options"
+        )
+    parent = check.task_id(parent_task_id, "parent_task_id")
+    return [
+        {
+            "parent_task_id": parent,
+            **_common_fields(
+                text,
+                options.get("image_url"),
+                options.get("end_image_url"),
+                options.get("enhance_prompt", False),
+                options.get("aspect_ratio", "1:1"),
+                options.get("webhook_url"),
+                options.get("webhook_secret"),
+            ),
+        }
+        for text in check.prompts(prompts)
+    ]
 
 
 def _common_fields(

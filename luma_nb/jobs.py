@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _validate as check
 from .errors import TaskFailedError
 from .models import Task
 from .polling import PollPolicy
@@ -12,6 +13,7 @@ from .polling import PollPolicy
 if TYPE_CHECKING:
     from IPython.display import Video
 
+    from ._wait import Waiter
     from .client import LumaClient
     from .watcher import Listener, Watch
 
@@ -82,13 +84,23 @@ class Job:
             raise TaskFailedError(self.task)
         return self.task is not None and self.task.is_finished
 
-    def _progress(self, on_progress: Callable[[Task], Any] | None) -> Callable[[Task], Any]:
+    def _waiter(
+        self,
+        timeout: float,
+        on_progress: Callable[[Task], Any] | None,
+        poll: PollPolicy | None,
+    ) -> Waiter:
+        """A wait that keeps this job's snapshot up to date, then calls ``on_progress``."""
+        check.callback(on_progress, "on_progress")
+
         def seen(task: Task) -> None:
             self._update(task)
             if on_progress is not None:
                 on_progress(task)
 
-        return seen
+        return self.client._waiter(
+            self.task_id, timeout, seen, fresh=self._fresh, last=self.task, poll=poll
+        )
 
     def wait(
         self,
@@ -100,16 +112,7 @@ class Job:
         """Block until the task finishes; see :meth:`LumaClient.wait`."""
         if self._settled():
             return self.task  # type: ignore[return-value]
-        client = self.client
-        waiter = client._waiter(
-            self.task_id,
-            timeout,
-            self._progress(on_progress),
-            fresh=self._fresh,
-            last=self.task,
-            poll=poll,
-        )
-        return client._drive(waiter)
+        return self.client._drive(self._waiter(timeout, on_progress, poll))
 
     async def wait_async(
         self,
@@ -121,16 +124,7 @@ class Job:
         """Like :meth:`wait`, for ``await`` (the event loop stays free)."""
         if self._settled():
             return self.task  # type: ignore[return-value]
-        client = self.client
-        waiter = client._waiter(
-            self.task_id,
-            timeout,
-            self._progress(on_progress),
-            fresh=self._fresh,
-            last=self.task,
-            poll=poll,
-        )
-        return await client._drive_async(waiter)
+        return await self.client._drive_async(self._waiter(timeout, on_progress, poll))
 
     def __await__(self) -> Generator[Any, None, Task]:
         """``task = await job`` waits with the default deadline."""

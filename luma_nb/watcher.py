@@ -14,14 +14,13 @@ raises is logged and remembered on ``watch.listener_error``; it never stops the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._ending import Ending
 from ._wait import TRANSIENT
 from .display import eta_seconds
 from .errors import LumaError, RateLimitError, TaskFailedError, WaitTimeout
@@ -90,8 +89,7 @@ class Watch:
         self.samples: list[tuple[float, float]] = []
         self.misses = 0
         self._listeners: list[Listener] = []
-        self._done = threading.Event()
-        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._ending = Ending()
         self._lock = threading.Lock()
 
     # -- state ------------------------------------------------------------------------------
@@ -104,7 +102,7 @@ class Watch:
     @property
     def done(self) -> bool:
         """True once watching ended, for whatever reason, and the listeners were told."""
-        return self._done.is_set()
+        return self._ending.is_set()
 
     def elapsed(self, now: float | None = None) -> float:
         """Seconds since watching started (until it ended)."""
@@ -142,13 +140,7 @@ class Watch:
 
     def _release(self) -> None:
         """Wake blocking and async waiters (after the listeners were told of the end)."""
-        self._done.set()
-        with self._lock:
-            futures, self._futures = self._futures, []
-        for loop, future in futures:
-            # A closed loop raises RuntimeError: nobody awaits there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, future)
+        self._ending.set()
 
     def result(self) -> Task:
         """The finished task; raises the error of a watch that ended otherwise."""
@@ -162,22 +154,13 @@ class Watch:
 
     def wait(self, timeout: float | None = None) -> Task:
         """Block until watching ends and return :meth:`result` (interruptible: Ctrl-C works)."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while not self._done.wait(0.1):
-            if limit is not None and time.monotonic() >= limit:
-                raise WaitTimeout(self.job.task_id, timeout or 0.0, self.job.task)
+        if not self._ending.wait(timeout):
+            raise WaitTimeout(self.job.task_id, timeout or 0.0, self.job.task)
         return self.result()
 
     async def wait_async(self) -> Task:
         """Await the end without polling: the watcher thread wakes this coroutine."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            pending = not self._done.is_set()
-            if pending:
-                self._futures.append((loop, future))
-        if pending:
-            await future
+        await self._ending.wait_async()
         return self.result()
 
     def __await__(self) -> Generator[Any, None, Task]:
@@ -190,11 +173,6 @@ class Watch:
 
     def __repr__(self) -> str:
         return f"<Watch {self.job.task_id} {self.state}>"
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class Watcher:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
-import time
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _validate as check
+from .._ending import Ending
 from ..display import esc, job_html, prompt_preview, video_html
-from ..errors import LumaError, ValidationError, WaitTimeout
+from ..errors import LumaError, WaitTimeout
 from ..watcher import DEFAULT_TIMEOUT, Watcher
 from . import _recent
 from ._style import message_html
@@ -26,44 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = ("Storyboard", "storyboard")
 
-_OPTIONS = frozenset(
-    {
-        "image_url",
-        "end_image_url",
-        "enhance_prompt",
-        "aspect_ratio",
-        "webhook_url",
-        "webhook_secret",
-    }
-)
 _MARKS = {"waiting": "·", "submitting": "…", "running": "⏳", "done": "✓", "failed": "✗"}
 
 
 def _validated(parent_task_id: Any, prompts: Iterable[str], options: dict[str, Any]) -> list[str]:
     """Every prompt and option checked before anything is sent (so bad input costs nothing)."""
-    from ..client import _common_fields
+    from ..client import extend_bodies
 
-    check.task_id(parent_task_id, "parent_task_id")
-    texts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not texts:
-        raise ValidationError("prompts is empty: give at least one prompt.", field="prompts")
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise ValidationError(
-            f"unknown option(s) {', '.join(sorted(unknown))} for extend.", field="options"
-        )
-    for index, text in enumerate(texts):
-        check.prompt(text, f"prompts[{index}]")
-        _common_fields(
-            text,
-            options.get("image_url"),
-            options.get("end_image_url"),
-            options.get("enhance_prompt", False),
-            options.get("aspect_ratio", "1:1"),
-            options.get("webhook_url"),
-            options.get("webhook_secret"),
-        )
-    return [t.strip() for t in texts]
+    return [body["prompt"] for body in extend_bodies(parent_task_id, prompts, options)]
 
 
 class Storyboard(widgets.VBox):  # type: ignore[misc]
@@ -91,10 +58,8 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
         self.jobs: list[Job] = []
         self.error: BaseException | None = None
         self._watcher = watcher
-        self._done = threading.Event()
+        self._ending = Ending()
         self._stop = threading.Event()
-        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._lock = threading.Lock()
         self._view: ProgressView | None = None
         self._cards = [widgets.HTML(self._card(i, "waiting")) for i in range(len(self.prompts))]
         self._timeline = widgets.HBox(self._cards, layout={"overflow": "auto"})
@@ -152,19 +117,14 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
             self.error = error
             self._message.value = message_html(str(error))
         finally:
-            self._done.set()
-            with self._lock:
-                futures, self._futures = self._futures, []
-            for loop, future in futures:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, future)
+            self._ending.set()
 
     # -- public -----------------------------------------------------------------------------
 
     @property
     def done(self) -> bool:
         """True once the chain ended (finished, failed or cancelled)."""
-        return self._done.is_set()
+        return self._ending.is_set()
 
     @property
     def value(self) -> Task | None:
@@ -185,24 +145,15 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
 
     def wait(self, timeout: float | None = None) -> Task:
         """Block until the chain ends; the final task (Ctrl-C interrupts the wait only)."""
-        limit = None if timeout is None else time.monotonic() + timeout
-        while not self._done.wait(0.1):
-            if limit is not None and time.monotonic() >= limit:
-                last = self.jobs[-1] if self.jobs else None
-                tid = last.task_id if last else self.parent_task_id
-                raise WaitTimeout(tid, timeout or 0.0, last.task if last else None)
+        if not self._ending.wait(timeout):
+            last = self.jobs[-1] if self.jobs else None
+            tid = last.task_id if last else self.parent_task_id
+            raise WaitTimeout(tid, timeout or 0.0, last.task if last else None)
         return self.result()
 
     async def wait_async(self) -> Task:
         """Await the end of the chain (the kernel's loop stays free)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            pending = not self._done.is_set()
-            if pending:
-                self._futures.append((loop, future))
-        if pending:
-            await future
+        await self._ending.wait_async()
         return self.result()
 
     def __await__(self) -> Generator[Any, None, Task]:
@@ -238,11 +189,6 @@ def _player(task: Task | None, width: int) -> str:
         return str(video(task, width=width)._repr_html_())  # type: ignore[arg-type,no-untyped-call]
     except Exception:
         return video_html(task.video_url if task is not None else None, width=width)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def storyboard(
