@@ -206,6 +206,9 @@ class Receiver:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
+        # Deliveries run one at a time, recorded and applied together: two posts handled by two
+        # server threads must not reach jobs and the journal in another order than recorded.
+        self._deliver_lock = threading.Lock()
         self._jobs: dict[str, list[Job]] = {}
         self._callbacks: list[Callback] = []
         self._last: dict[str, Task] = {}
@@ -266,13 +269,14 @@ class Receiver:
 
     def track(self, job: Job) -> Job:
         """Feed updates for ``job.task_id`` to ``job`` (its snapshot, the journal); returns it."""
-        with self._cond:
-            jobs = self._jobs.setdefault(job.task_id, [])
-            if job not in jobs:
-                jobs.append(job)
-            last = self._last.get(job.task_id)
-        if last is not None:  # an update that came before track() was called
-            self._apply(job, last)
+        with self._deliver_lock:
+            with self._cond:
+                jobs = self._jobs.setdefault(job.task_id, [])
+                if job not in jobs:
+                    jobs.append(job)
+                last = self._last.get(job.task_id)
+            if last is not None:  # an update that came before track() was called
+                self._apply(job, last)
         return job
 
     def untrack(self, job: Job) -> None:
@@ -325,25 +329,30 @@ class Receiver:
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
     def _deliver(self, task: Task) -> None:
-        """Record an accepted update and hand it to the tracked jobs and the subscribers."""
-        with self._cond:
-            self.counts["accepted"] = self.counts.get("accepted", 0) + 1
-            if not task.task_id:
-                return
-            previous = self._last.get(task.task_id)
-            if previous is not None and previous.is_terminal and not task.is_terminal:
-                return  # a late progress post must not undo the end
-            self._last[task.task_id] = task
-            jobs = list(self._jobs.get(task.task_id, ()))
-            callbacks = list(self._callbacks)
-            self._cond.notify_all()
-        for job in jobs:
-            self._apply(job, task)
-        for callback in callbacks:
-            try:
-                callback(task)
-            except Exception:
-                log.exception("a webhook callback failed for task %s", task.task_id)
+        """Record an accepted update and hand it to the tracked jobs and the subscribers.
+
+        Waiters in :meth:`wait_for` wake only after the jobs (and their journal) have it.
+        """
+        with self._deliver_lock:
+            with self._cond:
+                self.counts["accepted"] = self.counts.get("accepted", 0) + 1
+                if not task.task_id:
+                    return
+                previous = self._last.get(task.task_id)
+                if previous is not None and previous.is_terminal and not task.is_terminal:
+                    return  # a late progress post must not undo the end
+                jobs = list(self._jobs.get(task.task_id, ()))
+                callbacks = list(self._callbacks)
+            for job in jobs:
+                self._apply(job, task)
+            for callback in callbacks:
+                try:
+                    callback(task)
+                except Exception:
+                    log.exception("a webhook callback failed for task %s", task.task_id)
+            with self._cond:
+                self._last[task.task_id] = task
+                self._cond.notify_all()
 
     def _apply(self, job: Job, task: Task) -> None:
         """Update one job: the watcher's hook when it has one, else the job itself; journal it."""
