@@ -175,14 +175,15 @@ def plain(value: Any, width: int) -> str:
 
 def _link(url: str | None) -> str:
     """An escaped link for http(s) URLs; anything else as escaped text."""
+    from .display import esc, safe_url
+
     if not url:
         return ""
-    scheme = url.split(":", 1)[0].strip().lower()
     shown = html.escape(plain(url, 60))
-    if scheme in ("http", "https") and not any(ord(ch) < 32 for ch in url):
-        href = html.escape(url, quote=True)
-        return f'<a href="{href}" target="_blank" rel="noopener noreferrer">{shown}</a>'
-    return shown
+    href = safe_url(url)
+    if href is None:
+        return shown
+    return f'<a href="{esc(href)}" target="_blank" rel="noopener noreferrer">{shown}</a>'
 
 
 class History:

@@ -125,8 +125,8 @@ def save(
     if safe_url(url) is None:
         raise MediaError(f"Only http:// and https:// video URLs can be downloaded, not {url!r}.")
     target = _target(path_or_dir, name)
-    http = _session_of(task_or_url, session) or requests.Session()
-    own_session = http is not _session_of(task_or_url, session)
+    borrowed = _session_of(task_or_url, session)
+    http = borrowed or requests.Session()
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     temp = Path(temp_name)
     try:
@@ -138,14 +138,14 @@ def save(
             temp.unlink()
         raise
     finally:
-        if own_session:
+        if borrowed is None:
             http.close()
     if not isinstance(task_or_url, str):
-        _record_saved(task_or_url, target, journal)
+        _record_saved(task_or_url, task.task_id, target, journal)
     return target
 
 
-def _record_saved(source: Task | Job, target: Path, journal: Any) -> None:
+def _record_saved(source: Task | Job, task_id: str, target: Path, journal: Any) -> None:
     """Tell the journal where the video now lives (best effort: the file is already saved)."""
     if journal is ...:
         client = getattr(source, "client", None)
@@ -156,7 +156,7 @@ def _record_saved(source: Task | Job, target: Path, journal: Any) -> None:
 
             journal = Journal()
     if journal is not None:
-        journal.saved(_task_of(source).task_id, target)
+        journal.saved(task_id, target)
 
 
 def _download(
