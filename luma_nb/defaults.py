@@ -24,9 +24,7 @@ def _speed() -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(
-            f"LUMA_NB_SANDBOX_SPEED must be a positive number, got {text!r}."
-        ) from None
+        value = float("nan")  # refused just below, with the same message
     if not value > 0:
         raise ValueError(f"LUMA_NB_SANDBOX_SPEED must be a positive number, got {text!r}.")
     return value
