@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
         parent = client.imagine(args.parent_prompt, aspect_ratio=args.aspect_ratio)
         print(f"1/2 imagine {args.parent_prompt!r} -> task {parent.task_id}")
         parent_task = parent.wait(on_progress=ProgressLine(sys.stderr, parent.task_id))
-        parent_file = save(parent_task, out, session=client._session, journal=None)
+        parent_file = save(parent_task, out, session=client.session, journal=None)
         print(f"    parent video: {parent_file}")
 
         job = client.extend(parent.task_id, args.prompt)
         print(f"2/2 extend with {args.prompt!r} -> task {job.task_id}")
         task = job.wait(on_progress=ProgressLine(sys.stderr, job.task_id))
-        path = save(task, out, session=client._session, journal=None)
+        path = save(task, out, session=client.session, journal=None)
         print(f"    extended video: {path}")
     print(f"\nDone. Play it: {path.resolve()}")
     return 0

@@ -165,6 +165,11 @@ class LumaClient:
         host = self.base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
         return host in ("127.0.0.1", "localhost", "[::1]") or host.startswith("127.")
 
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session of this client (downloads from the same service reuse it)."""
+        return self._session
+
     def __repr__(self) -> str:
         key = "set" if self.has_key else "missing"
         return f"LumaClient(base_url={self.base_url!r}, api_key=<{key}>)"

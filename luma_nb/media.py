@@ -74,7 +74,7 @@ def _session_of(source: object, session: requests.Session | None) -> requests.Se
     if session is not None:
         return session
     client = getattr(source, "client", None)
-    found = getattr(client, "_session", None)
+    found = getattr(client, "session", None)
     return found if isinstance(found, requests.Session) else None
 
 
@@ -272,14 +272,16 @@ def video(
     if download_to is None and not embed and _on_loopback(url) and remote_browser():
         embed = True
     if download_to is not None:
-        path = save(task, download_to, session=http)
+        # The job (not its task) is saved: the journal to tell is its client's, maybe none.
+        path = save(task_or_job, download_to, session=http)
         if embed:
             return _embedded(path, max_embed_bytes, width)
         return Video(filename=_relative(path), width=width)  # type: ignore[no-untyped-call]
     if embed:
         with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
             try:
-                path = save(task, folder, session=http, max_bytes=max_embed_bytes)
+                # A file deleted on return is never recorded as the task's saved file.
+                path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
             return _embedded(path, max_embed_bytes, width)

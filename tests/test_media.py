@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from luma_nb import FixedPolicy, LumaClient, Task
+from luma_nb import FixedPolicy, Journal, LumaClient, Task
 from luma_nb.media import MediaError, file_name, save, video
 
 
@@ -211,3 +211,30 @@ def test_saved_file_is_recorded_in_the_journal(sandbox, tmp_path):
     save(task, tmp_path / "c", journal=None)
     (entry,) = [e for e in client.journal.entries() if e.task_id == job.task_id]
     assert entry.local_file == str(by_task.absolute())
+
+
+def test_an_embedded_view_records_no_file_and_the_journal_only_points_at_real_files(
+    sandbox, tmp_path
+):
+    journal = Journal(tmp_path / "j.sqlite3")
+    client = LumaClient("k", base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=journal)
+    job = client.extend(sandbox.demo_parents[0].task_id, "shown inline")
+    job.wait()
+    shown = video(job, embed=True)  # downloads into a folder deleted before it returns
+    assert shown.embed and len(shown.data) > 1000
+    (entry,) = journal.entries()
+    assert entry.local_file is None
+    kept = video(job, download_to=tmp_path / "kept")
+    (entry,) = journal.entries()
+    assert entry.local_file is not None and Path(entry.local_file).is_file()
+    assert Path(kept.filename).resolve() == Path(entry.local_file).resolve()
+
+
+def test_journal_none_writes_nothing_anywhere(sandbox, tmp_path, _luma_nb_home):
+    client = LumaClient("k", base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None)
+    job = client.extend(sandbox.demo_parents[0].task_id, "no journal at all")
+    job.wait()
+    video(job, embed=True)
+    video(job, download_to=tmp_path / "kept")
+    save(job, tmp_path / "again")
+    assert list(Path(_luma_nb_home).rglob("*")) == []  # not even the default journal's file

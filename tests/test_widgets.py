@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
@@ -394,3 +395,26 @@ def test_public_names_and_demo_mode_default_client(monkeypatch):
     with pytest.raises(ValueError, match="LUMA_NB_SANDBOX_SPEED"):
         luma_nb.default_client()
     monkeypatch.setattr(defaults, "_client", None)
+
+
+def test_saving_from_the_progress_view_records_the_file_once(sandbox, tmp_path):
+    journal = luma_nb.Journal(tmp_path / "j.sqlite3")
+    client = LumaClient("k", base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=journal)
+    saves = []
+    record = client.journal.saved  # count what reaches the client's journal
+
+    def counted(task_id, path):
+        saves.append((task_id, str(path)))
+        record(task_id, path)
+
+    client.journal.saved = counted
+    job = client.extend(sandbox.demo_parents[0].task_id, "saved by the button")
+    view = ProgressView(job, save_dir=tmp_path / "out")
+    view.watch.wait(30)
+    eventually(lambda: view._actions.layout.display == "flex")
+    view._save.click()
+    assert "Saved to" in view._message.value
+    saved = tmp_path / "out" / f"{job.task_id}.mp4"
+    assert saves == [(job.task_id, str(saved))]
+    (entry,) = journal.entries()
+    assert Path(entry.local_file) == saved.absolute()

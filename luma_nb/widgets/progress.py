@@ -223,9 +223,6 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
             self._message.value = message_html(f"Could not save the MP4: {error}")
             self._save.disabled = False
             return
-        journal = getattr(self.job.client, "journal", None)
-        if journal is not None and callable(getattr(journal, "saved", None)):
-            journal.saved(self.job.task_id, path)
         took = time.monotonic() - started
         self._message.value = message_html(f"Saved to {path} ({took:.1f} s).", "ok")
         self._save.disabled = False
