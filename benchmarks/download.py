@@ -41,7 +41,7 @@ _CHILD = textwrap.dedent(
                     return int(line.split()[1]) * 1024
         return 0
 
-    from luma_nb.media import save
+    from luma_nb.notebook.media import save
 
     url, target = sys.argv[1], sys.argv[2]
     try:
@@ -118,7 +118,7 @@ def run(size: str = "full") -> Section:
             "\n\n" + (__doc__ or "").split("\n\n", 1)[1].replace("\n", " ").strip()
         ),
     )
-    absent = missing("luma_nb.media:save", "luma_nb.sandbox:Sandbox")
+    absent = missing("luma_nb.notebook.media:save", "luma_nb.sandbox:Sandbox")
     if absent is None and shutil.which("curl") is None:
         absent = "curl (not installed)"
     if absent:
@@ -158,7 +158,7 @@ def run(size: str = "full") -> Section:
     growth = [(max(r["sampled"], r["hwm"]) - r["before"]) / (1024 * 1024) for r in luma]
     table = Table(("tool", "runs", "median time (s)", "throughput (MB/s)", "peak RSS growth (MiB)"))
     table.add("curl -o", runs, curl_s, mb / curl_s, "–")
-    table.add("luma_nb.media.save", runs, luma_s, mb / luma_s, max(growth))
+    table.add("luma_nb.notebook.media.save", runs, luma_s, mb / luma_s, max(growth))
     section.tables.append(table)
     ratio = curl_s / luma_s
     section.check(

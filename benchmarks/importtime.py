@@ -13,7 +13,7 @@ TITLE = "7. Import time"
 RUNS = {"full": 21, "quick": 9, "tiny": 2}
 GOAL_MS = 50.0
 #: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
-HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.widgets", "luma_nb.sandbox")
+HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.notebook.widgets", "luma_nb.sandbox")
 
 
 def _time(code: str) -> float:

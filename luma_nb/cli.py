@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import errors
 from ._version import __version__
-from .client import LumaClient
-from .jobs import Job
-from .models import ASPECT_RATIOS, Task
+from .api.client import LumaClient
+from .contract import errors
+from .contract.models import ASPECT_RATIOS, Task
+from .jobs.job import Job
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -113,7 +113,7 @@ def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
     task = job.wait(timeout=args.wait_timeout, on_progress=progress)
     saved = None
     if args.out:
-        from .media import save
+        from .notebook.media import save
 
         saved = str(save(job, args.out))
     human = f"{task.task_id} finished: {task.video_url}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from .client import LumaClient
+from .api.client import LumaClient
 
 __all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
 

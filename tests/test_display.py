@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from luma_nb import FixedPolicy, LumaClient, Task
-from luma_nb import display as d
-from luma_nb.jobs import Job
-from luma_nb.watcher import get_watcher
+from luma_nb.jobs.job import Job
+from luma_nb.jobs.watcher import get_watcher
+from luma_nb.notebook import display as d
 
 EVIL = '"><script>alert(1)</script>'
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from luma_nb import FixedPolicy, LumaClient, Task
-from luma_nb.media import MediaError, file_name, save, video
+from luma_nb.notebook.media import MediaError, file_name, save, video
 
 BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # 16 KiB of "video"
 

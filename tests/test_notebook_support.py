@@ -6,8 +6,8 @@ import pytest
 
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient, media
-from luma_nb.widgets import Gallery, extend_form
-from luma_nb.widgets.storyboard import _player
+from luma_nb.notebook.widgets import Gallery, extend_form
+from luma_nb.notebook.widgets.storyboard import _player
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_sandbox_videos_are_embedded_only_for_a_remote_browser(sandbox, client, 
 
 
 def test_a_public_video_url_is_never_embedded(monkeypatch):
-    from luma_nb.models import Task
+    from luma_nb.contract.models import Task
 
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
     task = Task.from_json({"task_id": "t1", "video_url": "https://cdn.example/t1.mp4"})

@@ -14,9 +14,16 @@ import pytest
 
 import luma_nb
 from luma_nb import ASPECT_RATIOS, FixedPolicy, LumaClient, ValidationError
-from luma_nb.display import DEMO_NOTE
-from luma_nb.watcher import get_watcher
-from luma_nb.widgets import ExtendForm, Gallery, ProgressView, _recent, extend_form, storyboard
+from luma_nb.jobs.watcher import get_watcher
+from luma_nb.notebook.display import DEMO_NOTE
+from luma_nb.notebook.widgets import (
+    ExtendForm,
+    Gallery,
+    ProgressView,
+    _recent,
+    extend_form,
+    storyboard,
+)
 
 EVIL = '"><script>alert(1)</script>'
 

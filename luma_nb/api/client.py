@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from . import _validate as check
-from ._version import __version__
-from ._wait import Waiter
-from .errors import (
+from .._version import __version__
+from ..contract import validation as check
+from ..contract.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -26,11 +25,12 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .models import Account, Task
-from .polling import DefaultPolicy, PollPolicy
+from ..contract.models import Account, Task
+from ..contract.polling import DefaultPolicy, PollPolicy
+from ..contract.waiting import Waiter
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from ..jobs.job import Job
 
 __all__ = ("DEFAULT_BASE_URL", "LumaClient")
 
@@ -110,9 +110,9 @@ class LumaClient:
         base_url: else ``APIFRAME_BASE_URL``, else ``https://api.apiframe.pro``.
         timeout: seconds for one HTTP request.
         session: a ``requests.Session`` to use (proxies, certificates, adapters).
-        poll: the polling policy used by waits (default :class:`~luma_nb.polling.DefaultPolicy`).
+        poll: the polling policy used by waits (default :class:`~luma_nb.DefaultPolicy`).
         clock, sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
-        journal: where submits are recorded (see :mod:`luma_nb.journal`): by default the
+        journal: where submits are recorded (see :mod:`luma_nb.jobs.journal`): by default the
             journal under ``LUMA_NB_HOME`` (opened on first use); a :class:`~luma_nb.Journal` or
             a file path; None records nothing.
     """
@@ -139,7 +139,7 @@ class LumaClient:
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
-        from .journal import attach
+        from ..jobs.journal import attach
 
         self.journal: Any = attach(journal, self)
 
@@ -340,7 +340,7 @@ class LumaClient:
         return jobs
 
     def _submit(self, path: str, payload: dict[str, Any]) -> Job:
-        from .jobs import Job
+        from ..jobs.job import Job
 
         public = _public(payload)
         entry = self.journal.intent(path, public) if self.journal is not None else None
@@ -436,7 +436,7 @@ class LumaClient:
 
     def job(self, task_id: str) -> Job:
         """Re-attach to an existing task (nothing is sent until you refresh or wait)."""
-        from .jobs import Job
+        from ..jobs.job import Job
 
         return Job(self, check.task_id(task_id), fresh=False)
 
@@ -447,7 +447,7 @@ class LumaClient:
         :func:`luma_nb.resume` to watch them). Raises :class:`ValidationError` when this client
         records no journal.
         """
-        from .journal import resume_jobs
+        from ..jobs.journal import resume_jobs
 
         return resume_jobs(self)
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ...jobs.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from .. import display as text
-from ..watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from . import _recent
 from ._style import message_html, note_html
 
 if TYPE_CHECKING:
-    from ..jobs import Job
+    from ...jobs.job import Job
 
 __all__ = ("ProgressView",)
 
@@ -37,10 +37,10 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         timeout: seconds to watch before giving up with a timeout message (the job goes on).
         save_dir: where "Save MP4" puts the file (``<task_id>.mp4``).
         video_width: width of the player in pixels.
-        watcher: the :class:`~luma_nb.watcher.Watcher` to use (the process-wide one by default).
+        watcher: the ``Watcher`` to use (the process-wide one by default).
 
     ``value`` is the job's last :class:`~luma_nb.Task`; ``watch`` the underlying
-    :class:`~luma_nb.watcher.Watch`; ``on_done(callback)`` registers ``callback(view)`` for the end.
+    ``Watch``; ``on_done(callback)`` registers ``callback(view)`` for the end.
     Values are written only by the watcher thread once watching started.
     """
 

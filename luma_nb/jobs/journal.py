@@ -27,8 +27,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._journal_db import JournalDB, data_home
-from ._journal_resume import (
+from ..contract.errors import ValidationError
+from ..contract.models import Task
+from .journal_db import JournalDB, data_home
+from .journal_view import STALE_SENDING, Entry, History
+from .resume import (
     UNSET,
     default_client,
     jobs_for,
@@ -36,13 +39,10 @@ from ._journal_resume import (
     service_of,
     watch_jobs,
 )
-from ._journal_view import STALE_SENDING, Entry, History
-from .errors import ValidationError
-from .models import Task
 
 if TYPE_CHECKING:
-    from .client import LumaClient
-    from .jobs import Job
+    from ..api.client import LumaClient
+    from .job import Job
 
 __all__ = (
     "Entry",
@@ -54,7 +54,7 @@ __all__ = (
     "resume",
 )
 
-log = logging.getLogger("luma_nb.journal")
+log = logging.getLogger("luma_nb.jobs.journal")
 T = TypeVar("T")
 #: Request keys that are never written, whoever calls :meth:`Journal.intent`.
 _SECRET_KEYS = frozenset({"webhook_secret", "api_key", "authorization", "apikey", "key"})

@@ -7,8 +7,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..client import LumaClient
-    from ..jobs import Job
+    from ...api.client import LumaClient
+    from ...jobs.job import Job
 
 __all__ = ("describe", "forget_all", "recent_ids", "remember")
 
@@ -36,12 +36,12 @@ def forget_all() -> None:
 def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
-    Returns nothing when the client keeps no :class:`~luma_nb.journal.Journal` or it cannot be
+    Returns nothing when the client keeps no :class:`~luma_nb.jobs.journal.Journal` or it cannot be
     read: the journal is a convenience here, never a reason for the form to fail.
     """
     try:
-        from .._journal_resume import service_of
-        from ..journal import Journal
+        from ...jobs.journal import Journal
+        from ...jobs.resume import service_of
 
         journal = client.journal
         if not isinstance(journal, Journal):
@@ -55,7 +55,7 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
     if not client.is_sandbox:
         return []
-    from ..defaults import demo_parent_ids
+    from ...defaults import demo_parent_ids
 
     return list(demo_parent_ids(client))
 

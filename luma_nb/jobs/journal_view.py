@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job import Job
     from .journal import Journal
 
 __all__ = ("STALE_SENDING", "Entry", "History")
@@ -175,7 +175,7 @@ def plain(value: Any, width: int) -> str:
 
 def _link(url: str | None) -> str:
     """An escaped link for http(s) URLs; anything else as escaped text."""
-    from .display import esc, safe_url
+    from ..notebook.display import esc, safe_url
 
     if not url:
         return ""

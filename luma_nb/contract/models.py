@@ -170,12 +170,12 @@ class Task:
 
     def video(self, **kwargs: Any) -> Any:
         """An ``IPython.display.Video`` of the result (see :func:`luma_nb.media.video`)."""
-        from .media import video
+        from ..notebook.media import video
 
         return video(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from .display import task_html
+        from ..notebook.display import task_html
 
         return task_html(self)
 

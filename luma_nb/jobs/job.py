@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _validate as check
-from .errors import TaskFailedError
-from .models import Task
-from .polling import PollPolicy
+from ..contract import validation as check
+from ..contract.errors import TaskFailedError
+from ..contract.models import Task
+from ..contract.polling import PollPolicy
 
 if TYPE_CHECKING:
     from IPython.display import Video
 
-    from ._wait import Waiter
-    from .client import LumaClient
+    from ..api.client import LumaClient
+    from ..contract.waiting import Waiter
     from .watcher import Listener, Watch
 
 __all__ = ("Job",)
@@ -139,7 +139,7 @@ class Job:
     def watch(self, *, timeout: float = 1800, listener: Listener | None = None) -> Watch:
         """Follow the job on the shared background watcher and return at once.
 
-        The returned :class:`~luma_nb.watcher.Watch` is awaitable (``task = await job.watch()``
+        The returned :class:`~luma_nb.jobs.watcher.Watch` is awaitable (``task = await job.watch()``
         piggybacks on the watcher instead of polling again) and has ``wait()`` and ``cancel()``.
         """
         from .watcher import watch
@@ -148,7 +148,7 @@ class Job:
 
     def video(self, **kwargs: Any) -> Video:
         """An ``IPython.display.Video`` of the finished job (see :func:`luma_nb.media.video`)."""
-        from .media import video
+        from ..notebook.media import video
 
         return video(self, **kwargs)
 
@@ -161,7 +161,7 @@ class Job:
         then the result (video HTML for front-ends that render it). Ctrl-C stops the wait and
         the watching it started.
         """
-        from . import display as _showing
+        from ..notebook import display as _showing
 
         if wait is None:
             wait = not _showing.in_kernel()
@@ -174,6 +174,6 @@ class Job:
         self, include: Any = None, exclude: Any = None, **kwargs: Any
     ) -> dict[str, Any]:
         """A live progress widget in a kernel (with text and HTML fallbacks); text elsewhere."""
-        from . import display as _showing
+        from ..notebook import display as _showing
 
         return _showing.job_bundle(self)

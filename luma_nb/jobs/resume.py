@@ -6,14 +6,14 @@ import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SubmitUncertainError, ValidationError
-from .models import Task
+from ..contract.errors import SubmitUncertainError, ValidationError
+from ..contract.models import Task
 
 if TYPE_CHECKING:
-    from ._journal_view import Entry
-    from .client import LumaClient
-    from .jobs import Job
+    from ..api.client import LumaClient
+    from .job import Job
     from .journal import Journal
+    from .journal_view import Entry
 
 __all__ = ("UNSET", "default_client", "jobs_for", "resubmit_entry", "service_of", "watch_jobs")
 
@@ -37,7 +37,7 @@ def default_client() -> LumaClient:
 
 def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
     """Jobs of ``client`` for journal entries, starting from their last recorded state."""
-    from .jobs import Job
+    from .job import Job
 
     jobs = []
     for entry in entries:
@@ -55,9 +55,9 @@ def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
 
 
 def watch_jobs(jobs: Iterable[Job]) -> None:
-    """Hand jobs to the background watcher (:func:`luma_nb.watcher.watch`), when available."""
+    """Hand jobs to the background watcher (:func:`luma_nb.jobs.watcher.watch`), when available."""
     try:
-        watcher = importlib.import_module("luma_nb.watcher")
+        watcher = importlib.import_module("luma_nb.jobs.watcher")
     except ImportError:
         return
     watch = getattr(watcher, "watch", None)

@@ -28,11 +28,11 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from .errors import TaskFailedError, ValidationError, WaitTimeout
-from .models import Task
+from ..contract.errors import TaskFailedError, ValidationError, WaitTimeout
+from ..contract.models import Task
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job import Job
 
 __all__ = ("DEFAULT_MAX_BODY", "HEADER", "Receiver", "verify")
 
@@ -43,7 +43,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 #: Seconds a connection may stay silent while a body is read (slow clients are cut off).
 _READ_TIMEOUT = 10.0
 
-log = logging.getLogger("luma_nb.webhooks")
+log = logging.getLogger("luma_nb.jobs.webhooks")
 
 #: What :func:`verify` accepts: a mapping, an ``http.client.HTTPMessage``, or (name, value) pairs.
 Headers = Mapping[str, str] | Message | Iterable[tuple[str, str]]

@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._ending import Ending
-from ._wait import TRANSIENT
-from .display import eta_seconds
-from .errors import LumaError, RateLimitError, TaskFailedError, WaitTimeout
+from ..contract.errors import LumaError, RateLimitError, TaskFailedError, WaitTimeout
+from ..contract.waiting import TRANSIENT
+from ..notebook.display import eta_seconds
+from .ending import Ending
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .models import Task
-    from .polling import Schedule
+    from ..contract.models import Task
+    from ..contract.polling import Schedule
+    from .job import Job
 
 __all__ = (
     "DEFAULT_TIMEOUT",
@@ -44,7 +44,7 @@ __all__ = (
 DEFAULT_TIMEOUT = 1800.0
 #: Consecutive fetches that do not return a task before its watch ends with an error.
 _MAX_MISSES = 3
-_log = logging.getLogger("luma_nb.watcher")
+_log = logging.getLogger("luma_nb.jobs.watcher")
 
 Listener = Callable[["Watch"], Any]
 

@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _validate as check
+from ...contract import validation as check
+from ...contract.errors import LumaError, ValidationError
+from ...contract.models import ASPECT_RATIOS
 from ..display import DEMO_NOTE, esc, image_html
-from ..errors import LumaError, ValidationError
-from ..models import ASPECT_RATIOS
 from . import _recent
 from ._style import LABEL_WIDTH, field_row, message_html
 from .progress import ProgressView
 
 if TYPE_CHECKING:
-    from ..client import LumaClient
-    from ..jobs import Job
+    from ...api.client import LumaClient
+    from ...jobs.job import Job
 
 __all__ = ("ExtendForm", "extend_form")
 
@@ -60,7 +60,7 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         if client is None:
-            from ..defaults import default_client
+            from ...defaults import default_client
 
             client = default_client()
         self.client = client
@@ -244,7 +244,7 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         }
         if not errors:
             # The same cross-field rules (and messages) as LumaClient.extend.
-            from ..client import _common_fields
+            from ...api.client import _common_fields
 
             run(
                 "webhook_secret",
@@ -382,7 +382,7 @@ def extend_form(client: LumaClient | None = None, parent_task_id: str | None = N
     video, so a newcomer only has to type a prompt.
     """
     if client is None:
-        from ..defaults import default_client
+        from ...defaults import default_client
 
         client = default_client()
     if parent_task_id is None:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .models import Task
+    from ..contract.models import Task
+    from ..jobs.job import Job
 
 __all__ = (
     "DEMO_NOTE",
@@ -238,7 +238,7 @@ def _note(job: Job) -> str | None:
 def job_bundle(job: Job) -> dict[str, Any]:
     """What ``job`` shows as a cell's result.
 
-    In a kernel: a live :class:`~luma_nb.widgets.ProgressView` (watching starts) plus ``text/html``
+    In a kernel: a live :class:`~luma_nb.ProgressView` (watching starts) plus ``text/html``
     of the current state and a stable ``text/plain`` for front-ends without the widget manager.
     Elsewhere: text and HTML only, and nothing is watched.
     """
@@ -267,7 +267,7 @@ def show_blocking(job: Job, *, timeout: float, out: TextIO | None = None) -> Non
     """
     from IPython.display import display
 
-    from .watcher import get_watcher
+    from ..jobs.watcher import get_watcher
 
     stream = out if out is not None else sys.stdout
     watcher = get_watcher()

@@ -1,0 +1,1 @@
+"""The notebook layer: display, media and widgets (the only code importing IPython/ipywidgets)."""
