@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The layers, bottom up: importing jobs and notebook fills the slots the layers below them
+# name (a submit returns a Job, a Task shows itself), and defaults fills the default client.
+from . import defaults, jobs, notebook  # noqa: F401
 from ._sync import run_sync
 from ._version import __version__
 from .api.client import LumaClient
@@ -22,6 +25,7 @@ from .contract.errors import (
 )
 from .contract.models import ASPECT_RATIOS, Account, Task
 from .contract.polling import DefaultPolicy, FixedPolicy
+from .defaults import default_client
 from .jobs.job import Job
 
 # Notebook-facing names are imported on first use, so ``import luma_nb`` stays as light as
@@ -32,7 +36,6 @@ _LAZY = {
     "ProgressView": "luma_nb.notebook.widgets",
     "extend_form": "luma_nb.notebook.widgets",
     "storyboard": "luma_nb.notebook.widgets",
-    "default_client": "luma_nb.defaults",
     "Journal": "luma_nb.jobs.journal",
     "history": "luma_nb.jobs.journal",
     "resume": "luma_nb.jobs.journal",

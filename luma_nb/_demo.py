@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start a sandbox, imagine a parent, extend it, show progress, save both MP4s."""
-    from .cli import ProgressLine
+    from ._terminal import ProgressLine
     from .notebook.media import save
     from .sandbox import Sandbox
 

@@ -12,10 +12,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any
 
+from ._terminal import ProgressLine
 from ._version import __version__
 from .api.client import LumaClient
 from .contract import errors
@@ -57,30 +57,6 @@ def exit_code(error: BaseException) -> int:
         if isinstance(error, kind):
             return code
     return 1
-
-
-class ProgressLine:
-    """A one-line progress display on a terminal (a plain line per change elsewhere)."""
-
-    def __init__(self, stream: TextIO, task_id: str) -> None:
-        self.stream = stream
-        self.task_id = task_id
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-        self._width = 0
-
-    def __call__(self, task: Task) -> None:
-        elapsed = time.monotonic() - self.started
-        text = f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)"
-        if self.tty:
-            pad = max(0, self._width - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self._width = len(text)
-            if task.is_terminal:
-                self.stream.write("\n")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
 
 
 def _task_json(task: Task, saved: str | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+from .api import hooks
 from .api.client import LumaClient
 
 __all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
@@ -73,3 +74,8 @@ def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
     except ImportError:  # pragma: no cover - the sandbox ships with the package
         return ()
     return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)
+
+
+# The layers below ask for the default client (and the demo parents) through these slots.
+hooks.default_client.fill(default_client)
+hooks.demo_parents.fill(demo_parent_ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import time
@@ -13,21 +12,20 @@ import requests
 
 from .._version import __version__
 from ..contract import validation as check
+from ..contract.bodies import common_fields, extend_bodies, public
 from ..contract.errors import (
-    APIError,
-    AuthenticationError,
     BadRequestError,
-    InsufficientCreditsError,
     MissingAPIKeyError,
-    RateLimitError,
     ServerError,
     SubmitUncertainError,
     TransportError,
-    ValidationError,
 )
 from ..contract.models import Account, Task
 from ..contract.polling import DefaultPolicy, PollPolicy
 from ..contract.waiting import Waiter
+from . import hooks, waiting
+from .hooks import ClientObserver, Submission
+from .transport import describe_transport, never_sent, parse_answer
 
 if TYPE_CHECKING:
     from ..jobs.job import Job
@@ -37,69 +35,7 @@ __all__ = ("DEFAULT_BASE_URL", "LumaClient")
 DEFAULT_BASE_URL = "https://api.apiframe.pro"
 #: The documented maximum of ids per ``/fetch-many`` call.
 FETCH_MANY_MAX = 20
-#: Gateways answer these when the upstream may or may not have processed the request.
-_GATEWAY_STATUSES = frozenset({502, 504})
 _SUBMIT_PATHS = frozenset({"/luma-extend", "/luma-imagine"})
-_EXTEND_OPTIONS = frozenset(
-    {
-        "image_url",
-        "end_image_url",
-        "enhance_prompt",
-        "aspect_ratio",
-        "webhook_url",
-        "webhook_secret",
-    }
-)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds, from either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _messages(body: Any) -> list[str]:
-    """The human texts of an error body: ``errors[].msg``, else ``message`` / ``error``."""
-    if not isinstance(body, Mapping):
-        return []
-    texts: list[str] = []
-    errors = body.get("errors")
-    if isinstance(errors, list):
-        for item in errors:
-            if isinstance(item, Mapping):
-                msg = item.get("msg") or item.get("message")
-                if isinstance(msg, str) and msg.strip():
-                    texts.append(msg.strip())
-            elif isinstance(item, str) and item.strip():
-                texts.append(item.strip())
-    for key in ("message", "error"):
-        value = body.get(key)
-        if not texts and isinstance(value, str) and value.strip():
-            texts.append(value.strip())
-    return texts
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """True when the request certainly did not reach the server (no connection was made)."""
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(error, requests.exceptions.ConnectionError):
-        text = repr(error)
-        return any(
-            marker in text
-            for marker in ("NewConnectionError", "NameResolutionError", "Connection refused")
-        )
-    return isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))
 
 
 class LumaClient:
@@ -114,7 +50,8 @@ class LumaClient:
         clock, sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
         journal: where submits are recorded (see :mod:`luma_nb.jobs.journal`): by default the
             journal under ``LUMA_NB_HOME`` (opened on first use); a :class:`~luma_nb.Journal` or
-            a file path; None records nothing.
+            a file path; None records nothing. The journal is an observer of the client's
+            events (:mod:`luma_nb.api.hooks`), subscribed by the jobs layer.
     """
 
     def __init__(
@@ -139,9 +76,11 @@ class LumaClient:
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
-        from ..jobs.journal import attach
-
-        self.journal: Any = attach(journal, self)
+        self._observers: list[ClientObserver] = []
+        #: The journal recording this client's submits (set up by the jobs layer), or None.
+        self.journal: Any = None
+        if hooks.setup_client.filled:
+            hooks.setup_client(self, journal)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -161,6 +100,19 @@ class LumaClient:
         return f"LumaClient(base_url={self.base_url!r}, api_key=<{key}>)"
 
     __str__ = __repr__
+
+    def subscribe(self, observer: ClientObserver) -> None:
+        """Tell ``observer`` of every submit and every task seen (see :mod:`luma_nb.api.hooks`)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def unsubscribe(self, observer: ClientObserver) -> None:
+        """Stop telling ``observer``."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        hooks.emit(self, self._observers, event, *args)
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -206,62 +158,11 @@ class LumaClient:
             )
             body_text = response.text
         except requests.RequestException as error:
-            reason = _describe_transport(error)
-            if submit and not _never_sent(error):
-                raise SubmitUncertainError(path, _public(payload), TransportError(reason)) from None
+            reason = describe_transport(error)
+            if submit and not never_sent(error):
+                raise SubmitUncertainError(path, public(payload), TransportError(reason)) from None
             raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
-        return self._parse(response, body_text, path, payload if submit else None)
-
-    def _parse(
-        self,
-        response: requests.Response,
-        text: str,
-        path: str,
-        submitted: Mapping[str, Any] | None,
-    ) -> Any:
-        status = response.status_code
-        try:
-            body: Any = json.loads(text) if text.strip() else None
-            is_json = True
-        except ValueError:
-            body, is_json = None, False
-        snippet = " ".join(text.split())[:200] or None
-        if 200 <= status < 300:
-            if not is_json or body is None:
-                error = ServerError(
-                    status,
-                    ["the answer was not the JSON the API promises"],
-                    endpoint=path,
-                    body=snippet,
-                )
-                if submitted is not None:
-                    raise SubmitUncertainError(path, _public(submitted), error)
-                raise error
-            return body
-        messages = _messages(body)
-        if not is_json and snippet:
-            kind = "an HTML page" if "<" in snippet else "text"
-            messages.append(f"the answer was {kind}, not JSON")
-        if status == 400:
-            raise BadRequestError(status, messages, endpoint=path, body=snippet)
-        if status == 401:
-            raise AuthenticationError(status, messages, endpoint=path)
-        if status == 402:
-            raise InsufficientCreditsError(status, messages, endpoint=path, body=snippet)
-        if status == 429:
-            raise RateLimitError(
-                status,
-                messages,
-                endpoint=path,
-                body=snippet,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            error = ServerError(status, messages, endpoint=path, body=snippet)
-            if submitted is not None and status in _GATEWAY_STATUSES:
-                raise SubmitUncertainError(path, _public(submitted), error)
-            raise error
-        raise APIError(status, messages, endpoint=path, body=snippet)
+        return parse_answer(response, body_text, path, payload if submit else None)
 
     # -- submits ----------------------------------------------------------------------------
 
@@ -284,7 +185,7 @@ class LumaClient:
         """
         payload = {"parent_task_id": check.task_id(parent_task_id, "parent_task_id")}
         payload.update(
-            _common_fields(
+            common_fields(
                 prompt,
                 image_url,
                 end_image_url,
@@ -309,7 +210,7 @@ class LumaClient:
         webhook_secret: str | None = None,
     ) -> Job:
         """Make a new video from ``prompt`` (``POST /luma-imagine``); a parent for extends."""
-        payload = _common_fields(
+        payload = common_fields(
             prompt,
             image_url,
             end_image_url,
@@ -340,39 +241,37 @@ class LumaClient:
         return jobs
 
     def _submit(self, path: str, payload: dict[str, Any]) -> Job:
-        from ..jobs.job import Job
-
-        public = _public(payload)
-        entry = self.journal.intent(path, public) if self.journal is not None else None
+        attempt = Submission(path, public(payload))
+        self._emit("about_to_submit", attempt)
         try:
             body = self._request("POST", path, payload)
             task_id = body.get("task_id") if isinstance(body, Mapping) else None
             if not isinstance(task_id, str) or not task_id.strip():
                 raise SubmitUncertainError(
-                    path, public, ServerError(200, ["the answer carried no task_id"], endpoint=path)
+                    path,
+                    attempt.request,
+                    ServerError(200, ["the answer carried no task_id"], endpoint=path),
                 )
         except SubmitUncertainError as error:
-            if self.journal is not None and entry is not None:
-                error.journal_id = entry if entry >= 0 else None
-                self.journal.uncertain(entry, str(error.cause or error))
+            self._emit("answer_lost", attempt, str(error.cause or error), error)
             raise
         except Exception as error:
             # The service answered with a refusal, or nothing was sent (validation, no key).
-            if self.journal is not None and entry is not None:
-                self.journal.rejected(entry, str(error))
+            self._emit("refused", attempt, str(error))
             raise
         except BaseException as error:
             # Interrupted (Ctrl-C, kernel interrupt) while the request may have been on its way.
-            if self.journal is not None and entry is not None:
-                reason = f"interrupted while submitting ({type(error).__name__})"
-                self.journal.uncertain(entry, reason)
+            reason = f"interrupted while submitting ({type(error).__name__})"
+            self._emit("answer_lost", attempt, reason, None)
             raise
-        task_id = task_id.strip()
-        if self.journal is not None and entry is not None:
-            self.journal.submitted(entry, task_id)
+        attempt.task_id = task_id.strip()
+        self._emit("submitted", attempt)
         kind = "luma-ext" if path == "/luma-extend" else "luma"
-        task = Task(task_id=task_id, task_type=kind, status="pending", raw={})
-        return Job(self, task_id, task=task, request=public, fresh=True)
+        task = Task(task_id=attempt.task_id, task_type=kind, status="pending", raw={})
+        job: Job = hooks.make_job(
+            self, attempt.task_id, task=task, request=attempt.request, fresh=True
+        )
+        return job
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -429,16 +328,16 @@ class LumaClient:
         return Account.from_json(body)
 
     def _record(self, task: Task) -> None:
-        if self.journal is not None:
-            self.journal.observe(task)
+        self._emit("task_seen", task)
 
     # -- jobs and waiting -------------------------------------------------------------------
 
     def job(self, task_id: str) -> Job:
         """Re-attach to an existing task (nothing is sent until you refresh or wait)."""
-        from ..jobs.job import Job
-
-        return Job(self, check.task_id(task_id), fresh=False)
+        job: Job = hooks.make_job(
+            self, check.task_id(task_id), task=None, request=None, fresh=False
+        )
+        return job
 
     def resume(self) -> list[Job]:
         """Re-attach to every unfinished job of this client's service recorded in the journal.
@@ -447,9 +346,8 @@ class LumaClient:
         :func:`luma_nb.resume` to watch them). Raises :class:`ValidationError` when this client
         records no journal.
         """
-        from ..jobs.journal import resume_jobs
-
-        return resume_jobs(self)
+        jobs: list[Job] = hooks.resume_jobs(self)
+        return jobs
 
     def _waiter(
         self,
@@ -461,49 +359,15 @@ class LumaClient:
         last: Task | None = None,
         poll: PollPolicy | None = None,
     ) -> Waiter:
-        check.callback(on_progress, "on_progress")
-        if poll is not None and not callable(getattr(poll, "schedule", None)):
-            raise ValidationError(
-                f"poll must be a polling policy such as FixedPolicy(3.0), got {poll!r}.",
-                field="poll",
-            )
-        policy = poll or self.poll
-        return Waiter(
-            check.task_id(task_id),
-            timeout,
-            policy.schedule(self._clock(), fresh=fresh),
-            self._clock,
-            request_timeout=self.timeout,
-            on_progress=on_progress,
-            last=last,
+        return waiting.make_waiter(
+            self, task_id, timeout, on_progress, fresh=fresh, last=last, poll=poll
         )
 
     def _drive(self, waiter: Waiter) -> Task:
-        while True:
-            self._sleep(waiter.next_delay())
-            try:
-                task = self.fetch(waiter.task_id, timeout=waiter.request_timeout())
-            except Exception as error:
-                waiter.on_error(error)
-                continue
-            if waiter.on_task(task):
-                return task
+        return waiting.drive(self, waiter)
 
     async def _drive_async(self, waiter: Waiter) -> Task:
-        import asyncio  # here, not at the top: it costs ~40 ms of every `import luma_nb`
-
-        while True:
-            await asyncio.sleep(waiter.next_delay())
-            try:
-                # The HTTP call runs in a worker thread: the event loop (the kernel) stays free.
-                task = await asyncio.to_thread(
-                    self.fetch, waiter.task_id, timeout=waiter.request_timeout()
-                )
-            except Exception as error:
-                waiter.on_error(error)
-                continue
-            if waiter.on_task(task):
-                return task
+        return await waiting.drive_async(self, waiter)
 
     def wait(
         self,
@@ -530,86 +394,3 @@ class LumaClient:
     ) -> Task:
         """Like :meth:`wait`, for ``await``: HTTP runs off the event loop, which stays free."""
         return await self._drive_async(self._waiter(task_id, timeout, on_progress, poll=poll))
-
-
-def extend_bodies(
-    parent_task_id: Any, prompts: Any, options: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """The validated ``/luma-extend`` body for each prompt, all checked before any is sent.
-
-    Raises :class:`ValidationError` for a bad parent, prompt or option (including unknown ones).
-    """
-    unknown = set(options) - _EXTEND_OPTIONS
-    if unknown:
-        raise ValidationError(
-            f"unknown option(s) {', '.join(sorted(unknown))} for extend.", field="options"
-        )
-    parent = check.task_id(parent_task_id, "parent_task_id")
-    return [
-        {
-            "parent_task_id": parent,
-            **_common_fields(
-                text,
-                options.get("image_url"),
-                options.get("end_image_url"),
-                options.get("enhance_prompt", False),
-                options.get("aspect_ratio", "1:1"),
-                options.get("webhook_url"),
-                options.get("webhook_secret"),
-            ),
-        }
-        for text in check.prompts(prompts)
-    ]
-
-
-def _common_fields(
-    prompt: Any,
-    image_url: Any,
-    end_image_url: Any,
-    enhance_prompt: Any,
-    aspect_ratio: Any,
-    webhook_url: Any,
-    webhook_secret: Any,
-) -> dict[str, Any]:
-    """The validated body fields shared by extend and imagine; unset options are left out."""
-    payload: dict[str, Any] = {"prompt": check.prompt(prompt)}
-    urls = {
-        "image_url": check.http_url(image_url, "image_url"),
-        "end_image_url": check.http_url(end_image_url, "end_image_url"),
-    }
-    payload.update({name: url for name, url in urls.items() if url is not None})
-    payload["enhance_prompt"] = check.flag(enhance_prompt, "enhance_prompt")
-    payload["aspect_ratio"] = check.aspect_ratio(aspect_ratio)
-    hook = check.http_url(webhook_url, "webhook_url")
-    secret = check.secret(webhook_secret)
-    if secret is not None and hook is None:
-        raise ValidationError(
-            "webhook_secret was given without webhook_url; give both or neither.",
-            field="webhook_secret",
-        )
-    if hook is not None:
-        payload["webhook_url"] = hook
-    if secret is not None:
-        payload["webhook_secret"] = secret
-    return payload
-
-
-def _public(payload: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A request body without its secrets, safe to show, log and journal."""
-    if payload is None:
-        return {}
-    return {k: v for k, v in payload.items() if k != "webhook_secret"}
-
-
-def _describe_transport(error: requests.RequestException) -> str:
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return "could not connect in time"
-    if isinstance(error, requests.exceptions.ReadTimeout):
-        return "no answer in time (read timeout)"
-    if isinstance(error, requests.exceptions.ConnectionError):
-        if _never_sent(error):
-            return "could not connect (is the service or sandbox running?)"
-        return "the connection was closed before an answer came"
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return "the answer was cut off"
-    return type(error).__name__

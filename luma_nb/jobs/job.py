@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..contract import rendering
 from ..contract import validation as check
 from ..contract.errors import TaskFailedError
 from ..contract.models import Task
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
     from ..api.client import LumaClient
     from ..contract.waiting import Waiter
-    from .watcher import Listener, Watch
+    from .watch import Listener, Watch
 
 __all__ = ("Job",)
 
@@ -148,9 +149,8 @@ class Job:
 
     def video(self, **kwargs: Any) -> Video:
         """An ``IPython.display.Video`` of the finished job (see :func:`luma_nb.media.video`)."""
-        from ..notebook.media import video
-
-        return video(self, **kwargs)
+        clip: Video = rendering.video(self, **kwargs)
+        return clip
 
     def show(self, *, wait: bool | None = None, timeout: float = 1800) -> None:
         """Display progress, then the video.
@@ -161,19 +161,11 @@ class Job:
         then the result (video HTML for front-ends that render it). Ctrl-C stops the wait and
         the watching it started.
         """
-        from ..notebook import display as _showing
-
-        if wait is None:
-            wait = not _showing.in_kernel()
-        if wait:
-            _showing.show_blocking(self, timeout=timeout)
-        else:
-            _showing.show_view(self, timeout=timeout)
+        rendering.job_show(self, wait=wait, timeout=timeout)
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None, **kwargs: Any
     ) -> dict[str, Any]:
         """A live progress widget in a kernel (with text and HTML fallbacks); text elsewhere."""
-        from ..notebook import display as _showing
-
-        return _showing.job_bundle(self)
+        bundle: dict[str, Any] = rendering.job_bundle(self)
+        return bundle

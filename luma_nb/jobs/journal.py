@@ -31,14 +31,7 @@ from ..contract.errors import ValidationError
 from ..contract.models import Task
 from .journal_db import JournalDB, data_home
 from .journal_view import STALE_SENDING, Entry, History
-from .resume import (
-    UNSET,
-    default_client,
-    jobs_for,
-    resubmit_entry,
-    service_of,
-    watch_jobs,
-)
+from .resume import UNSET, default_client, resubmit_entry, watch_jobs
 
 if TYPE_CHECKING:
     from ..api.client import LumaClient
@@ -54,7 +47,7 @@ __all__ = (
     "resume",
 )
 
-log = logging.getLogger("luma_nb.jobs.journal")
+log = logging.getLogger("luma_nb.journal")
 T = TypeVar("T")
 #: Request keys that are never written, whoever calls :meth:`Journal.intent`.
 _SECRET_KEYS = frozenset({"webhook_secret", "api_key", "authorization", "apikey", "key"})
@@ -337,41 +330,6 @@ class Journal:
         )
 
 
-def attach(journal: Any, client: LumaClient) -> Any:
-    """What ``LumaClient(journal=...)`` stores: a :class:`Journal` bound to the client's service.
-
-    ``...`` (the default) is the default journal, ``None`` disables journaling, a path opens that
-    file, and any other object with the client's journal methods is used as it is.
-    """
-    if journal is None:
-        return None
-    service = service_of(client)
-    if journal is ...:
-        return Journal(service=service)
-    if isinstance(journal, Journal):
-        return journal.bind(service)
-    if isinstance(journal, (str, os.PathLike)):
-        return Journal(journal, service=service)
-    needed = ("intent", "submitted", "uncertain", "rejected", "observe")
-    if all(callable(getattr(journal, name, None)) for name in needed):
-        return journal
-    raise ValidationError(
-        "journal must be a luma_nb.Journal, a file path, or None to record nothing.",
-        field="journal",
-    )
-
-
-def resume_jobs(client: LumaClient) -> list[Job]:
-    """Jobs for every unfinished submit of ``client``'s service (see :meth:`LumaClient.resume`)."""
-    journal = client.journal
-    if not isinstance(journal, Journal):
-        raise ValidationError(
-            "this client records no journal (journal=None), so there is nothing to resume.",
-            field="journal",
-        )
-    return jobs_for(client, journal.unfinished(service_of(client)))
-
-
 def history(limit: int = 50) -> History:
     """Past submits in the default journal, newest first (a table in notebooks)."""
     return Journal().history(limit)
@@ -384,7 +342,7 @@ def resume(client: LumaClient | None = None, watch: bool = True) -> list[Job]:
     """
     if client is None:
         client = default_client()
-    jobs = client.resume()
+    jobs: list[Job] = client.resume()
     if watch and jobs:
         watch_jobs(jobs)
     return jobs

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..contract.text import esc, safe_url
+
 if TYPE_CHECKING:
     from .job import Job
     from .journal import Journal
@@ -175,8 +177,6 @@ def plain(value: Any, width: int) -> str:
 
 def _link(url: str | None) -> str:
     """An escaped link for http(s) URLs; anything else as escaped text."""
-    from ..notebook.display import esc, safe_url
-
     if not url:
         return ""
     shown = html.escape(plain(url, 60))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..api import hooks
 from ..contract.errors import SubmitUncertainError, ValidationError
 from ..contract.models import Task
+from .job import Job
 
 if TYPE_CHECKING:
     from ..api.client import LumaClient
-    from .job import Job
     from .journal import Journal
     from .journal_view import Entry
 
@@ -29,16 +29,13 @@ def service_of(client: LumaClient) -> str:
 
 
 def default_client() -> LumaClient:
-    """:func:`luma_nb.default_client`, imported only when needed (it may start a sandbox)."""
-    defaults = importlib.import_module("luma_nb.defaults")
-    client: LumaClient = defaults.default_client()
+    """:func:`luma_nb.default_client`, as the launcher on top provides it (may start a sandbox)."""
+    client: LumaClient = hooks.default_client()
     return client
 
 
 def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
     """Jobs of ``client`` for journal entries, starting from their last recorded state."""
-    from .job import Job
-
     jobs = []
     for entry in entries:
         if not entry.task_id:
@@ -55,15 +52,11 @@ def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
 
 
 def watch_jobs(jobs: Iterable[Job]) -> None:
-    """Hand jobs to the background watcher (:func:`luma_nb.jobs.watcher.watch`), when available."""
-    try:
-        watcher = importlib.import_module("luma_nb.jobs.watcher")
-    except ImportError:
-        return
-    watch = getattr(watcher, "watch", None)
-    if callable(watch):
-        for job in jobs:
-            watch(job)
+    """Hand jobs to the background watcher (:func:`luma_nb.jobs.watcher.watch`)."""
+    from .watcher import watch
+
+    for job in jobs:
+        watch(job)
 
 
 def resubmit_entry(

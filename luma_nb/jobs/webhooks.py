@@ -43,7 +43,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 #: Seconds a connection may stay silent while a body is read (slow clients are cut off).
 _READ_TIMEOUT = 10.0
 
-log = logging.getLogger("luma_nb.jobs.webhooks")
+log = logging.getLogger("luma_nb.webhooks")
 
 #: What :func:`verify` accepts: a mapping, an ``http.client.HTTPMessage``, or (name, value) pairs.
 Headers = Mapping[str, str] | Message | Iterable[tuple[str, str]]
@@ -359,9 +359,7 @@ class Receiver:
         try:
             if not _push_to_watcher(job, task):
                 job._update(task)
-            journal = getattr(job.client, "journal", None)
-            if journal is not None:
-                journal.observe(task)
+            job.client._record(task)  # the client's observers (its journal) hear of it
         except Exception:
             log.exception("updating job %s from a webhook failed", job.task_id)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..contract.models import ASPECT_RATIOS
+from ..contract.statuses import ASPECT_RATIOS
 from ._net import is_http_url
 from .faults import Faults
 from .state import COST, InsufficientCredits, Store

@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ...api import hooks
+
 if TYPE_CHECKING:
     from ...api.client import LumaClient
     from ...jobs.job import Job
@@ -55,9 +57,9 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
     if not client.is_sandbox:
         return []
-    from ...defaults import demo_parent_ids
-
-    return list(demo_parent_ids(client))
+    if not hooks.demo_parents.filled:
+        return []
+    return list(hooks.demo_parents(client))
 
 
 def recent_ids(client: LumaClient) -> list[str]:

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ...api import hooks
 from ...contract import validation as check
+from ...contract.bodies import common_fields
 from ...contract.errors import LumaError, ValidationError
-from ...contract.models import ASPECT_RATIOS
+from ...contract.statuses import ASPECT_RATIOS
 from ..display import DEMO_NOTE, esc, image_html
 from . import _recent
 from ._style import LABEL_WIDTH, field_row, message_html
-from .progress import ProgressView
+from .progress import ProgressView, offer_extend
 
 if TYPE_CHECKING:
     from ...api.client import LumaClient
@@ -60,9 +62,7 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         if client is None:
-            from ...defaults import default_client
-
-            client = default_client()
+            client = hooks.default_client()
         self.client = client
         self.jobs: list[Job] = []
         self._callbacks: list[Callable[[Job], Any]] = []
@@ -244,11 +244,9 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         }
         if not errors:
             # The same cross-field rules (and messages) as LumaClient.extend.
-            from ...api.client import _common_fields
-
             run(
                 "webhook_secret",
-                lambda: _common_fields(
+                lambda: common_fields(
                     values["prompt"],
                     values["image_url"],
                     values["end_image_url"],
@@ -382,10 +380,11 @@ def extend_form(client: LumaClient | None = None, parent_task_id: str | None = N
     video, so a newcomer only has to type a prompt.
     """
     if client is None:
-        from ...defaults import default_client
-
-        client = default_client()
+        client = hooks.default_client()
     if parent_task_id is None:
         demo = _recent._demo_parents(client)
         parent_task_id = demo[0][0] if demo else None
     return ExtendForm(client, parent_task_id=parent_task_id)
+
+
+offer_extend(ExtendForm)

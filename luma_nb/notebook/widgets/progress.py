@@ -17,7 +17,18 @@ from ._style import message_html, note_html
 if TYPE_CHECKING:
     from ...jobs.job import Job
 
-__all__ = ("ProgressView",)
+__all__ = ("ProgressView", "offer_extend")
+
+#: What the "Extend" button opens: the form registers itself (it imports this module, so this
+#: module cannot import it).
+_extend_form: Callable[..., widgets.Widget] | None = None
+
+
+def offer_extend(form_class: Callable[..., widgets.Widget]) -> None:
+    """Make the "Extend" button of progress views open ``form_class(client, parent_task_id=)``."""
+    global _extend_form
+    _extend_form = form_class
+
 
 _CANCEL_TIP = "Stops watching; the job keeps running at the service (it cannot be stopped there)."
 _BAR_STYLES = {
@@ -231,8 +242,8 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         self._save.disabled = False
 
     def _on_extend_click(self, button: widgets.Button) -> None:
-        from .form import ExtendForm
-
-        form = ExtendForm(self.job.client, parent_task_id=self.job.task_id)
+        if _extend_form is None:  # pragma: no cover - luma_nb.notebook.widgets registers it
+            return
+        form = _extend_form(self.job.client, parent_task_id=self.job.task_id)
         header = widgets.HTML(note_html("Extend this video:", bold=True))
         self._extra.children = (header, form)

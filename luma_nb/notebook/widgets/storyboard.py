@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ...api import hooks
+from ...contract.bodies import extend_bodies
 from ...contract.errors import LumaError, WaitTimeout
 from ...jobs.ending import Ending
 from ...jobs.watcher import DEFAULT_TIMEOUT, Watcher
@@ -28,8 +30,6 @@ _MARKS = {"waiting": "·", "submitting": "…", "running": "⏳", "done": "✓",
 
 def _validated(parent_task_id: Any, prompts: Iterable[str], options: dict[str, Any]) -> list[str]:
     """Every prompt and option checked before anything is sent (so bad input costs nothing)."""
-    from ...api.client import extend_bodies
-
     return [body["prompt"] for body in extend_bodies(parent_task_id, prompts, options)]
 
 
@@ -208,7 +208,5 @@ def storyboard(
     :func:`luma_nb.default_client`. Raises :class:`~luma_nb.ValidationError` for bad input.
     """
     if client is None:
-        from ...defaults import default_client
-
-        client = default_client()
+        client = hooks.default_client()
     return Storyboard(client, parent_task_id, prompts, timeout=timeout, **options)
