@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             sandbox.api_key,
             base_url=sandbox.base_url,
             journal=None,
+            service="sandbox",
             poll=DefaultPolicy(seed=args.seed),
         ) as client,
     ):

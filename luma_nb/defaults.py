@@ -49,7 +49,7 @@ def default_client() -> LumaClient:
         from .sandbox import shared_sandbox
 
         sandbox = shared_sandbox(speed=_speed())
-        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url)
+        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox")
         return _client
 
 

@@ -43,7 +43,9 @@ def client(server):
 
 
 def sandbox_client(sandbox, **kwargs):
-    return LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, **kwargs)
+    return LumaClient(
+        sandbox.api_key, base_url=sandbox.base_url, poll=FAST, service="sandbox", **kwargs
+    )
 
 
 # -- where and when ----------------------------------------------------------------------------

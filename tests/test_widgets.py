@@ -40,7 +40,11 @@ def _clean_state():
 @pytest.fixture
 def client(sandbox):
     with LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",
     ) as c:
         yield c
 
@@ -228,7 +232,11 @@ def test_progress_view_goes_green_with_video_save_and_extend(sandbox, client, tm
 def test_progress_view_shows_percentages_elapsed_and_eta(make_sandbox):
     sandbox = make_sandbox(speed=40)
     client = LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",
     )
     job = client.extend(sandbox.demo_parents[0].task_id, "slow enough to watch")
     view = ProgressView(job)
@@ -364,6 +372,7 @@ def test_journal_entries_are_offered_as_parents(sandbox, tmp_path):
     journaled = LumaClient(
         sandbox.api_key,
         base_url=sandbox.base_url,
+        service="sandbox",
         poll=FixedPolicy(0.05),
         journal=tmp_path / "journal.sqlite3",
     )

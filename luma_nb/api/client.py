@@ -19,9 +19,11 @@ from ..contract.errors import (
     ServerError,
     SubmitUncertainError,
     TransportError,
+    ValidationError,
 )
 from ..contract.models import Account, Task
 from ..contract.polling import DefaultPolicy, PollPolicy
+from ..contract.service import SERVICES, class_name, service_from_headers
 from ..contract.waiting import Waiter
 from . import hooks, waiting
 from .hooks import ClientObserver, Submission
@@ -48,6 +50,7 @@ class LumaClient:
         session: a ``requests.Session`` to use (proxies, certificates, adapters).
         poll: the polling policy used by waits (default :class:`~luma_nb.DefaultPolicy`).
         clock, sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
+        service: what the launcher knows it started (``"sandbox"``); else learned from answers.
         journal: where submits are recorded (see :mod:`luma_nb.jobs.journal`): by default the
             journal under ``LUMA_NB_HOME`` (opened on first use); a :class:`~luma_nb.Journal` or
             a file path; None records nothing. The journal is an observer of the client's
@@ -65,12 +68,22 @@ class LumaClient:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         journal: Any = ...,
+        service: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY")
         self.__api_key = key.strip() if isinstance(key, str) and key.strip() else None
         url = base_url or os.environ.get("APIFRAME_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = check.http_url(url, "base_url") or DEFAULT_BASE_URL
         self.base_url = self.base_url.rstrip("/")
+        if service is not None and service not in SERVICES:
+            raise ValidationError(
+                f"service must be one of {', '.join(SERVICES)}, got {service!r}.", field="service"
+            )
+        #: Which service answers: ``"api"``, ``"sandbox"``, ``"relay"`` or ``"unknown"``; learned
+        #: from the answers' ``X-Luma-NB-Service`` header (see :mod:`luma_nb.contract.service`).
+        self.service: str = service or ("api" if self.base_url == DEFAULT_BASE_URL else "unknown")
+        #: The class a relay announced (``X-Luma-NB-Class``), else None.
+        self.class_name: str | None = None
         self.timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
         self._session = session or requests.Session()
         self.poll: PollPolicy = poll or DefaultPolicy()
@@ -91,9 +104,8 @@ class LumaClient:
 
     @property
     def is_sandbox(self) -> bool:
-        """True when the base URL is on this machine (the offline sandbox)."""
-        host = self.base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-        return host in ("127.0.0.1", "localhost", "[::1]") or host.startswith("127.")
+        """True when the service said it is the offline sandbox (never guessed from the URL)."""
+        return self.service == "sandbox"
 
     def __repr__(self) -> str:
         key = "set" if self.has_key else "missing"
@@ -162,7 +174,15 @@ class LumaClient:
             if submit and not never_sent(error):
                 raise SubmitUncertainError(path, public(payload), TransportError(reason)) from None
             raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
+        self._learn_service(response.headers)
         return parse_answer(response, body_text, path, payload if submit else None)
+
+    def _learn_service(self, headers: Mapping[str, str]) -> None:
+        announced = service_from_headers(headers)
+        if announced is not None:
+            self.service = announced
+            if announced == "relay":
+                self.class_name = class_name(headers)
 
     # -- submits ----------------------------------------------------------------------------
 

@@ -162,10 +162,13 @@ class Journal:
         else:
             self._shared.db.update(entry_id, changes)
 
-    def submitted(self, entry_id: int, task_id: str) -> None:
-        """The service answered with ``task_id``."""
+    def submitted(self, entry_id: int, task_id: str, *, service: str | None = None) -> None:
+        """The service answered with ``task_id`` (``service``: who answered, when now known)."""
+        changes = {"state": "submitted", "task_id": task_id, "status": "pending"}
+        if service:
+            changes["service"] = service
         try:
-            self._finish(entry_id, {"state": "submitted", "task_id": task_id, "status": "pending"})
+            self._finish(entry_id, changes)
         except Exception as error:
             with self._shared.lock:
                 self._shared.unsaved.pop(entry_id, None)

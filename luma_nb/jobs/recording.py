@@ -36,13 +36,20 @@ class JournalRecorder(ClientObserver):
 
     def about_to_submit(self, client: LumaClient, submission: Submission) -> None:
         journal = client.journal
-        if journal is not None:
+        if isinstance(journal, Journal):
+            entry = journal.intent(submission.path, submission.request, service=service_of(client))
+            submission.notes[id(self)] = entry
+        elif journal is not None:
             submission.notes[id(self)] = journal.intent(submission.path, submission.request)
 
     def submitted(self, client: LumaClient, submission: Submission) -> None:
         entry = self._entry(submission)
-        if client.journal is not None and entry is not None:
-            client.journal.submitted(entry, submission.task_id)
+        journal = client.journal
+        if isinstance(journal, Journal) and entry is not None and submission.task_id:
+            # The answer may have told who the service is: the entry is filed under it.
+            journal.submitted(entry, submission.task_id, service=service_of(client))
+        elif journal is not None and entry is not None:
+            journal.submitted(entry, submission.task_id)
 
     def answer_lost(
         self,

@@ -24,7 +24,7 @@ _OPTIONS = ("image_url", "end_image_url", "enhance_prompt", "aspect_ratio", "web
 
 
 def service_of(client: LumaClient) -> str:
-    """The journal's name for a client's service: its base URL, or ``"sandbox"`` on loopback."""
+    """The journal's name for a client's service: ``"sandbox"`` when it said so, else its URL."""
     return "sandbox" if client.is_sandbox else client.base_url
 
 

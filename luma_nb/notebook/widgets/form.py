@@ -174,7 +174,12 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
     def _mode_html(self) -> str:
         if self.client.is_sandbox:
             return f'<b style="color:#8d6e00">{esc(DEMO_NOTE)}</b>'
-        return '<b>Live API</b>: <span style="color:#555">each submit costs credits</span>'
+        if self.client.service == "api":
+            return '<b>Live API</b>: <span style="color:#555">each submit costs credits</span>'
+        return (
+            f"<b>Service at {esc(self.client.base_url)}</b>: "
+            '<span style="color:#555">submits may cost credits</span>'
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -365,6 +370,8 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
                 account = self.client.account()
             except Exception:
                 return  # credits are a courtesy: no answer, no line
+            finally:
+                self._mode.value = self._mode_html()  # the answer says which service it is
             if account.credits is None:
                 return
             with self._credits_lock:
