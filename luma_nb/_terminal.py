@@ -6,6 +6,7 @@ import time
 from typing import TextIO
 
 from .contract.models import Task
+from .contract.printable import printable
 
 __all__ = ("ProgressLine",)
 
@@ -22,7 +23,7 @@ class ProgressLine:
 
     def __call__(self, task: Task) -> None:
         elapsed = time.monotonic() - self.started
-        text = f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)"
+        text = printable(f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)")
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)

@@ -20,6 +20,7 @@ from ._version import __version__
 from .api.client import LumaClient
 from .contract import errors
 from .contract.models import ASPECT_RATIOS, Task
+from .contract.printable import printable
 from .jobs.job import Job
 
 EXIT_OK = 0
@@ -74,10 +75,10 @@ def _task_json(task: Task, saved: str | None = None) -> dict[str, Any]:
 
 
 def _emit(args: argparse.Namespace, human: str, data: Any) -> None:
-    if args.json:
+    if args.json:  # JSON escapes every control character itself
         print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        print(human)
+    else:  # what came from a server must not drive the terminal
+        print(printable(human, newlines=True))
 
 
 def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted (a submitted job keeps running at the service)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except errors.LumaError as error:
-        print(f"luma-nb: {error}", file=sys.stderr)
+        print(f"luma-nb: {printable(error, newlines=True)}", file=sys.stderr)
         return exit_code(error)
 
 

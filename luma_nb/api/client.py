@@ -12,22 +12,22 @@ import requests
 
 from .._version import __version__
 from ..contract import validation as check
-from ..contract.bodies import common_fields, extend_bodies, public
 from ..contract.errors import (
     BadRequestError,
     MissingAPIKeyError,
     ServerError,
-    SubmitUncertainError,
-    TransportError,
     ValidationError,
 )
 from ..contract.models import Account, Task
 from ..contract.polling import DefaultPolicy, PollPolicy
+from ..contract.redact import redact
 from ..contract.service import SERVICES, class_name, service_from_headers
 from ..contract.waiting import Waiter
 from . import hooks, waiting
-from .hooks import ClientObserver, Submission
-from .transport import describe_transport, never_sent, parse_answer
+from .deadline import guarded_session
+from .hooks import ClientObserver
+from .submits import Submits
+from .transport import exchange, parse_answer
 
 if TYPE_CHECKING:
     from ..jobs.job import Job
@@ -40,7 +40,7 @@ FETCH_MANY_MAX = 20
 _SUBMIT_PATHS = frozenset({"/luma-extend", "/luma-imagine"})
 
 
-class LumaClient:
+class LumaClient(Submits):
     """A client for the APIFRAME Luma API (or the offline sandbox, which speaks the same API).
 
     Parameters:
@@ -56,6 +56,9 @@ class LumaClient:
             a file path; None records nothing. The journal is an observer of the client's
             events (:mod:`luma_nb.api.hooks`), subscribed by the jobs layer.
     """
+
+    #: The largest API answer read (bytes); larger ones are refused with :class:`ServerError`.
+    MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
     def __init__(
         self,
@@ -85,7 +88,7 @@ class LumaClient:
         #: The class a relay announced (``X-Luma-NB-Class``), else None.
         self.class_name: str | None = None
         self.timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
-        self._session = session or requests.Session()
+        self._session = session or guarded_session()
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
@@ -159,21 +162,20 @@ class LumaClient:
         if payload is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(payload).encode("utf-8")
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                data=data,
-                headers=headers,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
-            )
-            body_text = response.text
-        except requests.RequestException as error:
-            reason = describe_transport(error)
-            if submit and not never_sent(error):
-                raise SubmitUncertainError(path, public(payload), TransportError(reason)) from None
-            raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
+        response, raw = exchange(
+            self._session,
+            method,
+            self.base_url + path,
+            data=data,
+            headers=headers,
+            seconds=timeout or self.timeout,
+            cap=self.MAX_ANSWER_BYTES,
+            path=path,
+            submitted=payload if submit else None,
+        )
+        body_text = raw.decode(response.encoding or "utf-8", errors="replace")
+        # An answer may quote the request: never keep our own key or secret from it.
+        body_text = redact(body_text, self.__api_key, (payload or {}).get("webhook_secret"))
         self._learn_service(response.headers)
         return parse_answer(response, body_text, path, payload if submit else None)
 
@@ -183,115 +185,6 @@ class LumaClient:
             self.service = announced
             if announced == "relay":
                 self.class_name = class_name(headers)
-
-    # -- submits ----------------------------------------------------------------------------
-
-    def extend(
-        self,
-        parent_task_id: str,
-        prompt: str,
-        *,
-        image_url: str | None = None,
-        end_image_url: str | None = None,
-        enhance_prompt: bool = False,
-        aspect_ratio: str = "1:1",
-        webhook_url: str | None = None,
-        webhook_secret: str | None = None,
-    ) -> Job:
-        """Extend the video of task ``parent_task_id`` with ``prompt`` (``POST /luma-extend``).
-
-        Costs credits. Raises :class:`ValidationError` before sending anything for bad input,
-        :class:`SubmitUncertainError` if the answer was lost (never resent automatically).
-        """
-        payload = {"parent_task_id": check.task_id(parent_task_id, "parent_task_id")}
-        payload.update(
-            common_fields(
-                prompt,
-                image_url,
-                end_image_url,
-                enhance_prompt,
-                aspect_ratio,
-                webhook_url,
-                webhook_secret,
-            )
-        )
-        return self._submit("/luma-extend", payload)
-
-    def imagine(
-        self,
-        prompt: str,
-        *,
-        image_url: str | None = None,
-        end_image_url: str | None = None,
-        enhance_prompt: bool = False,
-        aspect_ratio: str = "1:1",
-        loop: bool | None = None,
-        webhook_url: str | None = None,
-        webhook_secret: str | None = None,
-    ) -> Job:
-        """Make a new video from ``prompt`` (``POST /luma-imagine``); a parent for extends."""
-        payload = common_fields(
-            prompt,
-            image_url,
-            end_image_url,
-            enhance_prompt,
-            aspect_ratio,
-            webhook_url,
-            webhook_secret,
-        )
-        if check.optional_flag(loop, "loop") is not None:
-            payload["loop"] = loop
-        return self._submit("/luma-imagine", payload)
-
-    def extend_many(self, parent_task_id: str, prompts: Iterable[str], **options: Any) -> list[Job]:
-        """Extend one parent with each prompt (one paid job each); for galleries of variations.
-
-        Every prompt is validated before the first submit, so bad input costs nothing. A submit
-        that fails stops the batch; the jobs already submitted are on the raised error's
-        ``jobs`` attribute (and in the journal).
-        """
-        bodies = extend_bodies(parent_task_id, prompts, options)
-        jobs: list[Job] = []
-        for body in bodies:
-            try:
-                jobs.append(self._submit("/luma-extend", body))
-            except Exception as error:
-                error.jobs = jobs  # type: ignore[attr-defined]
-                raise
-        return jobs
-
-    def _submit(self, path: str, payload: dict[str, Any]) -> Job:
-        attempt = Submission(path, public(payload))
-        self._emit("about_to_submit", attempt)
-        try:
-            body = self._request("POST", path, payload)
-            task_id = body.get("task_id") if isinstance(body, Mapping) else None
-            if not isinstance(task_id, str) or not task_id.strip():
-                raise SubmitUncertainError(
-                    path,
-                    attempt.request,
-                    ServerError(200, ["the answer carried no task_id"], endpoint=path),
-                )
-        except SubmitUncertainError as error:
-            self._emit("answer_lost", attempt, str(error.cause or error), error)
-            raise
-        except Exception as error:
-            # The service answered with a refusal, or nothing was sent (validation, no key).
-            self._emit("refused", attempt, str(error))
-            raise
-        except BaseException as error:
-            # Interrupted (Ctrl-C, kernel interrupt) while the request may have been on its way.
-            reason = f"interrupted while submitting ({type(error).__name__})"
-            self._emit("answer_lost", attempt, reason, None)
-            raise
-        attempt.task_id = task_id.strip()
-        self._emit("submitted", attempt)
-        kind = "luma-ext" if path == "/luma-extend" else "luma"
-        task = Task(task_id=attempt.task_id, task_type=kind, status="pending", raw={})
-        job: Job = hooks.make_job(
-            self, attempt.task_id, task=task, request=attempt.request, fresh=True
-        )
-        return job
 
     # -- reads ------------------------------------------------------------------------------
 

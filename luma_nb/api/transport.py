@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,10 +20,13 @@ from ..contract.errors import (
     RateLimitError,
     ServerError,
     SubmitUncertainError,
+    TransportError,
 )
+from .deadline import Deadline, DeadlinePassed, TooLarge, read_capped
 
-__all__ = ("describe_transport", "never_sent", "parse_answer", "retry_after")
+__all__ = ("describe_transport", "exchange", "never_sent", "parse_answer", "retry_after")
 
+_MIB = 1024 * 1024
 #: Gateways answer these when the upstream may or may not have processed the request.
 _GATEWAY_STATUSES = frozenset({502, 504})
 
@@ -33,9 +37,11 @@ def retry_after(value: str | None) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "inf", "nan" and negative numbers are no advice at all
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -107,7 +113,7 @@ def parse_answer(
     try:
         body: Any = json.loads(text) if text.strip() else None
         is_json = True
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
         body, is_json = None, False
     snippet = " ".join(text.split())[:200] or None
     if 200 <= status < 300:
@@ -146,3 +152,58 @@ def parse_answer(
             raise SubmitUncertainError(path, public(submitted), error)
         raise error
     raise APIError(status, texts, endpoint=path, body=snippet)
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    data: bytes | None,
+    headers: dict[str, str],
+    seconds: float,
+    cap: int,
+    path: str,
+    submitted: Mapping[str, Any] | None,
+) -> tuple[requests.Response, bytes]:
+    """One request within a total deadline of ``seconds``, its body capped at ``cap`` bytes.
+
+    Raises :class:`TransportError` (or, for a submit that may have been received,
+    :class:`SubmitUncertainError`) when no complete answer came.
+    """
+    try:
+        with Deadline(seconds) as deadline:
+            response = session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=max(0.05, min(seconds, deadline.remaining())),
+                allow_redirects=False,
+                stream=True,
+            )
+            raw = read_capped(response, deadline, cap)
+    except TooLarge as error:
+        cause = ServerError(
+            response.status_code,
+            [
+                f"the answer is larger than {cap // _MIB} MiB "
+                f"({error.size / _MIB:.1f} MiB or more), more than any API answer needs"
+            ],
+            endpoint=path,
+        )
+        if submitted is not None:
+            raise SubmitUncertainError(path, public(submitted), cause) from None
+        raise cause from None
+    except (requests.RequestException, DeadlinePassed) as error:
+        timed_out = isinstance(error, requests.exceptions.Timeout)
+        if isinstance(error, DeadlinePassed) or (deadline.fired and not timed_out):
+            reason = f"no complete answer within the {seconds:g} s deadline"
+            sent = True
+        else:
+            reason = describe_transport(error)
+            sent = not never_sent(error)
+        if submitted is not None and sent:
+            raise SubmitUncertainError(path, public(submitted), TransportError(reason)) from None
+        raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
+    return response, raw
