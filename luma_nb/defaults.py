@@ -8,7 +8,7 @@ import threading
 from .api import hooks
 from .api.client import LumaClient
 
-__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
+__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids", "demo_parent_ratios")
 
 #: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
 #: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
@@ -76,6 +76,16 @@ def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
     return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)
 
 
+def demo_parent_ratios(client: LumaClient) -> dict[str, str]:
+    """``task_id -> aspect ratio`` of the sandbox's ready-made parents; empty for the real API."""
+    if not client.is_sandbox:
+        return {}
+    from .sandbox import DEMO_PARENTS
+
+    return {p.task_id: p.aspect_ratio for p in DEMO_PARENTS}
+
+
 # The layers below ask for the default client (and the demo parents) through these slots.
 hooks.default_client.fill(default_client)
 hooks.demo_parents.fill(demo_parent_ids)
+hooks.demo_ratios.fill(demo_parent_ratios)

@@ -13,7 +13,11 @@ from luma_nb.notebook.widgets.storyboard import _player
 @pytest.fixture
 def client(sandbox):
     with LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",  # this test started the sandbox, as a launcher does
     ) as made:
         yield made
 

@@ -151,7 +151,7 @@ def test_double_click_submits_exactly_once(sandbox, client):
         "parent_task_id": sandbox.demo_parents[0].task_id,
         "prompt": "the camera pulls back",
         "enhance_prompt": False,
-        "aspect_ratio": "1:1",
+        "aspect_ratio": sandbox.demo_parents[0].aspect_ratio,  # the parent's, by default
     }
     view = form._jobs_box.children[0]
     assert isinstance(view, ProgressView) and view.job is form.jobs[0]
@@ -410,3 +410,17 @@ def test_public_names_and_demo_mode_default_client(monkeypatch):
     with pytest.raises(ValueError, match="LUMA_NB_SANDBOX_SPEED"):
         luma_nb.default_client()
     monkeypatch.setattr(defaults, "_client", None)
+
+
+def test_the_aspect_ratio_follows_the_parent_and_says_what_an_extend_does(sandbox, client):
+    wide = next(p for p in sandbox.demo_parents if p.aspect_ratio != "1:1")
+    form = ExtendForm(client, parent_task_id=wide.task_id)
+    assert form._aspect.value == wide.aspect_ratio
+    assert "keeps the parent" in form._aspect_note.value
+    square = next((p for p in sandbox.demo_parents if p.aspect_ratio == "1:1"), None)
+    if square is not None:
+        form._parent.value = square.task_id
+        assert form._aspect.value == "1:1"
+    form._aspect.value = "9:16"  # the user's choice is kept from now on
+    form._parent.value = wide.task_id
+    assert form._aspect.value == "9:16"

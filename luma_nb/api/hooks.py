@@ -31,6 +31,7 @@ __all__ = (
     "Submission",
     "default_client",
     "demo_parents",
+    "demo_ratios",
     "make_job",
     "resume_jobs",
     "setup_client",
@@ -106,3 +107,5 @@ default_client: Slot[Callable[[], Any]] = Slot("default_client()", _LAUNCHER)
 demo_parents: Slot[Callable[[Any], tuple[tuple[str, str], ...]]] = Slot(
     "the demo parents", _LAUNCHER
 )
+#: ``demo_ratios(client)``: ``task_id -> aspect ratio`` of those parents.
+demo_ratios: Slot[Callable[[Any], dict[str, str]]] = Slot("the demo parents", _LAUNCHER)
