@@ -7,10 +7,25 @@ Importing it fills the client's borrowed services (:mod:`luma_nb.api.hooks`): a 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..api import hooks as _hooks
-from . import recording as _recording
 from .job import Job as _Job
 
+
+# The journal (SQLite) loads with the first client, not with ``import luma_nb``.
+def _setup_client(client: Any, journal: Any) -> None:
+    from .recording import setup_client
+
+    setup_client(client, journal)
+
+
+def _resume_jobs(client: Any) -> list[Any]:
+    from .recording import resume_jobs
+
+    return list(resume_jobs(client))
+
+
 _hooks.make_job.fill(_Job)
-_hooks.setup_client.fill(_recording.setup_client)
-_hooks.resume_jobs.fill(_recording.resume_jobs)
+_hooks.setup_client.fill(_setup_client)
+_hooks.resume_jobs.fill(_resume_jobs)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..contract.errors import LumaError, WaitTimeout
+from ..contract.eta import eta_seconds
 from .ending import Ending
 
 if TYPE_CHECKING:
@@ -30,21 +31,6 @@ Listener = Callable[["Watch"], Any]
 
 #: After a pushed update (webhook), the next poll of that job waits at least this long.
 PUSH_QUIET = 30.0
-
-
-def eta_seconds(samples: Sequence[tuple[float, float]]) -> float | None:
-    """Seconds until 100 %, from ``(time, percentage)`` samples; None until progress moves.
-
-    The rate is taken from the first sample to the last, which smooths the service's uneven
-    percentage steps.
-    """
-    if len(samples) < 2:
-        return None
-    (t0, p0), (t1, p1) = samples[0], samples[-1]
-    if t1 <= t0 or p1 <= p0:
-        return None
-    rate = (p1 - p0) / (t1 - t0)
-    return max(0.0, (100.0 - p1) / rate)
 
 
 class WatchCancelled(LumaError):

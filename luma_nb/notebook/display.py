@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ..contract.eta import eta_seconds
 from ..contract.text import esc, safe_url
-from ..jobs.watch import eta_seconds
 
 if TYPE_CHECKING:
     from ..contract.models import Task
