@@ -74,9 +74,16 @@ _CHILD = textwrap.dedent(
 
 
 def _write_random(path: Path, mib: int) -> None:
+    """``mib`` MiB of random bytes in the box structure ``save`` checks (ftyp, moov, mdat)."""
     block = os.urandom(1024 * 1024)
+    head = (16).to_bytes(4, "big") + b"ftypisom" + bytes(4) + (8).to_bytes(4, "big") + b"moov"
     with path.open("wb") as out:
+        # The mdat box runs to the end of the file (size 0), so the total stays mib MiB.
+        out.write(head + (0).to_bytes(4, "big") + b"mdat")
         for n in range(mib):
+            if n == 0:
+                out.write(block[len(head) + 8 :])
+                continue
             # Vary each block a little so nothing along the way can shortcut repeated data.
             out.write(n.to_bytes(8, "little") + block[8:])
 
