@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -14,6 +15,8 @@ __all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids", "demo_parent_ratio
 #: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
 DEMO_SPEED = 10.0
 
+#: How long the launcher waits for a service to say who it is.
+_IDENTIFY_SECONDS = 5.0
 _client: LumaClient | None = None
 _lock = threading.Lock()
 
@@ -45,6 +48,7 @@ def default_client() -> LumaClient:
             return _client
         if os.environ.get("APIFRAME_API_KEY", "").strip():
             _client = LumaClient()
+            _identify(_client)
             return _client
         from .sandbox import shared_sandbox
 
@@ -53,8 +57,19 @@ def default_client() -> LumaClient:
         return _client
 
 
+def _identify(client: LumaClient) -> None:
+    """Ask a service at an undocumented URL who it is (``GET /account`` is free); the answer's
+    ``X-Luma-NB-Service`` header sets ``client.service``. Silence and errors leave it unknown."""
+    if client.service != "unknown":
+        return
+    with contextlib.suppress(Exception):
+        client._request("GET", "/account", timeout=_IDENTIFY_SECONDS)
+
+
 def _usable(client: LumaClient) -> bool:
     """False when the cached demo client's sandbox has been stopped since (then start anew)."""
+    if client.has_key and os.environ.get("APIFRAME_API_KEY", "").strip():
+        return True  # a client of the configured service, not of the shared sandbox
     if not client.is_sandbox:
         return True
     from .sandbox import shared_sandbox
