@@ -12,8 +12,10 @@ NAME = "importtime"
 TITLE = "7. Import time"
 RUNS = {"full": 21, "quick": 9, "tiny": 2}
 GOAL_MS = 50.0
+#: ``import luma_nb`` may take at most this many times ``import requests`` (whole process).
+GOAL_RATIO = 1.5
 #: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
-HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.widgets", "luma_nb.sandbox")
+HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.notebook.widgets", "luma_nb.sandbox")
 
 
 def _time(code: str) -> float:
@@ -110,6 +112,16 @@ def run(size: str = "full") -> Section:
             _own_time(module) if module else "–",
         )
     section.tables.append(table)
+    # One ratio per round: both processes ran back to back, under the same machine load.
+    ratios = [
+        lu / rq for lu, rq in zip(times["import luma_nb"], times["import requests"], strict=True)
+    ]
+    ratio = median(ratios)
+    section.check(
+        f"`import luma_nb` / `import requests` at most {GOAL_RATIO:g}x (median of {runs} rounds)",
+        f"{ratio:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
+        ratio <= GOAL_RATIO,
+    )
     diff = 1000 * (median(times["import luma_nb"]) - median(times["import requests"]))
     section.check(
         f"`import luma_nb` within {GOAL_MS:.0f} ms of `import requests`",

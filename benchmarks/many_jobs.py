@@ -28,8 +28,8 @@ SETUPS: dict[str, tuple[tuple[int, ...], float, float | None]] = {
 
 def _scenario(count: int, speed: float, interval: float | None) -> dict[str, Any]:
     from luma_nb import DefaultPolicy, FixedPolicy, LumaClient
+    from luma_nb.jobs.watcher import Watcher
     from luma_nb.sandbox import Sandbox
-    from luma_nb.watcher import Watcher
 
     ticks: list[tuple[int, int]] = []  # (ids in the tick, HTTP requests it made)
     with Sandbox(speed=speed, seed=count, credits=10_000) as sandbox:
@@ -85,13 +85,13 @@ def run(size: str = "full") -> Section:
         about=(
             f"Sandbox at speed {speed:g} (a 60–300 s job takes "
             f"{60 / speed:.0f}–{300 / speed:.0f} s; its video is rendered meanwhile), "
-            f"`client.imagine` × N, then every job watched by one `luma_nb.watcher.Watcher` "
+            f"`client.imagine` × N, then every job watched by one `luma_nb.jobs.watcher.Watcher` "
             f"with {policy_name} until all finished. A tick is one "
             "`fetch_many` call of the watcher; requests are counted on the sandbox's request log "
             "(`/fetch` + `/fetch-many`)."
         ),
     )
-    absent = missing("luma_nb.watcher:Watcher", "luma_nb.sandbox:Sandbox")
+    absent = missing("luma_nb.jobs.watcher:Watcher", "luma_nb.sandbox:Sandbox")
     if absent:
         section.missing = absent
         return section

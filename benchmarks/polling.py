@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from luma_nb.polling import DefaultPolicy, FixedPolicy, PollPolicy
+from luma_nb.contract.polling import DefaultPolicy, FixedPolicy, PollPolicy
 from luma_nb.sandbox.lifecycle import make_plan, progress
 
 from . import Section, Table, percentile

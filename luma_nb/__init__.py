@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+# The layers, bottom up: importing jobs and notebook fills the slots the layers below them
+# name (a submit returns a Job, a Task shows itself), and defaults fills the default client.
+from . import defaults, jobs, notebook  # noqa: F401
 from ._sync import run_sync
 from ._version import __version__
-from .client import LumaClient
-from .errors import (
+from .api.client import LumaClient
+from .contract.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -21,38 +24,42 @@ from .errors import (
     ValidationError,
     WaitTimeout,
 )
-from .jobs import Job
-from .models import ASPECT_RATIOS, Account, Task
-from .polling import DefaultPolicy, FixedPolicy
+from .contract.models import ASPECT_RATIOS, Account, Task
+from .contract.polling import DefaultPolicy, FixedPolicy
+from .defaults import default_client
+from .jobs.job import Job
 
 # Notebook-facing names are imported on first use, so ``import luma_nb`` stays as light as
 # ``import requests`` (ipywidgets and IPython load only when a widget or video is asked for).
 _LAZY = {
-    "ExtendForm": "luma_nb.widgets",
-    "Gallery": "luma_nb.widgets",
-    "ProgressView": "luma_nb.widgets",
-    "extend_form": "luma_nb.widgets",
-    "storyboard": "luma_nb.widgets",
-    "default_client": "luma_nb.defaults",
-    "Journal": "luma_nb.journal",
-    "history": "luma_nb.journal",
-    "resume": "luma_nb.journal",
+    "ExtendForm": "luma_nb.notebook.widgets",
+    "Gallery": "luma_nb.notebook.widgets",
+    "ProgressView": "luma_nb.notebook.widgets",
+    "extend_form": "luma_nb.notebook.widgets",
+    "storyboard": "luma_nb.notebook.widgets",
+    "Journal": "luma_nb.jobs.journal",
+    "history": "luma_nb.jobs.journal",
+    "resume": "luma_nb.jobs.journal",
 }
+#: Modules reachable as attributes (``from luma_nb import media``), loaded on first use.
+_LAZY_MODULES = {"media": "luma_nb.notebook.media"}
 
 
 def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'luma_nb' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module_name), name)
+    if name in _LAZY_MODULES:
+        value: object = importlib.import_module(_LAZY_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'luma_nb' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
 
 
 __all__ = (

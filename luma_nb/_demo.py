@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .client import LumaClient
-from .polling import DefaultPolicy
+from .api.client import LumaClient
+from .contract.polling import DefaultPolicy
 
 DEFAULT_PARENT_PROMPT = "A paper boat drifting down a rainy city street"
 DEFAULT_PROMPT = "The boat sails out into a sunlit harbour full of seagulls"
@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start a sandbox, imagine a parent, extend it, show progress, save both MP4s."""
-    from .cli import ProgressLine
-    from .media import save
+    from ._terminal import ProgressLine
+    from .notebook.media import save
     from .sandbox import Sandbox
 
     out = Path(args.out)
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             sandbox.api_key,
             base_url=sandbox.base_url,
             journal=None,
+            service="sandbox",
             poll=DefaultPolicy(seed=args.seed),
         ) as client,
     ):

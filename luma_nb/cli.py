@@ -12,16 +12,16 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any
 
-from . import errors
-from ._text import printable
+from ._terminal import ProgressLine
 from ._version import __version__
-from .client import LumaClient
-from .jobs import Job
-from .models import ASPECT_RATIOS, Task
+from .api.client import LumaClient
+from .contract import errors
+from .contract.models import ASPECT_RATIOS, Task
+from .contract.printable import printable
+from .jobs.job import Job
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -60,30 +60,6 @@ def exit_code(error: BaseException) -> int:
     return 1
 
 
-class ProgressLine:
-    """A one-line progress display on a terminal (a plain line per change elsewhere)."""
-
-    def __init__(self, stream: TextIO, task_id: str) -> None:
-        self.stream = stream
-        self.task_id = task_id
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-        self._width = 0
-
-    def __call__(self, task: Task) -> None:
-        elapsed = time.monotonic() - self.started
-        text = printable(f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)")
-        if self.tty:
-            pad = max(0, self._width - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self._width = len(text)
-            if task.is_terminal:
-                self.stream.write("\n")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
 def _task_json(task: Task, saved: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "task_id": task.task_id,
@@ -114,7 +90,7 @@ def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
     task = job.wait(timeout=args.wait_timeout, on_progress=progress)
     saved = None
     if args.out:
-        from .media import save
+        from .notebook.media import save
 
         saved = str(save(job, args.out))
     human = f"{task.task_id} finished: {task.video_url}"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
-from .client import LumaClient
+from .api import hooks
+from .api.client import LumaClient
 
-__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids")
+__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids", "demo_parent_ratios")
 
 #: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
 #: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
 DEMO_SPEED = 10.0
 
+#: How long the launcher waits for a service to say who it is.
+_IDENTIFY_SECONDS = 5.0
 _client: LumaClient | None = None
 _lock = threading.Lock()
 
@@ -44,16 +48,28 @@ def default_client() -> LumaClient:
             return _client
         if os.environ.get("APIFRAME_API_KEY", "").strip():
             _client = LumaClient()
+            _identify(_client)
             return _client
         from .sandbox import shared_sandbox
 
         sandbox = shared_sandbox(speed=_speed())
-        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url)
+        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox")
         return _client
+
+
+def _identify(client: LumaClient) -> None:
+    """Ask a service at an undocumented URL who it is (``GET /account`` is free); the answer's
+    ``X-Luma-NB-Service`` header sets ``client.service``. Silence and errors leave it unknown."""
+    if client.service != "unknown":
+        return
+    with contextlib.suppress(Exception):
+        client._request("GET", "/account", timeout=_IDENTIFY_SECONDS)
 
 
 def _usable(client: LumaClient) -> bool:
     """False when the cached demo client's sandbox has been stopped since (then start anew)."""
+    if client.has_key and os.environ.get("APIFRAME_API_KEY", "").strip():
+        return True  # a client of the configured service, not of the shared sandbox
     if not client.is_sandbox:
         return True
     from .sandbox import shared_sandbox
@@ -73,3 +89,18 @@ def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
     except ImportError:  # pragma: no cover - the sandbox ships with the package
         return ()
     return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)
+
+
+def demo_parent_ratios(client: LumaClient) -> dict[str, str]:
+    """``task_id -> aspect ratio`` of the sandbox's ready-made parents; empty for the real API."""
+    if not client.is_sandbox:
+        return {}
+    from .sandbox import DEMO_PARENTS
+
+    return {p.task_id: p.aspect_ratio for p in DEMO_PARENTS}
+
+
+# The layers below ask for the default client (and the demo parents) through these slots.
+hooks.default_client.fill(default_client)
+hooks.demo_parents.fill(demo_parent_ids)
+hooks.demo_ratios.fill(demo_parent_ratios)

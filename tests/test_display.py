@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from luma_nb import FixedPolicy, LumaClient, Task
-from luma_nb import display as d
-from luma_nb.jobs import Job
-from luma_nb.watcher import get_watcher
+from luma_nb.jobs.job import Job
+from luma_nb.jobs.watcher import get_watcher
+from luma_nb.notebook import display as d
+from luma_nb.notebook import showing
 
 EVIL = '"><script>alert(1)</script>'
 
@@ -96,7 +97,7 @@ def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox):
         sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
     )
     job = client.extend(sandbox.demo_parents[0].task_id, f"a fox {EVIL}")
-    assert not d.in_kernel()
+    assert not showing.in_kernel()
     bundle = job._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}  # no widget: nothing to render it here
     assert "pending" in bundle["text/plain"]

@@ -29,6 +29,7 @@ FAST = FixedPolicy(0.02)
 
 def make_client(sandbox, **kwargs):
     kwargs.setdefault("timeout", 5)
+    kwargs.setdefault("service", "sandbox")  # this test started the sandbox, as a launcher does
     return LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, **kwargs)
 
 

@@ -29,9 +29,9 @@ from luma_nb import (
     ValidationError,
 )
 from luma_nb.cli import main as cli_main
-from luma_nb.media import MediaError, save
-from luma_nb.webhooks import Receiver
-from luma_nb.widgets import ExtendForm
+from luma_nb.jobs.webhooks import Receiver
+from luma_nb.notebook.media import MediaError, save
+from luma_nb.notebook.widgets import ExtendForm
 
 from .rawserver import RawServer, Request, Wire
 from .scripted import Reply, ScriptedServer

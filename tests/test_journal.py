@@ -17,7 +17,7 @@ import requests
 
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient, SubmitUncertainError, Task, ValidationError
-from luma_nb.journal import Journal, JournalWarning, data_home
+from luma_nb.jobs.journal import Journal, JournalWarning, data_home
 
 from .scripted import Reply, ScriptedServer
 
@@ -43,7 +43,9 @@ def client(server):
 
 
 def sandbox_client(sandbox, **kwargs):
-    return LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, **kwargs)
+    return LumaClient(
+        sandbox.api_key, base_url=sandbox.base_url, poll=FAST, service="sandbox", **kwargs
+    )
 
 
 # -- where and when ----------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox):
 def test_luma_nb_resume_watches_the_jobs(sandbox):
     client = sandbox_client(sandbox)
     job = client.imagine("watched after resume")
-    from luma_nb import watcher
+    from luma_nb.jobs import watcher
 
     (resumed,) = luma_nb.resume(client, watch=True)
     assert resumed.task_id == job.task_id
@@ -414,7 +416,7 @@ def test_luma_nb_resume_watches_the_jobs(sandbox):
 def test_resume_without_watch_returns_plain_jobs(sandbox):
     client = sandbox_client(sandbox)
     client.imagine("not watched")
-    from luma_nb import watcher
+    from luma_nb.jobs import watcher
 
     (job,) = luma_nb.resume(client, watch=False)
     assert watcher.get_watcher().watching(job) is None
@@ -475,8 +477,8 @@ _WRITER = textwrap.dedent(
     import sys, time, warnings
     from pathlib import Path
     warnings.simplefilter("error")
-    from luma_nb.journal import Journal
-    from luma_nb.models import Task
+    from luma_nb.jobs.journal import Journal
+    from luma_nb.contract.models import Task
     path, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     journal = Journal(path, service="svc-" + name)
     while not go.exists():

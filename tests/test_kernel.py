@@ -23,7 +23,7 @@ import threading, time
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient
 from luma_nb.sandbox import Sandbox
-from luma_nb.watcher import get_watcher
+from luma_nb.jobs.watcher import get_watcher
 sandbox = Sandbox(speed=40).start()  # a job takes 1.5-7.5 s: time to run cells meanwhile
 client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.1),
                     journal=None)

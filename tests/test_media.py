@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from luma_nb import FixedPolicy, Journal, LumaClient, Task
-from luma_nb.media import MediaError, file_name, save, video
+from luma_nb.notebook.media import MediaError, file_name, save, video
 
 
 def box(kind: bytes, payload: bytes) -> bytes:

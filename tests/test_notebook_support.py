@@ -6,14 +6,18 @@ import pytest
 
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient, media
-from luma_nb.widgets import Gallery, extend_form
-from luma_nb.widgets.storyboard import _player
+from luma_nb.notebook.widgets import Gallery, extend_form
+from luma_nb.notebook.widgets.storyboard import _player
 
 
 @pytest.fixture
 def client(sandbox):
     with LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",  # this test started the sandbox, as a launcher does
     ) as made:
         yield made
 
@@ -41,7 +45,7 @@ def test_sandbox_videos_are_embedded_only_for_a_remote_browser(sandbox, client, 
 
 
 def test_a_public_video_url_is_never_embedded(monkeypatch):
-    from luma_nb.models import Task
+    from luma_nb.contract.models import Task
 
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
     task = Task.from_json({"task_id": "t1", "video_url": "https://cdn.example/t1.mp4"})

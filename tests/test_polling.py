@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from luma_nb.polling import DefaultPolicy, FixedPolicy
+from luma_nb.contract.polling import DefaultPolicy, FixedPolicy
 
 
 def steady() -> DefaultPolicy:

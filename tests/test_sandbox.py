@@ -12,7 +12,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from luma_nb.models import ASPECT_RATIOS
+from luma_nb.contract.models import ASPECT_RATIOS
 from luma_nb.sandbox import DEMO_API_KEY, DEMO_PARENTS, Sandbox, TaskFault
 from luma_nb.sandbox.lifecycle import make_plan, progress
 from tests.conftest import SandboxHTTP

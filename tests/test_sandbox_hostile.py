@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from luma_nb import ValidationError
-from luma_nb import _validate as check
+from luma_nb.contract import validation as check
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.hooks import WebhookSender
 from tests.conftest import SandboxHTTP, WebhookReceiver

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from luma_nb import FixedPolicy, LumaClient, LumaError, TaskFailedError, WaitTimeout
-from luma_nb.display import show_blocking
-from luma_nb.watcher import WatchCancelled, Watcher, get_watcher
+from luma_nb.jobs.watcher import WatchCancelled, Watcher, get_watcher
+from luma_nb.notebook.showing import show_blocking
 
 FAST = FixedPolicy(0.05)
 

@@ -11,9 +11,9 @@ from email.message import Message
 import pytest
 import requests
 
-import luma_nb.webhooks as webhooks
+import luma_nb.jobs.webhooks as webhooks
 from luma_nb import FixedPolicy, LumaClient, TaskFailedError, ValidationError, WaitTimeout
-from luma_nb.webhooks import Receiver, verify
+from luma_nb.jobs.webhooks import Receiver, verify
 
 SECRET = "hook-secret-3f9a1c7e"
 FAST = FixedPolicy(0.02)

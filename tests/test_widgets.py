@@ -15,9 +15,16 @@ import pytest
 
 import luma_nb
 from luma_nb import ASPECT_RATIOS, FixedPolicy, LumaClient, ValidationError
-from luma_nb.display import DEMO_NOTE
-from luma_nb.watcher import get_watcher
-from luma_nb.widgets import ExtendForm, Gallery, ProgressView, _recent, extend_form, storyboard
+from luma_nb.jobs.watcher import get_watcher
+from luma_nb.notebook.display import DEMO_NOTE
+from luma_nb.notebook.widgets import (
+    ExtendForm,
+    Gallery,
+    ProgressView,
+    _recent,
+    extend_form,
+    storyboard,
+)
 
 EVIL = '"><script>alert(1)</script>'
 
@@ -34,7 +41,11 @@ def _clean_state():
 @pytest.fixture
 def client(sandbox):
     with LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",
     ) as c:
         yield c
 
@@ -141,7 +152,7 @@ def test_double_click_submits_exactly_once(sandbox, client):
         "parent_task_id": sandbox.demo_parents[0].task_id,
         "prompt": "the camera pulls back",
         "enhance_prompt": False,
-        "aspect_ratio": "1:1",
+        "aspect_ratio": sandbox.demo_parents[0].aspect_ratio,  # the parent's, by default
     }
     view = form._jobs_box.children[0]
     assert isinstance(view, ProgressView) and view.job is form.jobs[0]
@@ -224,7 +235,11 @@ def test_progress_view_goes_green_with_video_save_and_extend(sandbox, client, tm
 def test_progress_view_shows_percentages_elapsed_and_eta(make_sandbox):
     sandbox = make_sandbox(speed=40)
     client = LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",
     )
     job = client.extend(sandbox.demo_parents[0].task_id, "slow enough to watch")
     view = ProgressView(job)
@@ -360,6 +375,7 @@ def test_journal_entries_are_offered_as_parents(sandbox, tmp_path):
     journaled = LumaClient(
         sandbox.api_key,
         base_url=sandbox.base_url,
+        service="sandbox",
         poll=FixedPolicy(0.05),
         journal=tmp_path / "journal.sqlite3",
     )
@@ -418,3 +434,17 @@ def test_saving_from_the_progress_view_records_the_file_once(sandbox, tmp_path):
     assert saves == [(job.task_id, str(saved))]
     (entry,) = journal.entries()
     assert Path(entry.local_file) == saved.absolute()
+
+
+def test_the_aspect_ratio_follows_the_parent_and_says_what_an_extend_does(sandbox, client):
+    wide = next(p for p in sandbox.demo_parents if p.aspect_ratio != "1:1")
+    form = ExtendForm(client, parent_task_id=wide.task_id)
+    assert form._aspect.value == wide.aspect_ratio
+    assert "keeps the parent" in form._aspect_note.value
+    square = next((p for p in sandbox.demo_parents if p.aspect_ratio == "1:1"), None)
+    if square is not None:
+        form._parent.value = square.task_id
+        assert form._aspect.value == "1:1"
+    form._aspect.value = "9:16"  # the user's choice is kept from now on
+    form._parent.value = wide.task_id
+    assert form._aspect.value == "9:16"

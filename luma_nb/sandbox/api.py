@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _validate as check
-from ..errors import ValidationError
-from ..models import ASPECT_RATIOS
+from ..contract import validation as check
+from ..contract.errors import ValidationError
+from ..contract.statuses import ASPECT_RATIOS
 from ._net import is_http_url
 from .faults import Faults
 from .state import COST, InsufficientCredits, Store

@@ -39,7 +39,8 @@ Fault SPEC syntax (repeat --fault for several):
       e.g. /fetch:500:2   /luma-extend:drop   /fetch:429:3:2   *:slow:*:1.5
   task:fail[:TIMES]=MESSAGE     the next task(s) fail while processing with MESSAGE
   task:stall[:TIMES]            the next task(s) stay processing forever
-  task:unknown[:TIMES]=STATUS   the next task(s) report STATUS for a while, then continue"""
+  task:unknown[:TIMES]=STATUS   the next task(s) report STATUS for a while, then continue
+  task:retrying[:TIMES]         the next task(s) report "retrying" for a while, then continue"""
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ def parse_fault_spec(spec: str) -> Fault | tuple[TaskFault, int]:
                 return TaskFault(stall=True), count
             if kind == "unknown" and value:
                 return TaskFault(unknown_status=value), count
+            if kind == "retrying" and not eq:
+                return TaskFault(unknown_status="retrying"), count
             raise ValueError(f"unknown task fault {kind!r}")
         parts = text.split(":")
         if len(parts) < 2 or len(parts) > 4 or not parts[0]:

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
+from ..contract.service import SERVICE_HEADER
 from . import api
 from .faults import Fault
 from .media import Unsatisfiable, parse_range
@@ -203,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
+        # Clients learn that they talk to the sandbox from this header, never from the URL.
+        self.send_header(SERVICE_HEADER, "sandbox")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         if self.close_connection:

@@ -28,11 +28,11 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from .errors import TaskFailedError, ValidationError, WaitTimeout
-from .models import Task
+from ..contract.errors import TaskFailedError, ValidationError, WaitTimeout
+from ..contract.models import Task
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job import Job
 
 __all__ = ("DEFAULT_MAX_BODY", "HEADER", "Receiver", "verify")
 
@@ -367,9 +367,7 @@ class Receiver:
         try:
             if not _push_to_watcher(job, task):
                 job._update(task)
-            journal = getattr(job.client, "journal", None)
-            if journal is not None:
-                journal.observe(task)
+            job.client._record(task)  # the client's observers (its journal) hear of it
         except Exception:
             log.exception("updating job %s from a webhook failed", job.task_id)
 

@@ -12,28 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import rendering
+from .statuses import ASPECT_RATIOS, KNOWN_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES
+
 __all__ = (
     "ASPECT_RATIOS",
     "KNOWN_STATUSES",
     "Account",
     "Task",
 )
-
-#: Aspect ratios accepted by the client (the provider's newer list plus Luma's own 9:21).
-ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
-
-#: Task statuses the provider documents. Others are shown as they come and polled further.
-KNOWN_STATUSES: tuple[str, ...] = (
-    "pending",
-    "staged",
-    "starting",
-    "processing",
-    "retry",
-    "finished",
-    "failed",
-)
-
-TERMINAL_STATUSES = frozenset({"finished", "failed"})
 
 
 def parse_percentage(value: Any) -> float | None:
@@ -156,6 +143,11 @@ class Task:
         return self.status in TERMINAL_STATUSES
 
     @property
+    def is_waiting(self) -> bool:
+        """True while queued or waiting to be retried (``pending``, ``staged``, ``retry(ing)``)."""
+        return self.status in WAITING_STATUSES
+
+    @property
     def is_known_status(self) -> bool:
         """False for statuses the provider does not document (shown as they came)."""
         return self.status in KNOWN_STATUSES
@@ -170,14 +162,11 @@ class Task:
 
     def video(self, **kwargs: Any) -> Any:
         """An ``IPython.display.Video`` of the result (see :func:`luma_nb.media.video`)."""
-        from .media import video
-
-        return video(self, **kwargs)
+        return rendering.video(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from .display import task_html
-
-        return task_html(self)
+        html: str = rendering.task_html(self)
+        return html
 
 
 @dataclass(frozen=True)

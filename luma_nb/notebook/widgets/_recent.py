@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ...api import hooks
+from ...jobs.journal import Journal
+from ...jobs.resume import service_of
 
 if TYPE_CHECKING:
-    from ..client import LumaClient
-    from ..jobs import Job
+    from ...api.client import LumaClient
+    from ...jobs.job import Job
 
 __all__ = ("describe", "forget_all", "recent_ids", "remember")
 
@@ -36,13 +41,10 @@ def forget_all() -> None:
 def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
-    Returns nothing when the client keeps no :class:`~luma_nb.journal.Journal` or it cannot be
+    Returns nothing when the client keeps no :class:`~luma_nb.jobs.journal.Journal` or it cannot be
     read: the journal is a convenience here, never a reason for the form to fail.
     """
     try:
-        from .._journal_resume import service_of
-        from ..journal import Journal
-
         journal = client.journal
         if not isinstance(journal, Journal):
             return []
@@ -55,9 +57,9 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
     if not client.is_sandbox:
         return []
-    from ..defaults import demo_parent_ids
-
-    return list(demo_parent_ids(client))
+    if not hooks.demo_parents.filled:
+        return []
+    return list(hooks.demo_parents(client))
 
 
 def recent_ids(client: LumaClient) -> list[str]:
@@ -92,3 +94,38 @@ def describe(client: LumaClient, task_id: str) -> str | None:
         if entry_id == task_id:
             return f"{entry_prompt or 'no prompt known'} ({entry_status or 'submitted'})"
     return None
+
+
+def ratio_of(client: LumaClient, task_id: str, depth: int = 0) -> str | None:
+    """The aspect ratio of a known task, or None: an extend has its parent's (the service
+    keeps the parent's frame size), an imagine the one it asked for."""
+    if depth > 20 or not task_id:
+        return None
+    if hooks.demo_ratios.filled:
+        with contextlib.suppress(Exception):
+            ratio = hooks.demo_ratios(client).get(task_id)
+            if ratio:
+                return str(ratio)
+    with _lock:
+        found = _jobs.get(task_id)
+    request: dict[str, Any] = dict(found[1].request) if found is not None else {}
+    if not request:
+        request = _journal_request(client, task_id)
+    parent = request.get("parent_task_id")
+    if isinstance(parent, str) and parent:
+        return ratio_of(client, parent, depth + 1)
+    ratio = request.get("aspect_ratio")
+    return ratio if isinstance(ratio, str) and ratio else None
+
+
+def _journal_request(client: LumaClient, task_id: str) -> dict[str, Any]:
+    try:
+        journal = client.journal
+        if not isinstance(journal, Journal):
+            return {}
+        for entry in journal.entries(30, service=service_of(client)):
+            if entry.task_id == task_id:
+                return dict(entry.request)
+    except Exception:
+        return {}
+    return {}

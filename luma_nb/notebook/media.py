@@ -22,14 +22,14 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..contract.errors import LumaError
 from .display import safe_url
-from .errors import LumaError
 
 if TYPE_CHECKING:
     from IPython.display import Video
 
-    from .jobs import Job
-    from .models import Task
+    from ..contract.models import Task
+    from ..jobs.job import Job
 
 __all__ = (
     "DEFAULT_MAX_BYTES",
@@ -58,7 +58,7 @@ class _TooLarge(MediaError):
 
 
 def _task_of(source: Task | Job) -> Task:
-    from .jobs import Job
+    from ..jobs.job import Job
 
     task = source.task if isinstance(source, Job) else source
     if task is None:
@@ -155,7 +155,7 @@ def _record_saved(source: Task | Job, task_id: str, target: Path, journal: Any) 
         if client is not None:
             journal = client.journal
         else:
-            from .journal import Journal
+            from ..jobs.journal import Journal
 
             journal = Journal()
     if journal is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _validate as check
+from . import validation as check
 from .errors import (
     RateLimitError,
     ServerError,

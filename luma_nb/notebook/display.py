@@ -8,16 +8,15 @@ show a URL or task id, so notebook outputs stay as stable as the data they show.
 
 from __future__ import annotations
 
-import html
 import math
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING
+
+from ..contract.eta import eta_seconds
+from ..contract.text import esc, safe_url
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .models import Task
+    from ..contract.models import Task
+    from ..jobs.job import Job
 
 __all__ = (
     "DEMO_NOTE",
@@ -25,53 +24,19 @@ __all__ = (
     "eta_seconds",
     "format_seconds",
     "image_html",
-    "in_kernel",
-    "job_bundle",
     "job_html",
     "job_text",
     "prompt_preview",
     "safe_url",
-    "show_blocking",
-    "show_view",
     "status_text",
     "task_html",
     "task_text",
-    "text_bundle",
     "video_html",
 )
 
 #: What the form and the progress view say when the client talks to the offline sandbox.
 DEMO_NOTE = "Demo mode: offline sandbox, no credits used"
-#: Characters kept as they are when a URL is re-quoted (RFC 3986 reserved and unreserved,
-#: without the quote characters that could end an HTML attribute).
-_URL_SAFE = ":/?#[]@!$&()*+,;=%~-._"
 _PROMPT_PREVIEW = 120
-
-
-def esc(text: object) -> str:
-    """``html.escape`` of ``str(text)``, quotes included."""
-    return html.escape(str(text), quote=True)
-
-
-def safe_url(url: object) -> str | None:
-    """An absolute http(s) URL made safe for an HTML attribute, or None for anything else.
-
-    ``javascript:``, ``data:``, relative and host-less URLs give None. Characters that could end
-    an attribute or a tag (quotes, ``<``, ``>``, spaces) are percent-encoded.
-    """
-    if not isinstance(url, str):
-        return None
-    text = url.strip()
-    if not text or any(ord(ch) < 32 for ch in text):
-        return None
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    return quote(text, safe=_URL_SAFE)
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -84,21 +49,6 @@ def format_seconds(seconds: float | None) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
-
-
-def eta_seconds(samples: Sequence[tuple[float, float]]) -> float | None:
-    """Seconds until 100 %, from ``(time, percentage)`` samples; None until progress moves.
-
-    The rate is taken from the first sample to the last, which smooths the service's uneven
-    percentage steps.
-    """
-    if len(samples) < 2:
-        return None
-    (t0, p0), (t1, p1) = samples[0], samples[-1]
-    if t1 <= t0 or p1 <= p0:
-        return None
-    rate = (p1 - p0) / (t1 - t0)
-    return max(0.0, (100.0 - p1) / rate)
 
 
 def status_text(task: Task | None) -> str:
@@ -211,82 +161,3 @@ def job_html(job: Job, *, width: int | None = 480, note: str | None = None) -> s
         parts.append(video_html(task.video_url, width=width))
     parts.append("</div>")
     return "".join(parts)
-
-
-# -- showing jobs (kernel or not) -------------------------------------------------------------
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (where widgets may render), False in a terminal or script."""
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def text_bundle(job: Job) -> dict[str, Any]:
-    """``text/plain`` and ``text/html`` of a job (the video player once finished)."""
-    return {"text/plain": job_text(job), "text/html": job_html(job, note=_note(job))}
-
-
-def _note(job: Job) -> str | None:
-    return DEMO_NOTE if job.client.is_sandbox else None
-
-
-def job_bundle(job: Job) -> dict[str, Any]:
-    """What ``job`` shows as a cell's result.
-
-    In a kernel: a live :class:`~luma_nb.widgets.ProgressView` (watching starts) plus ``text/html``
-    of the current state and a stable ``text/plain`` for front-ends without the widget manager.
-    Elsewhere: text and HTML only, and nothing is watched.
-    """
-    if not in_kernel():
-        return text_bundle(job)
-    from .widgets import ProgressView
-
-    bundle = ProgressView(job)._repr_mimebundle_()
-    return bundle if bundle is not None else text_bundle(job)
-
-
-def show_view(job: Job, *, timeout: float) -> None:
-    """Display a live progress view of ``job`` (returns at once)."""
-    from IPython.display import display
-
-    from .widgets import ProgressView
-
-    display(ProgressView(job, timeout=timeout))  # type: ignore[no-untyped-call]
-
-
-def show_blocking(job: Job, *, timeout: float, out: TextIO | None = None) -> None:
-    """Wait for ``job`` on the watcher, printing a line per change; then display the result.
-
-    Ctrl-C (KeyboardInterrupt) stops waiting; if this call started the watching, it stops it too,
-    so no watcher entry is left behind.
-    """
-    from IPython.display import display
-
-    from .watcher import get_watcher
-
-    stream = out if out is not None else sys.stdout
-    watcher = get_watcher()
-    started_here = watcher.watching(job) is None
-    watch = watcher.watch(job, timeout=timeout)
-    last = None
-    try:
-        while True:
-            ended = watch._ending.wait(0.1)
-            line = f"{job.task_id}: {status_text(job.task)}"
-            if line != last:
-                print(line, file=stream, flush=True)
-                last = line
-            if ended:
-                break
-    except BaseException:
-        if started_here:
-            watcher.unwatch(job)
-        raise
-    if watch.state not in ("finished", "failed"):
-        print(f"{job.task_id}: {watch.error or watch.state}", file=stream, flush=True)
-    display(text_bundle(job), raw=True)  # type: ignore[no-untyped-call]

@@ -9,24 +9,25 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _validate as check
-from ..display import DEMO_NOTE, esc, image_html
-from ..errors import LumaError, ValidationError
-from ..models import ASPECT_RATIOS
+from ...api import hooks
+from ...contract import validation as check
+from ...contract.bodies import common_fields
+from ...contract.errors import LumaError, ValidationError
+from ...contract.statuses import ASPECT_RATIOS
+from ..display import image_html
 from . import _recent
-from ._style import LABEL_WIDTH, field_row, message_html
-from .progress import ProgressView
+from ._style import message_html
+from .form_fields import FormFields
+from .progress import ProgressView, offer_extend
 
 if TYPE_CHECKING:
-    from ..client import LumaClient
-    from ..jobs import Job
+    from ...api.client import LumaClient
+    from ...jobs.job import Job
 
 __all__ = ("ExtendForm", "extend_form")
 
 #: Clicks within this many seconds after a submit ended are ignored (double clicks).
 SUBMIT_COOLDOWN = 1.0
-_STYLE = {"description_width": LABEL_WIDTH}
-_WIDE = widgets.Layout(width="520px")
 _REQUIRED = ("parent_task_id", "prompt")
 
 
@@ -37,7 +38,7 @@ def _readable(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class ExtendForm(widgets.VBox):  # type: ignore[misc]
+class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
     """A form that extends a video task; each submit's live progress appears below it.
 
     Parameters:
@@ -60,13 +61,12 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         if client is None:
-            from ..defaults import default_client
-
-            client = default_client()
+            client = hooks.default_client()
         self.client = client
         self.jobs: list[Job] = []
         self._callbacks: list[Callable[[Job], Any]] = []
         self._touched: set[str] = set()
+        self._following = False
         self._lock = threading.Lock()
         self._busy = False
         self._last_submit = float("-inf")
@@ -75,106 +75,6 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         super().__init__(children=self._layout(), **kwargs)
         self._validate()
         self._refresh_credits()
-
-    # -- construction -----------------------------------------------------------------------
-
-    def _build(self, parent: str, prompt: str) -> None:
-        self._mode = widgets.HTML(self._mode_html())
-        self._credits = widgets.HTML()
-        self._parent = widgets.Combobox(
-            value=parent,
-            options=_recent.recent_ids(self.client),
-            placeholder="task id of the video to extend",
-            description="Parent task",
-            ensure_option=False,
-            continuous_update=True,
-            style=_STYLE,
-            layout=_WIDE,
-        )
-        self._parent_msg = widgets.HTML()
-        self._parent_note = widgets.HTML()
-        self._prompt = widgets.Textarea(
-            value=prompt,
-            placeholder="what happens next in the video",
-            description="Prompt",
-            rows=3,
-            continuous_update=True,
-            style=_STYLE,
-            layout=_WIDE,
-        )
-        self._prompt_count = widgets.HTML()
-        self._prompt_msg = widgets.HTML()
-        self._image_url = self._url_text("First frame URL")
-        self._image_url_msg, self._image_url_thumb = widgets.HTML(), widgets.HTML()
-        self._end_image_url = self._url_text("Last frame URL")
-        self._end_image_url_msg, self._end_image_url_thumb = widgets.HTML(), widgets.HTML()
-        self._enhance = widgets.Checkbox(value=False, description="Enhance prompt", style=_STYLE)
-        self._aspect = widgets.Dropdown(
-            options=ASPECT_RATIOS, value="1:1", description="Aspect ratio", style=_STYLE
-        )
-        self._webhook_url = self._url_text("Webhook URL")
-        self._webhook_url_msg = widgets.HTML()
-        self._webhook_secret = widgets.Password(
-            description="Webhook secret", placeholder="optional", style=_STYLE, layout=_WIDE
-        )
-        self._webhook_secret_msg = widgets.HTML()
-        self._advanced = widgets.Accordion(
-            children=[
-                widgets.VBox(
-                    [
-                        field_row(self._webhook_url, self._webhook_url_msg),
-                        field_row(self._webhook_secret, self._webhook_secret_msg),
-                    ]
-                )
-            ],
-            titles=("Advanced",),
-            selected_index=None,
-        )
-        self._submit = widgets.Button(
-            description="Submit extend", button_style="primary", icon="play", disabled=True
-        )
-        self._message = widgets.HTML()
-        self._jobs_box = widgets.VBox()
-        for name in (
-            "parent",
-            "prompt",
-            "image_url",
-            "end_image_url",
-            "webhook_url",
-            "webhook_secret",
-        ):
-            child = getattr(self, f"_{name}")
-            child.observe(getattr(self, f"_on_{name}_change"), names="value")
-        self._submit.on_click(self._on_submit_click)
-
-    def _url_text(self, label: str) -> widgets.Text:
-        return widgets.Text(
-            description=label,
-            placeholder="https://… (optional)",
-            continuous_update=True,
-            style=_STYLE,
-            layout=_WIDE,
-        )
-
-    def _layout(self) -> list[widgets.Widget]:
-        return [
-            widgets.HBox([self._mode, self._credits], layout={"grid_gap": "16px"}),
-            field_row(self._parent, self._parent_msg),
-            self._parent_note,
-            field_row(self._prompt, widgets.VBox([self._prompt_count, self._prompt_msg])),
-            field_row(self._image_url, self._image_url_msg, self._image_url_thumb),
-            field_row(self._end_image_url, self._end_image_url_msg, self._end_image_url_thumb),
-            self._enhance,
-            self._aspect,
-            self._advanced,
-            widgets.HBox([self._submit, self._message], layout={"align_items": "center"}),
-            self._jobs_box,
-        ]
-
-    def _mode_html(self) -> str:
-        if self.client.is_sandbox:
-            return f'<b style="color:#8d6e00">{esc(DEMO_NOTE)}</b>'
-        return '<b>Live API</b>: <span style="color:#555">each submit costs credits</span>'
 
     # -- public -----------------------------------------------------------------------------
 
@@ -244,11 +144,9 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         }
         if not errors:
             # The same cross-field rules (and messages) as LumaClient.extend.
-            from ..client import _common_fields
-
             run(
                 "webhook_secret",
-                lambda: _common_fields(
+                lambda: common_fields(
                     values["prompt"],
                     values["image_url"],
                     values["end_image_url"],
@@ -293,6 +191,18 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
 
     def _on_parent_change(self, change: dict[str, Any]) -> None:
         self._touch("parent_task_id")
+        if "aspect_ratio" not in self._touched:  # follow the parent until the user picks one
+            ratio = _recent.ratio_of(self.client, str(change.get("new") or "").strip())
+            if ratio in ASPECT_RATIOS:
+                self._following = True
+                try:
+                    self._aspect.value = ratio
+                finally:
+                    self._following = False
+
+    def _on_aspect_change(self, change: dict[str, Any]) -> None:
+        if not self._following:
+            self._touched.add("aspect_ratio")
 
     def _on_prompt_change(self, change: dict[str, Any]) -> None:
         self._touch("prompt")
@@ -373,6 +283,8 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
                 account = self.client.account()
             except Exception:
                 return  # credits are a courtesy: no answer, no line
+            finally:
+                self._mode.value = self._mode_html()  # the answer says which service it is
             if account.credits is None:
                 return
             with self._credits_lock:
@@ -388,10 +300,11 @@ def extend_form(client: LumaClient | None = None, parent_task_id: str | None = N
     video, so a newcomer only has to type a prompt.
     """
     if client is None:
-        from ..defaults import default_client
-
-        client = default_client()
+        client = hooks.default_client()
     if parent_task_id is None:
         demo = _recent._demo_parents(client)
         parent_task_id = demo[0][0] if demo else None
     return ExtendForm(client, parent_task_id=parent_task_id)
+
+
+offer_extend(ExtendForm)

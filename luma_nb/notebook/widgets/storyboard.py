@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .._ending import Ending
+from ...api import hooks
+from ...contract.bodies import extend_bodies
+from ...contract.errors import LumaError, WaitTimeout
+from ...jobs.ending import Ending
+from ...jobs.watcher import DEFAULT_TIMEOUT, Watcher
 from ..display import esc, job_html, prompt_preview, video_html
-from ..errors import LumaError, WaitTimeout
-from ..watcher import DEFAULT_TIMEOUT, Watcher
 from . import _recent
 from ._style import message_html
 from .progress import ProgressView
 
 if TYPE_CHECKING:
-    from ..client import LumaClient
-    from ..jobs import Job
-    from ..models import Task
+    from ...api.client import LumaClient
+    from ...contract.models import Task
+    from ...jobs.job import Job
 
 __all__ = ("Storyboard", "storyboard")
 
@@ -28,8 +30,6 @@ _MARKS = {"waiting": "·", "submitting": "…", "running": "⏳", "done": "✓",
 
 def _validated(parent_task_id: Any, prompts: Iterable[str], options: dict[str, Any]) -> list[str]:
     """Every prompt and option checked before anything is sent (so bad input costs nothing)."""
-    from ..client import extend_bodies
-
     return [body["prompt"] for body in extend_bodies(parent_task_id, prompts, options)]
 
 
@@ -208,7 +208,5 @@ def storyboard(
     :func:`luma_nb.default_client`. Raises :class:`~luma_nb.ValidationError` for bad input.
     """
     if client is None:
-        from ..defaults import default_client
-
-        client = default_client()
+        client = hooks.default_client()
     return Storyboard(client, parent_task_id, prompts, timeout=timeout, **options)

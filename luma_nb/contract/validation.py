@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ValidationError
-from .models import ASPECT_RATIOS
+from .statuses import ASPECT_RATIOS
 
 #: Longest prompt accepted. The provider documents no limit; Luma's own API caps prompts near
 #: 5,000 characters, and a longer text is almost always a paste by mistake.

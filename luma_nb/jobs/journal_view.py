@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._text import printable
+from ..contract.printable import printable
+from ..contract.text import esc, safe_url
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job import Job
     from .journal import Journal
 
 __all__ = ("STALE_SENDING", "Entry", "History", "pid_alive", "this_host")
@@ -208,8 +209,6 @@ def plain(value: Any, width: int) -> str:
 
 def _link(url: str | None) -> str:
     """An escaped link for http(s) URLs; anything else as escaped text."""
-    from .display import esc, safe_url
-
     if not url:
         return ""
     shown = html.escape(plain(url, 60))

@@ -28,22 +28,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._journal_db import JournalDB, data_home
-from ._journal_resume import (
-    UNSET,
-    default_client,
-    jobs_for,
-    resubmit_entry,
-    service_of,
-    watch_jobs,
-)
-from ._journal_view import Entry, History, this_host
-from .errors import JournalError, ValidationError
-from .models import Task
+from ..contract.errors import JournalError, ValidationError
+from ..contract.models import Task
+from .journal_db import JournalDB, data_home
+from .journal_view import Entry, History, this_host
+from .resume import UNSET, default_client, resubmit_entry, watch_jobs
 
 if TYPE_CHECKING:
-    from .client import LumaClient
-    from .jobs import Job
+    from ..api.client import LumaClient
+    from .job import Job
 
 __all__ = (
     "Entry",
@@ -171,10 +164,13 @@ class Journal:
         else:
             self._shared.db.update(entry_id, changes)
 
-    def submitted(self, entry_id: int, task_id: str) -> None:
-        """The service answered with ``task_id``."""
+    def submitted(self, entry_id: int, task_id: str, *, service: str | None = None) -> None:
+        """The service answered with ``task_id`` (``service``: who answered, when now known)."""
+        changes = {"state": "submitted", "task_id": task_id, "status": "pending"}
+        if service:
+            changes["service"] = service
         try:
-            self._finish(entry_id, {"state": "submitted", "task_id": task_id, "status": "pending"})
+            self._finish(entry_id, changes)
         except Exception as error:
             with self._shared.lock:
                 self._shared.unsaved.pop(entry_id, None)
@@ -346,41 +342,6 @@ class Journal:
         )
 
 
-def attach(journal: Any, client: LumaClient) -> Any:
-    """What ``LumaClient(journal=...)`` stores: a :class:`Journal` bound to the client's service.
-
-    ``...`` (the default) is the default journal, ``None`` disables journaling, a path opens that
-    file, and any other object with the client's journal methods is used as it is.
-    """
-    if journal is None:
-        return None
-    service = service_of(client)
-    if journal is ...:
-        return Journal(service=service)
-    if isinstance(journal, Journal):
-        return journal.bind(service)
-    if isinstance(journal, (str, os.PathLike)):
-        return Journal(journal, service=service)
-    needed = ("intent", "submitted", "uncertain", "rejected", "observe")
-    if all(callable(getattr(journal, name, None)) for name in needed):
-        return journal
-    raise ValidationError(
-        "journal must be a luma_nb.Journal, a file path, or None to record nothing.",
-        field="journal",
-    )
-
-
-def resume_jobs(client: LumaClient) -> list[Job]:
-    """Jobs for every unfinished submit of ``client``'s service (see :meth:`LumaClient.resume`)."""
-    journal = client.journal
-    if not isinstance(journal, Journal):
-        raise ValidationError(
-            "this client records no journal (journal=None), so there is nothing to resume.",
-            field="journal",
-        )
-    return jobs_for(client, journal.unfinished(service_of(client)))
-
-
 def history(limit: int = 50) -> History:
     """Past submits in the default journal, newest first (a table in notebooks)."""
     return Journal().history(limit)
@@ -393,7 +354,7 @@ def resume(client: LumaClient | None = None, watch: bool = True) -> list[Job]:
     """
     if client is None:
         client = default_client()
-    jobs = client.resume()
+    jobs: list[Job] = client.resume()
     if watch and jobs:
         watch_jobs(jobs)
     return jobs

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SubmitUncertainError, ValidationError
-from .models import Task
+from ..api import hooks
+from ..contract.errors import SubmitUncertainError, ValidationError
+from ..contract.models import Task
+from .job import Job
 
 if TYPE_CHECKING:
-    from ._journal_view import Entry
-    from .client import LumaClient
-    from .jobs import Job
+    from ..api.client import LumaClient
     from .journal import Journal
+    from .journal_view import Entry
 
 __all__ = ("UNSET", "default_client", "jobs_for", "resubmit_entry", "service_of", "watch_jobs")
 
@@ -24,21 +24,18 @@ _OPTIONS = ("image_url", "end_image_url", "enhance_prompt", "aspect_ratio", "web
 
 
 def service_of(client: LumaClient) -> str:
-    """The journal's name for a client's service: its base URL, or ``"sandbox"`` on loopback."""
+    """The journal's name for a client's service: ``"sandbox"`` when it said so, else its URL."""
     return "sandbox" if client.is_sandbox else client.base_url
 
 
 def default_client() -> LumaClient:
-    """:func:`luma_nb.default_client`, imported only when needed (it may start a sandbox)."""
-    defaults = importlib.import_module("luma_nb.defaults")
-    client: LumaClient = defaults.default_client()
+    """:func:`luma_nb.default_client`, as the launcher on top provides it (may start a sandbox)."""
+    client: LumaClient = hooks.default_client()
     return client
 
 
 def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
     """Jobs of ``client`` for journal entries, starting from their last recorded state."""
-    from .jobs import Job
-
     jobs = []
     for entry in entries:
         if not entry.task_id:
@@ -55,15 +52,11 @@ def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
 
 
 def watch_jobs(jobs: Iterable[Job]) -> None:
-    """Hand jobs to the background watcher (:func:`luma_nb.watcher.watch`), when available."""
-    try:
-        watcher = importlib.import_module("luma_nb.watcher")
-    except ImportError:
-        return
-    watch = getattr(watcher, "watch", None)
-    if callable(watch):
-        for job in jobs:
-            watch(job)
+    """Hand jobs to the background watcher (:func:`luma_nb.jobs.watcher.watch`)."""
+    from .watcher import watch
+
+    for job in jobs:
+        watch(job)
 
 
 def resubmit_entry(

@@ -9,15 +9,26 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ...jobs.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from .. import display as text
-from ..watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from . import _recent
 from ._style import message_html, note_html
 
 if TYPE_CHECKING:
-    from ..jobs import Job
+    from ...jobs.job import Job
 
-__all__ = ("ProgressView",)
+__all__ = ("ProgressView", "offer_extend")
+
+#: What the "Extend" button opens: the form registers itself (it imports this module, so this
+#: module cannot import it).
+_extend_form: Callable[..., widgets.Widget] | None = None
+
+
+def offer_extend(form_class: Callable[..., widgets.Widget]) -> None:
+    """Make the "Extend" button of progress views open ``form_class(client, parent_task_id=)``."""
+    global _extend_form
+    _extend_form = form_class
+
 
 _CANCEL_TIP = "Stops watching; the job keeps running at the service (it cannot be stopped there)."
 _BAR_STYLES = {
@@ -37,10 +48,10 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         timeout: seconds to watch before giving up with a timeout message (the job goes on).
         save_dir: where "Save MP4" puts the file (``<task_id>.mp4``).
         video_width: width of the player in pixels.
-        watcher: the :class:`~luma_nb.watcher.Watcher` to use (the process-wide one by default).
+        watcher: the ``Watcher`` to use (the process-wide one by default).
 
     ``value`` is the job's last :class:`~luma_nb.Task`; ``watch`` the underlying
-    :class:`~luma_nb.watcher.Watch`; ``on_done(callback)`` registers ``callback(view)`` for the end.
+    ``Watch``; ``on_done(callback)`` registers ``callback(view)`` for the end.
     Values are written only by the watcher thread once watching started.
     """
 
@@ -228,8 +239,8 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         self._save.disabled = False
 
     def _on_extend_click(self, button: widgets.Button) -> None:
-        from .form import ExtendForm
-
-        form = ExtendForm(self.job.client, parent_task_id=self.job.task_id)
+        if _extend_form is None:  # pragma: no cover - luma_nb.notebook.widgets registers it
+            return
+        form = _extend_form(self.job.client, parent_task_id=self.job.task_id)
         header = widgets.HTML(note_html("Extend this video:", bold=True))
         self._extra.children = (header, form)

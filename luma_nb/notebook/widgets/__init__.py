@@ -1,7 +1,7 @@
 """ipywidgets UI: the extend form, live progress views, galleries and storyboards.
 
 Widgets drive jobs and never build HTTP requests themselves: submits go through
-``client.extend`` and progress comes from the one background watcher (:mod:`luma_nb.watcher`),
+``client.extend`` and progress comes from the one background watcher (:mod:`luma_nb.jobs.watcher`),
 which is the only writer of progress values once a view is watching.
 
 Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/plain`` and a

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _validate as check
-from .errors import TaskFailedError
-from .models import Task
-from .polling import PollPolicy
+from ..contract import rendering
+from ..contract import validation as check
+from ..contract.errors import TaskFailedError
+from ..contract.models import Task
+from ..contract.polling import PollPolicy
 
 if TYPE_CHECKING:
     from IPython.display import Video
 
-    from ._wait import Waiter
-    from .client import LumaClient
-    from .watcher import Listener, Watch
+    from ..api.client import LumaClient
+    from ..contract.waiting import Waiter
+    from .watch import Listener, Watch
 
 __all__ = ("Job",)
 
@@ -141,7 +142,7 @@ class Job:
     def watch(self, *, timeout: float = 1800, listener: Listener | None = None) -> Watch:
         """Follow the job on the shared background watcher and return at once.
 
-        The returned :class:`~luma_nb.watcher.Watch` is awaitable (``task = await job.watch()``
+        The returned :class:`~luma_nb.jobs.watcher.Watch` is awaitable (``task = await job.watch()``
         piggybacks on the watcher instead of polling again) and has ``wait()`` and ``cancel()``.
         """
         from .watcher import watch
@@ -150,9 +151,8 @@ class Job:
 
     def video(self, **kwargs: Any) -> Video:
         """An ``IPython.display.Video`` of the finished job (see :func:`luma_nb.media.video`)."""
-        from .media import video
-
-        return video(self, **kwargs)
+        clip: Video = rendering.video(self, **kwargs)
+        return clip
 
     def show(self, *, wait: bool | None = None, timeout: float = 1800) -> None:
         """Display progress, then the video.
@@ -163,19 +163,11 @@ class Job:
         then the result (video HTML for front-ends that render it). Ctrl-C stops the wait and
         the watching it started.
         """
-        from . import display as _showing
-
-        if wait is None:
-            wait = not _showing.in_kernel()
-        if wait:
-            _showing.show_blocking(self, timeout=timeout)
-        else:
-            _showing.show_view(self, timeout=timeout)
+        rendering.job_show(self, wait=wait, timeout=timeout)
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None, **kwargs: Any
     ) -> dict[str, Any]:
         """A live progress widget in a kernel (with text and HTML fallbacks); text elsewhere."""
-        from . import display as _showing
-
-        return _showing.job_bundle(self)
+        bundle: dict[str, Any] = rendering.job_bundle(self)
+        return bundle

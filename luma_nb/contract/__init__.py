@@ -1,0 +1,1 @@
+"""The contract layer: the API's nouns and rules (models, errors, validation, polling), no I/O."""
