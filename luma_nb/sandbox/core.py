@@ -279,6 +279,10 @@ class Sandbox:
             None if unlimited else (self._start_credits if credits is None else credits)
         )
 
+    def pause_renders(self, paused: bool = True) -> None:
+        """Let no new render start (tasks wait in line) until ``pause_renders(False)``."""
+        self._renderer.pause(paused)
+
     @property
     def render_stats(self) -> RenderStats:
         """What the renderer did so far: videos rendered, cache hits, shared renders, failures."""

@@ -85,6 +85,8 @@ def make_plan(rng: random.Random, fault: TaskFault | None = None) -> Plan:
     ]
     if fault is not None and fault.unknown_status:
         phases.append((fault.unknown_status, rng.uniform(8.0, 20.0)))
+    if fault is not None and fault.retry:
+        phases.append((fault.retry, rng.uniform(8.0, 20.0)))
     phases.append(("starting", rng.uniform(2.0, 6.0)))
     before = sum(d for _, d in phases)
     fail_at = rng.randint(25, 85) if fault is not None and fault.fail is not None else None

@@ -26,7 +26,7 @@ from pathlib import Path
 from .cache import key_seed, link_into, render_key
 from .inputs import fetch_image
 from .state import Store
-from .work import RenderJob, drop_broken_pool, process_pool, run_job
+from .work import RenderJob, RenderStats, drop_broken_pool, process_pool, run_job
 
 __all__ = ("MODES", "RenderStats", "Renderer")
 
@@ -36,20 +36,6 @@ log = logging.getLogger("luma_nb.sandbox")
 MODES = ("processes", "threads")
 _SECONDS = 5.0  # each imagine, and each extension, adds five seconds of video
 _ENSURE_TIMEOUT = 120.0
-
-
-@dataclass
-class RenderStats:
-    """What a renderer did so far (``sandbox.render_stats``)."""
-
-    rendered: int = 0
-    """Videos synthesized."""
-    cache_hits: int = 0
-    """Tasks served from a video made before."""
-    joined: int = 0
-    """Tasks that shared a render under way for the same request."""
-    failed: int = 0
-    """Renders that raised."""
 
 
 @dataclass
@@ -98,6 +84,7 @@ class Renderer:
         self._next_seq = self._head = 0
         self._in_flight = 0
         self._stopped = False
+        self.paused = False
         self._threads: cf.ThreadPoolExecutor | None = None
         self._prepare: cf.ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
@@ -137,6 +124,12 @@ class Renderer:
             if any(task_id in waiting for waiting in self._after.values()):
                 return "parent", None
             return "idle", None
+
+    def pause(self, paused: bool = True) -> None:
+        """Hold the line (no new render starts) or, with False, let it move again."""
+        with self._cv:
+            self.paused = paused
+            self._cv.notify_all()
 
     def submit(self, task_id: str) -> None:
         """Render ``task_id`` in the background (the store hears back through ``media_done``)."""
@@ -331,7 +324,10 @@ class Renderer:
         while True:
             with self._cv:
                 self._cv.wait_for(
-                    lambda: self._stopped or bool(self._line and self._in_flight < self.workers)
+                    lambda: (
+                        self._stopped
+                        or bool(self._line and not self.paused and self._in_flight < self.workers)
+                    )
                 )
                 if self._stopped:
                     return

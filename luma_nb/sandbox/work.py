@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-__all__ = ("RenderJob", "drop_broken_pool", "process_pool", "run_job")
+__all__ = ("RenderJob", "RenderStats", "drop_broken_pool", "process_pool", "run_job")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,20 @@ class RenderJob:
     """The parent video to extend, if any."""
     cheap: bool = True
     """Join the new seconds to the parent without re-encoding it (False: re-encode it all)."""
+
+
+@dataclass
+class RenderStats:
+    """What a renderer did so far (``sandbox.render_stats``)."""
+
+    rendered: int = 0
+    """Videos synthesized."""
+    cache_hits: int = 0
+    """Tasks served from a video made before."""
+    joined: int = 0
+    """Tasks that shared a render under way for the same request."""
+    failed: int = 0
+    """Renders that raised."""
 
 
 def run_job(job: RenderJob) -> str:
