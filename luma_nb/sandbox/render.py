@@ -20,6 +20,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -345,7 +346,7 @@ class Renderer:
 
     def _settle(self, job: _Job, future: cf.Future[str]) -> None:
         error = future.exception()
-        if isinstance(error, cf.process.BrokenProcessPool):
+        if isinstance(error, BrokenProcessPool):
             drop_broken_pool()  # a worker died (killed?): the next job gets a fresh pool
         self._done(job, Path(job.spec.out) if error is None else None, error)
 
