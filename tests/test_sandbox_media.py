@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -210,7 +212,9 @@ def test_tasks_and_media_survive_a_restart(tmp_path: Path) -> None:
         running = http.imagine("still running at stop")
         credits = first.credits
         http.close()
-    assert json.loads((tmp_path / "tasks" / f"{done}.json").read_text())["task_id"] == done
+    with contextlib.closing(sqlite3.connect(tmp_path / "sandbox.db")) as db:
+        (row,) = db.execute("SELECT data FROM tasks WHERE task_id = ?", (done,)).fetchall()
+    assert json.loads(row[0])["task_id"] == done
 
     with Sandbox(speed=200, data_dir=tmp_path) as second:
         http = SandboxHTTP(second)

@@ -4,7 +4,8 @@ Every function here returns ``(status, json_body, extra_headers)``; the HTTP lay
 Errors follow the documented shape ``{"errors": [{"msg": "..."}]}``; 401 is ``{}``.
 Choices where the provider is silent: an unknown ``task_id`` in ``/fetch`` is a 400 with
 ``"Task not found"``; 402 is ``"Insufficient credits"``; JSON ``null`` for an optional field is
-the same as leaving it out; an extension keeps its parent's aspect ratio.
+the same as leaving it out; an extension keeps its parent's aspect ratio; a submit while the
+renderers' waiting line is full is a 429 with ``Retry-After`` (nothing charged).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from ..contract.errors import ValidationError
 from ..contract.statuses import ASPECT_RATIOS
 from ._net import is_http_url
 from .faults import Faults
-from .state import COST, InsufficientCredits, Store
+from .state import InsufficientCredits, Store
 
-__all__ = ("ROUTES", "ApiContext", "Reply", "errors", "handle")
+__all__ = ("ROUTES", "UNLIMITED_CREDITS", "ApiContext", "Reply", "errors", "handle")
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -33,6 +34,8 @@ ROUTES: dict[str, str] = {
     "/account": "GET",
 }
 _MANY = (2, 20)
+#: What ``/account`` reports as the credits of an account with unlimited credits.
+UNLIMITED_CREDITS = 1_000_000_000
 
 
 class BadRequest(Exception):
@@ -54,6 +57,8 @@ class ApiContext:
     """The only key accepted, or None to accept any non-empty key."""
     on_webhook_task: Callable[[], None]
     """Called after a task with a ``webhook_url`` was created."""
+    busy: Callable[[], bool] = lambda: False
+    """True while the renderers' waiting line is full (submits then get 429)."""
 
     def authorized(self, header: str | None) -> bool:
         """True when the ``Authorization`` header carries an accepted key (raw, no Bearer)."""
@@ -79,7 +84,7 @@ def handle(
             200,
             {
                 "email": "sandbox@luma-nb.invalid",
-                "credits": store.credits,
+                "credits": UNLIMITED_CREDITS if store.credits is None else store.credits,
                 "total_images": store.total_images,
                 "plan": "sandbox",
             },
@@ -158,8 +163,10 @@ def _submit(ctx: ApiContext, payload: dict[str, Any], *, extend: bool) -> Reply:
         params["loop"] = _flag(payload, "loop")
     params["aspect_ratio"] = aspect or "1:1"
     params["notes"] = tuple(notes)
-    if store.credits < COST:
+    if not store.charge():
         return 402, errors("Insufficient credits"), {}
+    if ctx.busy():
+        return 429, errors("Too many requests: the renderers are busy"), {"Retry-After": "5"}
     try:
         task_id = store.create("luma-ext" if extend else "luma", params, ctx.faults.take_task())
     except InsufficientCredits:

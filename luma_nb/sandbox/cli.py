@@ -8,6 +8,7 @@ import sys
 import threading
 from types import FrameType
 
+from ._net import is_http_url
 from .core import Sandbox
 from .faults import FAULT_SPEC_HELP, parse_fault_spec
 
@@ -22,6 +23,26 @@ def _fault_spec(text: str) -> str:
         parse_fault_spec(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _credits(text: str) -> int | None:
+    if text.strip().lower() == "unlimited":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of credits or 'unlimited', got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("credits must be 0 or more")
+    return value
+
+
+def _public_url(text: str) -> str:
+    if not is_http_url(text):
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {text!r}")
     return text
 
 
@@ -48,6 +69,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep tasks and videos in this folder across restarts "
         "(default: a temporary folder, removed at exit)",
+    )
+    parser.add_argument(
+        "--credits",
+        type=_credits,
+        default=1200,
+        metavar="N",
+        help="credits the account starts with (each submit costs 6), or 'unlimited' "
+        "(default: 1200; with --data-dir, what the last run left)",
+    )
+    parser.add_argument(
+        "--reset-credits",
+        action="store_true",
+        help="with --data-dir: start a new lesson with --credits again (tasks are kept)",
+    )
+    parser.add_argument(
+        "--public-url",
+        type=_public_url,
+        default=None,
+        metavar="URL",
+        help="base of the video links (e.g. the relay's address); fixed, links survive "
+        "restarts on another port (default: the sandbox's own address)",
     )
     parser.add_argument(
         "--seed", type=int, default=None, help="make task ids, durations and videos reproducible"
@@ -88,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         data_dir=args.data_dir,
         seed=args.seed,
+        credits=args.credits,
+        reset_credits=args.reset_credits,
+        public_url=args.public_url,
         finished_status=args.finished_status,
         percentage_as_number=args.percentage_as_number,
         verbose=args.verbose,
@@ -108,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _on_signal)
     try:
         print(f"luma_nb sandbox running at {sandbox.base_url} (speed {sandbox.speed:g})")
+        credits = "unlimited" if sandbox.credits is None else str(sandbox.credits)
+        print(f"Credits: {credits} (each submit costs 6)")
         print("Demo parent tasks, finished and ready to extend:")
         for parent in sandbox.demo_parents:
             print(f"  {parent.task_id}  {parent.aspect_ratio:>5}  {parent.prompt}")

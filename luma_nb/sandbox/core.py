@@ -10,12 +10,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._net import is_http_url
 from .api import ApiContext
+from .cache import clean_parts, default_demo_cache
 from .demo import DEMO_PARENTS, DemoParent, demo_records
 from .faults import Faults
 from .hooks import Delivery, Ticker, WebhookSender
 from .media import MediaLibrary
-from .render import Renderer
+from .render import Renderer, RenderStats
 from .reqlog import RequestLog, RequestRecord
 from .server import SandboxServer
 from .state import Store
@@ -41,7 +43,14 @@ class Sandbox:
     :param speed: simulated seconds per real second (a job takes 60-300 s divided by this).
     :param data_dir: keep tasks and media here across restarts; None uses a temporary folder.
     :param seed: makes task ids, durations and videos reproducible.
-    :param credits: credits the account starts with (each submit costs 6).
+    :param credits: credits the account starts with (each submit costs 6); None: unlimited.
+    :param reset_credits: with ``data_dir``, start with ``credits`` again instead of what the
+        last run left (a new lesson; the tasks are kept).
+    :param public_url: the base of the ``video_url`` links, e.g. ``http://classroom:8765``
+        (default: this sandbox's own address). Fixed, it keeps links valid across restarts.
+    :param render_mode: ``"processes"`` (a pool of worker processes with a render cache) or
+        ``"threads"`` (two render threads, every extension re-encoded; the earlier design).
+    :param max_queue: renders that may wait in line before submits get 429.
     :param finished_status: add ``"status": "finished"`` to finished tasks (undocumented).
     :param percentage_as_number: send ``percentage`` as a number instead of the documented string.
     :param verbose: log every request to stderr.
@@ -56,7 +65,11 @@ class Sandbox:
         speed: float = 1.0,
         data_dir: str | Path | None = None,
         seed: int | None = None,
-        credits: int = 1200,
+        credits: int | None = 1200,
+        reset_credits: bool = False,
+        public_url: str | None = None,
+        render_mode: str = "processes",
+        max_queue: int = 5000,
         finished_status: bool = False,
         percentage_as_number: bool = False,
         verbose: bool = False,
@@ -67,7 +80,13 @@ class Sandbox:
             raise ValueError("api_key must be a non-empty string, or None to accept any key")
         self.host, self.port, self.verbose = host, port, verbose
         self._api_key = api_key
+        if credits is not None and credits < 0:
+            raise ValueError("credits must be 0 or more, or None for unlimited credits")
+        if public_url is not None and not is_http_url(public_url):
+            raise ValueError(f"public_url must be an http(s) URL, got {public_url!r}")
         self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._reset_credits = reset_credits
+        self._start_credits = credits
         self._temp_dir: str | None = None
         self.faults = Faults()
         self._webhooks = WebhookSender()
@@ -87,10 +106,20 @@ class Sandbox:
         )
         self._store.finished_status = finished_status
         self._store.percentage_as_number = percentage_as_number
-        self._renderer = Renderer(self._store, local_media=lambda name: self._media.read(name))
+        self._store.public_url = public_url.rstrip("/") if public_url else None
+        self._renderer = Renderer(
+            self._store,
+            local_media=lambda name: self._media.read(name),
+            mode=render_mode,
+            max_queue=max_queue,
+            demo_cache=default_demo_cache(),
+        )
+        self._store.render_stage = self._renderer.stage
         self._media = MediaLibrary(self._store, self._renderer.ensure)
         self._ticker = Ticker(self._store.tick)
-        self._api = ApiContext(self._store, self.faults, api_key, self._ticker.wake)
+        self._api = ApiContext(
+            self._store, self.faults, api_key, self._ticker.wake, self._renderer.full
+        )
 
     # -- life ------------------------------------------------------------------------------
 
@@ -109,7 +138,9 @@ class Sandbox:
                 self._temp_dir = tempfile.mkdtemp(prefix="luma-sandbox-")
             self._store.use_workdir(self._data_dir or Path(self._temp_dir or "."))
             try:
-                self._store.load(demo_records())
+                clean_parts(self._store.media_dir, self._renderer.cache_dir)
+                clean_parts(self._renderer.demo_cache, older_than=3600.0)  # shared: spare live ones
+                self._store.load(demo_records(), reset_credits=self._reset_credits)
                 self._server = SandboxServer(self.host, self.port, self, verbose=self.verbose)
             except BaseException:
                 self._cleanup_temp()
@@ -148,6 +179,7 @@ class Sandbox:
             self._ticker.stop()
             self._webhooks.stop()
             self._renderer.stop()
+            self._store.close()
             self._cleanup_temp()
 
     def _cleanup_temp(self) -> None:
@@ -225,14 +257,36 @@ class Sandbox:
         self._store.percentage_as_number = bool(value)
 
     @property
-    def credits(self) -> int:
-        """Credits left on the account (settable, e.g. to provoke a 402)."""
+    def credits(self) -> int | None:
+        """Credits left on the account, None when unlimited (settable, e.g. to provoke a 402)."""
         return self._store.credits
 
     @credits.setter
-    def credits(self, value: int) -> None:
+    def credits(self, value: int | None) -> None:
         with self._store.lock:
-            self._store.credits = int(value)
+            self._store.credits = None if value is None else int(value)
+            self._store.save_account()
+
+    def reset_credits(self, credits: int | None = None, *, unlimited: bool = False) -> None:
+        """Start a new lesson: the account gets ``credits`` (default: what it started with, or
+        unlimited with ``unlimited=True``) and its image count goes back to 0. Tasks are kept.
+
+        :raises ValueError: for negative credits.
+        """
+        if credits is not None and credits < 0:
+            raise ValueError("credits must be 0 or more")
+        self._store.reset_credits(
+            None if unlimited else (self._start_credits if credits is None else credits)
+        )
+
+    def pause_renders(self, paused: bool = True) -> None:
+        """Let no new render start (tasks wait in line) until ``pause_renders(False)``."""
+        self._renderer.pause(paused)
+
+    @property
+    def render_stats(self) -> RenderStats:
+        """What the renderer did so far: videos rendered, cache hits, shared renders, failures."""
+        return self._renderer.stats
 
     # -- inspection for tests --------------------------------------------------------------
 

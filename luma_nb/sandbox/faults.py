@@ -19,12 +19,15 @@ from dataclasses import dataclass
 __all__ = (
     "FAULT_KINDS",
     "FAULT_SPEC_HELP",
+    "RETRY_STATUSES",
     "Fault",
     "Faults",
     "TaskFault",
     "parse_fault_spec",
 )
 
+#: The retry statuses the provider's Statuses page lists (``task:retry`` faults).
+RETRY_STATUSES: tuple[str, ...] = ("retry", "retrying")
 #: Request fault kinds, see :class:`Fault`.
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "429", "reset", "drop", "slow", "malformed")
 
@@ -40,7 +43,9 @@ Fault SPEC syntax (repeat --fault for several):
   task:fail[:TIMES]=MESSAGE     the next task(s) fail while processing with MESSAGE
   task:stall[:TIMES]            the next task(s) stay processing forever
   task:unknown[:TIMES]=STATUS   the next task(s) report STATUS for a while, then continue
-  task:retrying[:TIMES]         the next task(s) report "retrying" for a while, then continue"""
+  task:retry[:TIMES][=STATUS]   the next task(s) report "retry" (or STATUS: retry, retrying)
+                                for a while, as the provider's Statuses page lists, then go on
+  task:retrying[:TIMES]         the same as task:retry=retrying"""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,12 @@ class TaskFault:
     """Stay processing at some percentage forever."""
     unknown_status: str | None = None
     """Report this undocumented status for a while before going on."""
+    retry: str | None = None
+    """Report this documented retry status (``retry`` or ``retrying``) for a while."""
+
+    def __post_init__(self) -> None:
+        if self.retry is not None and self.retry not in RETRY_STATUSES:
+            raise ValueError(f"retry must be one of {RETRY_STATUSES}, got {self.retry!r}")
 
 
 @dataclass
@@ -139,12 +150,14 @@ class Faults:
         fail: str | None = None,
         stall: bool = False,
         unknown_status: str | None = None,
+        retry: str | None = None,
         times: int = 1,
     ) -> TaskFault:
-        """Make the next ``times`` submitted tasks fail, stall or report an unknown status."""
-        if fail is None and not stall and unknown_status is None:
-            raise ValueError("give fail=, stall=True or unknown_status=")
-        fault = TaskFault(fail=fail, stall=stall, unknown_status=unknown_status)
+        """Make the next ``times`` submitted tasks fail, stall, report an unknown status or
+        a retry status (``retry="retry"`` or ``"retrying"``) for a while."""
+        if fail is None and not stall and unknown_status is None and retry is None:
+            raise ValueError("give fail=, stall=True, unknown_status= or retry=")
+        fault = TaskFault(fail=fail, stall=stall, unknown_status=unknown_status, retry=retry)
         with self._lock:
             self._tasks.extend([fault] * max(1, times))
         return fault
@@ -219,8 +232,10 @@ def parse_fault_spec(spec: str) -> Fault | tuple[TaskFault, int]:
                 return TaskFault(stall=True), count
             if kind == "unknown" and value:
                 return TaskFault(unknown_status=value), count
+            if kind == "retry":
+                return TaskFault(retry=value if eq else "retry"), count
             if kind == "retrying" and not eq:
-                return TaskFault(unknown_status="retrying"), count
+                return TaskFault(retry="retrying"), count
             raise ValueError(f"unknown task fault {kind!r}")
         parts = text.split(":")
         if len(parts) < 2 or len(parts) > 4 or not parts[0]:

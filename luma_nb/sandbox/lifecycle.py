@@ -15,7 +15,7 @@ from typing import Any
 
 from .faults import TaskFault
 
-__all__ = ("Plan", "Progress", "make_plan", "progress")
+__all__ = ("Plan", "Progress", "make_plan", "ordinal", "progress")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,15 @@ class Progress:
     percentage: int | None = None
     """0..100 while processing."""
     message: str | None = None
-    """The failure message when ``status == "failed"``."""
+    """The failure message when ``status == "failed"``; what a processing task waits for."""
+    position: int | None = None
+    """Its place in the renderers' waiting line (1 = next), while it waits there."""
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``12th``, ``13th``, ``21st``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def make_plan(rng: random.Random, fault: TaskFault | None = None) -> Plan:
@@ -77,6 +85,8 @@ def make_plan(rng: random.Random, fault: TaskFault | None = None) -> Plan:
     ]
     if fault is not None and fault.unknown_status:
         phases.append((fault.unknown_status, rng.uniform(8.0, 20.0)))
+    if fault is not None and fault.retry:
+        phases.append((fault.retry, rng.uniform(8.0, 20.0)))
     phases.append(("starting", rng.uniform(2.0, 6.0)))
     before = sum(d for _, d in phases)
     fail_at = rng.randint(25, 85) if fault is not None and fault.fail is not None else None

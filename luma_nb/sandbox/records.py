@@ -31,12 +31,14 @@ class TaskRecord:
     notes: tuple[str, ...] = ()
     error: str | None = None
     forced: bool = False
+    render_key: str | None = None
     demo: bool = False
     created_mono: float = 0.0
     media_ready: bool = False
     render_queued: bool = False
     hook_key: tuple[str, int | None] | None = None
     render_notes: tuple[str, ...] = ()
+    render_error: str | None = None
 
     _DURABLE = (
         "task_id",
@@ -54,6 +56,7 @@ class TaskRecord:
         "webhook_secret",
         "error",
         "forced",
+        "render_key",
     )
 
     def to_json(self) -> dict[str, Any]:

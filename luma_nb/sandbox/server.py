@@ -27,7 +27,7 @@ from .media import Unsatisfiable, parse_range
 if TYPE_CHECKING:
     from .core import Sandbox
 
-__all__ = ("MAX_BODY", "SandboxServer")
+__all__ = ("BACKLOG", "MAX_BODY", "MAX_THREADS", "SandboxServer")
 
 log = logging.getLogger("luma_nb.sandbox")
 
@@ -40,6 +40,11 @@ _BAD_GATEWAY = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
+#: The listen backlog asked for (the kernel may cap it, see ``net.core.somaxconn``).
+BACKLOG = 4096
+#: Connection threads at most; further connections wait in the backlog.
+MAX_THREADS = 256
+_CROWDED_IDLE = 5.0
 _MALFORMED = b'{"task_id": "3f1c0c8e-malformed", "status": "processing", "percen'
 
 
@@ -72,6 +77,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:
         self._serve("OPTIONS")
+
+    def handle_one_request(self) -> None:
+        # While most connection threads are taken, an idle keep-alive connection gets a short
+        # wait for its next request instead of two minutes (its client simply reconnects).
+        if self.server.crowded():
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(_CROWDED_IDLE)
+        super().handle_one_request()
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(self.timeout)
 
     def version_string(self) -> str:
         return self.server_version
@@ -276,26 +291,62 @@ class SandboxServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer with daemon threads that can cut its open connections on stop."""
 
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = BACKLOG
 
-    def __init__(self, host: str, port: int, app: Sandbox, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Sandbox,
+        *,
+        verbose: bool = False,
+        max_threads: int = MAX_THREADS,
+    ) -> None:
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.app = app
         self.verbose = verbose
+        self.max_threads = max_threads
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        # Connections beyond the cap wait in the listen backlog until a thread is free.
+        self._slots = threading.BoundedSemaphore(max_threads)
+        self._closing = False
         super().__init__((host, port), _Handler)
 
+    def shutdown(self) -> None:
+        """Stop the serve loop (a connection waiting for a thread is dropped)."""
+        self._closing = True
+        super().shutdown()
+
+    def crowded(self) -> bool:
+        """True while three quarters of the connection threads are taken."""
+        with self._open_lock:
+            return len(self._open) * 4 >= self.max_threads * 3
+
     def process_request(self, request: Any, client_address: Any) -> None:
+        while not self._slots.acquire(timeout=0.5):
+            if self._closing:
+                self.shutdown_request(request)
+                return
         with self._open_lock:
             self._open.add(request)
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
 
     def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
         super().shutdown_request(request)
+        self._release(request)
+
+    def _release(self, request: Any) -> None:
+        with self._open_lock:
+            if request not in self._open:
+                return
+            self._open.discard(request)
+        self._slots.release()
 
     def close_connections(self) -> None:
         """Shut down every open client connection (their handler threads then end)."""

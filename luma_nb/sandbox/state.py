@@ -8,9 +8,7 @@ callbacks *after* the lock is released, so a fetch never waits for a render or a
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import threading
 import time
@@ -21,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .db import StateDB
 from .faults import TaskFault
-from .lifecycle import Progress, make_plan, progress
+from .lifecycle import Progress, make_plan, ordinal, progress
 from .records import TaskRecord
 
 __all__ = ("COST", "InsufficientCredits", "Store", "TaskRecord")
@@ -58,7 +57,7 @@ class Store:
         persist: bool,
         speed: float,
         seed: int | None,
-        credits: int,
+        credits: int | None,
         on_render: Callable[[str], None],
         on_hook: Callable[[str, str | None, dict[str, Any]], None],
     ) -> None:
@@ -70,6 +69,9 @@ class Store:
         self.credits = credits
         self.total_images = 0
         self.base_url = ""
+        self.public_url: str | None = None
+        self.render_stage: Callable[[str], tuple[str, int | None]] = lambda task_id: ("idle", None)
+        self._db: StateDB | None = None
         self.finished_status = False
         self.percentage_as_number = False
         self.skew = 0.0  # simulated seconds added by advance()
@@ -85,10 +87,12 @@ class Store:
         """Keep media (and, with persistence, tasks and the account) under ``workdir``."""
         self.workdir = workdir
         self.media_dir = workdir / "media"
-        self._tasks_dir = workdir / "tasks"
 
-    def load(self, demos: list[TaskRecord]) -> None:
-        """Add the demo parents and, with persistence, the tasks and account of the data dir."""
+    def load(self, demos: list[TaskRecord], *, reset_credits: bool = False) -> None:
+        """Add the demo parents and, with persistence, the tasks and account of the data dir.
+
+        ``reset_credits`` starts the account afresh (a new lesson) while keeping the tasks.
+        """
         self.media_dir.mkdir(parents=True, exist_ok=True)
         with self.lock:
             for demo in demos:
@@ -96,19 +100,20 @@ class Store:
                 self._tasks[demo.task_id] = demo
             if not self._persist:
                 return
-            self._tasks_dir.mkdir(parents=True, exist_ok=True)
-            account = self.workdir / "account.json"
-            if account.is_file():
-                data = json.loads(account.read_text("utf-8"))
-                self.credits = int(data.get("credits", self.credits))
+            self._db = StateDB(self.workdir / "sandbox.db")
+            data = self._db.account()
+            self._serial = int(data.get("serial", 0))
+            if not reset_credits:
+                stored = data.get("credits", self.credits)
+                self.credits = None if stored is None else int(stored)
                 self.total_images = int(data.get("total_images", 0))
-                self._serial = int(data.get("serial", 0))
             now_wall, now_mono = time.time(), time.monotonic()
-            for path in sorted(self._tasks_dir.glob("*.json")):
+            for item in self._db.tasks():
                 try:
-                    record = TaskRecord.from_json(json.loads(path.read_text("utf-8")))
-                except (OSError, ValueError, TypeError, KeyError) as exc:
-                    log.warning("sandbox: skipping unreadable task file %s: %s", path, exc)
+                    record = TaskRecord.from_json(item)
+                except (ValueError, TypeError, KeyError) as exc:
+                    name = item.get("task_id")
+                    log.warning("sandbox: skipping unreadable task %s: %s", name, exc)
                     continue
                 # Wall-clock ages keep the life cycle going across a restart.
                 age = max(0.0, now_wall - record.created_wall)
@@ -118,24 +123,39 @@ class Store:
                 state = self._progress(record)
                 if state.status in _TERMINAL:
                     record.hook_key = (state.status, None)  # its final webhook went out before
+            if reset_credits:
+                self.save_account()
 
-    def _write_json(self, path: Path, data: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1), "utf-8")
-        os.replace(tmp, path)
+    def close(self) -> None:
+        """Close the state file (the store is not used afterwards)."""
+        with self.lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-    def _save(self, record: TaskRecord) -> None:
-        if self._persist and not record.demo:
-            self._write_json(self._tasks_dir / f"{record.task_id}.json", record.to_json())
+    def _save(self, record: TaskRecord, *, account: bool = False) -> None:
+        if self._db is None:
+            return
+        task = None if record.demo else record.to_json()
+        self._db.save(task, self._account() if account else None)
 
-    def _save_account(self) -> None:
-        if self._persist:
-            data = {
-                "credits": self.credits,
-                "total_images": self.total_images,
-                "serial": self._serial,
-            }
-            self._write_json(self.workdir / "account.json", data)
+    def _account(self) -> dict[str, Any]:
+        return {"credits": self.credits, "total_images": self.total_images, "serial": self._serial}
+
+    def save_account(self) -> None:
+        if self._db is not None:
+            self._db.save(account=self._account())
+
+    def reset_credits(self, credits: int | None) -> None:
+        """Give the account ``credits`` (None: unlimited) and zero its image count."""
+        with self.lock:
+            self.credits = credits
+            self.total_images = 0
+            self.save_account()
+
+    def charge(self) -> bool:
+        """True when the account can pay for one submit (call under :attr:`lock`)."""
+        return self.credits is None or self.credits >= COST
 
     # -- submit ----------------------------------------------------------------------------
 
@@ -157,7 +177,7 @@ class Store:
         :raises InsufficientCredits: when fewer than :data:`COST` credits are left.
         """
         with self._looking():
-            if self.credits < COST:
+            if not self.charge():
                 raise InsufficientCredits
             task_id = self._new_id()
             # Timetables are simulation, not secrets.
@@ -169,10 +189,10 @@ class Store:
             record.created_wall = time.time()
             record.created_mono = time.monotonic()
             self._tasks[task_id] = record
-            self.credits -= COST
+            if self.credits is not None:
+                self.credits -= COST
             self.total_images += 1
-            self._save(record)
-            self._save_account()
+            self._save(record, account=True)
             self._observe(record)
             return task_id
 
@@ -193,16 +213,29 @@ class Store:
             if record.forced
             else progress(record.plan, self.elapsed(record))
         )
-        if state.status == "finished" and not record.media_ready:
-            return Progress("processing", 99)  # the video is still being written
+        if state.status in ("processing", "finished") and not record.media_ready:
+            return self._held(record, state)
         return state
+
+    def _held(self, record: TaskRecord, state: Progress) -> Progress:
+        """Processing, held below 100 % until the video exists, saying what it waits for."""
+        stage, position = self.render_stage(record.task_id)
+        pct = 100 if state.status == "finished" else (state.percentage or 0)
+        if stage == "rendering":
+            return Progress("processing", min(pct, 97), "rendering the video")
+        if stage == "parent":
+            return Progress("processing", min(pct, 90), "waiting for the parent's video")
+        if position is not None:
+            note = f"waiting for a renderer ({ordinal(position)} in line)"
+            return Progress("processing", min(pct, 90), note, position)
+        return Progress("processing", min(pct, 90))
 
     def _body(self, record: TaskRecord, state: Progress) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": record.task_id, "task_type": record.task_type}
         if state.status == "finished":
             if self.finished_status:
                 body["status"] = "finished"
-            body["video_url"] = f"{self.base_url}/media/{record.task_id}.mp4"
+            body["video_url"] = f"{self.public_url or self.base_url}/media/{record.task_id}.mp4"
             return body
         body["status"] = state.status
         if state.status == "failed":
@@ -210,6 +243,8 @@ class Store:
         elif state.status == "processing" and state.percentage is not None:
             pct = state.percentage
             body["percentage"] = pct if self.percentage_as_number else str(pct)
+            if state.position is not None and state.message:
+                body["progress_note"] = state.message  # not documented: the sandbox's own
         return body
 
     @contextmanager
@@ -288,6 +323,7 @@ class Store:
                 status=state.status,
                 percentage=state.percentage,
                 message=state.message,
+                queue_position=state.position,
                 media_ready=record.media_ready,
                 demo=record.demo,
                 body=body,
@@ -310,10 +346,25 @@ class Store:
             record.render_queued = False
             if error is None:
                 record.media_ready = True
-            elif not record.demo:
-                record.error = error
-                self._save(record)
+                record.render_error = None
+            else:
+                record.render_error = error
+                if not record.demo:
+                    record.error = error
+                    self._save(record)
             self._observe(record)
+
+    def set_render(self, task_id: str, key: str, notes: tuple[str, ...]) -> None:
+        """Remember the render key and the notes drawn on a task's video."""
+        with self.lock:
+            record = self._tasks.get(task_id)
+            if record is not None:
+                record.render_key, record.render_notes = key, notes
+                self._save(record)
+
+    def own_urls(self) -> list[str]:
+        """The base URLs under which this sandbox serves its media."""
+        return [u for u in (self.base_url, self.public_url) if u]
 
     def force_finish(self, task_id: str) -> None:
         """Skip the rest of the simulated time (the task finishes once its video exists).

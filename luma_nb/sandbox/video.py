@@ -29,6 +29,7 @@ __all__ = (
     "frame_size",
     "probe",
     "synthesize",
+    "synthesize_segment",
 )
 
 FRAME_SIZES: dict[str, tuple[int, int]] = {
@@ -222,6 +223,48 @@ def synthesize(
                 os.unlink(tmp_name)
             raise
     return probe(out)
+
+
+def synthesize_segment(
+    path: str,
+    *,
+    size: tuple[int, int],
+    fps: int,
+    prompt: str,
+    seconds: float,
+    time_offset: float = 0.0,
+    first_frame: bytes | None = None,
+    last_frame: bytes | None = None,
+    notes: Sequence[str] = (),
+    seed: int = 0,
+) -> None:
+    """Encode only new footage to ``path`` (not atomic): ``seconds`` at ``size`` and ``fps``.
+
+    ``time_offset`` is the length of the video it will follow, so its clock and motion carry
+    on. The encoder settings are those of :func:`synthesize`, so the segment can be joined to
+    a sandbox video of the same size without re-encoding (see :mod:`luma_nb.sandbox.remux`).
+    """
+    _require_extra()
+    from . import _frames
+
+    _encode(
+        path,
+        None,
+        size,
+        fps,
+        title=prompt,
+        new_frames=lambda offset: _frames.segment(
+            size,
+            prompt=prompt,
+            notes=notes,
+            seed=seed,
+            fps=fps,
+            frames=max(1, round(seconds * fps)),
+            time_offset=offset + time_offset,
+            first_frame=first_frame,
+            last_frame=last_frame,
+        ),
+    )
 
 
 def _encode(
