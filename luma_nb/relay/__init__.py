@@ -4,7 +4,7 @@ Students' notebooks talk to the relay exactly as to the provider (``LumaClient(a
 token>, base_url=<relay>)``); the relay checks each student's token, budget and rate, forwards
 each submit once with the teacher's key, watches every open task with one poller, and answers
 students' fetches from its own store. It is a separate program: it uses the package's contract
-and api layers only. Needs the ``classroom`` extra (Tornado)::
+and api layers only. The server needs the ``classroom`` extra (Tornado)::
 
     from luma_nb.relay import Relay
     with Relay("https://api.apiframe.pro", db="class.sqlite", student_budget=36) as relay:
@@ -13,9 +13,13 @@ and api layers only. Needs the ``classroom`` extra (Tornado)::
 
 from __future__ import annotations
 
-from .core import DEFAULT_COST, Relay
+from typing import TYPE_CHECKING, Any
+
 from .store import Budgets, LedgerEntry, RelayStore, Student, SubmitRecord
 from .tokens import IssuedToken, hash_token
+
+if TYPE_CHECKING:
+    from .core import DEFAULT_COST, Relay
 
 __all__ = (
     "DEFAULT_COST",
@@ -28,3 +32,13 @@ __all__ = (
     "SubmitRecord",
     "hash_token",
 )
+
+
+def __getattr__(name: str) -> Any:
+    # The server (and Tornado) load on first use, so the token and status commands, and
+    # ``luma-nb --help``, work without the classroom extra.
+    if name in ("Relay", "DEFAULT_COST"):
+        from . import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

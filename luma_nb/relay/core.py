@@ -99,9 +99,11 @@ class Relay:
         if unknown:
             raise ValueError(f"costs are for /luma-extend and /luma-imagine, not {unknown}")
         self.host, self.port = host, port
-        self._make_upstream = lambda: LumaClient(
-            key, base_url=upstream_url, journal=None, timeout=upstream_timeout
-        )
+
+        def make_upstream() -> LumaClient:
+            return LumaClient(key, base_url=upstream_url, journal=None, timeout=upstream_timeout)
+
+        self._make_upstream: Callable[[], LumaClient] = make_upstream
         self.upstream_url = self._make_upstream().base_url
         self._local = threading.local()
         self.poller = Poller(self.store, self._make_upstream(), poll or DefaultPolicy())
@@ -246,7 +248,8 @@ class Relay:
         except RateLimitError as error:
             store.release(submit_id, f"upstream rate limit: {error}")
             return Forwarded(
-                status=429, message="The class is sending too fast; try again shortly.",
+                status=429,
+                message="The class is sending too fast; try again shortly.",
                 retry_after=error.retry_after,
             )
         except InsufficientCreditsError as error:

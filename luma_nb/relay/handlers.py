@@ -133,7 +133,7 @@ class _Api(_Base):
             {"Allow": self.allowed},
         )
 
-    get = head = put = patch = delete = options = post = _not_allowed  # type: ignore[assignment]
+    get = head = put = patch = delete = options = post = _not_allowed
 
     async def _run(self) -> None:
         student = self.student()

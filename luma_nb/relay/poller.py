@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ..client import LumaClient
 from ..errors import LumaError, RateLimitError
+from ..models import Task
 from ..polling import PollPolicy, Schedule
 from .store import RelayStore
 
@@ -116,7 +117,7 @@ class Poller:
             return
         self.last_look = time.time()
         now = self._clock()
-        seen = {}
+        seen: dict[str, Task] = {}
         for task in tasks:
             seen[task.task_id] = task
             failure = (task.error or "no reason given") if task.is_failed else None
@@ -129,11 +130,11 @@ class Poller:
                 if entry is None:
                     continue
                 schedule = entry[0]
-                task = seen.get(task_id)
-                if task is None:  # not (yet) known upstream: look again, backing off
+                found = seen.get(task_id)
+                if found is None:  # not (yet) known upstream: look again, backing off
                     self._schedules[task_id] = (schedule, now + schedule.error(now))
-                elif task.is_terminal:
+                elif found.is_terminal:
                     del self._schedules[task_id]
                 else:
-                    delay = schedule.observe(now, task.status, task.percentage)
+                    delay = schedule.observe(now, found.status, found.percentage)
                     self._schedules[task_id] = (schedule, now + delay)

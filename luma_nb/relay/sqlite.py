@@ -176,8 +176,8 @@ class SQLiteStore:
                     )
             now = self._clock()
             cur = db.execute(
-                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, updated) "
-                "VALUES (?, ?, ?, ?, 'reserved', ?, ?)",
+                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, "
+                "updated) VALUES (?, ?, ?, ?, 'reserved', ?, ?)",
                 (student.id, endpoint, json.dumps(dict(request)), cost, now, now),
             )
             submit_id = int(cur.lastrowid or 0)
@@ -253,13 +253,12 @@ class SQLiteStore:
         return float(self._one(_SPENT + " WHERE student_id = ?", student.id))
 
     def submits(self, state: str | None = None) -> list[SubmitRecord]:
-        sql = (
-            "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
-            + (" WHERE s.state = ?" if state else "")
-            + " ORDER BY s.id"
-        )
         with self._lock:
-            rows = self._db.execute(sql, (state,) if state else ()).fetchall()
+            rows = self._db.execute(
+                "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id "
+                "WHERE ? IS NULL OR s.state = ? ORDER BY s.id",
+                (state, state),
+            ).fetchall()
         return [
             SubmitRecord(
                 id=int(r["id"]),

@@ -199,4 +199,3 @@ class RelayStore(Protocol):
     def close(self) -> None:
         """Release the database."""
         ...
-

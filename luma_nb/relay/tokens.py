@@ -19,7 +19,7 @@ from .store import RelayStore
 __all__ = ("TOKEN_PREFIX", "IssuedToken", "hash_token", "html_sheet", "issue", "to_csv")
 
 #: Every class token starts with this, so a pasted one is recognisable (and never an API key).
-TOKEN_PREFIX = "lnbc_"
+TOKEN_PREFIX = "lnbc_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def html_sheet(tokens: Iterable[IssuedToken], *, class_name: str, url: str | Non
         f'<div class="card"><h2>{html.escape(t.name)}</h2>'
         f"<p>LUMA_NB_CLASS_URL=<code>{where}</code></p>"
         f"<p>LUMA_NB_CLASS_TOKEN=<code>{html.escape(t.token)}</code></p>"
-        "<p class=\"small\">Keep this token to yourself; it spends the class's credits.</p></div>"
+        '<p class="small">Keep this token to yourself; it spends the class\'s credits.</p></div>'
         for t in tokens
     )
     title = html.escape(class_name)
