@@ -172,6 +172,10 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         ]
 
     def _mode_html(self) -> str:
+        from ..defaults import class_url
+
+        if class_url() == self.client.base_url:
+            return class_banner(None, None)
         if self.client.is_sandbox:
             return f'<b style="color:#8d6e00">{esc(DEMO_NOTE)}</b>'
         return '<b>Live API</b>: <span style="color:#555">each submit costs credits</span>'
@@ -367,12 +371,24 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
                 account = self.client.account()
             except Exception:
                 return  # credits are a courtesy: no answer, no line
-            if account.credits is None:
-                return
+            name = account.raw.get("class")  # only a class relay sends it
             with self._credits_lock:
-                self._credits.value = message_html(f"Credits: {account.credits:g}", "info")
+                if isinstance(name, str):
+                    self._mode.value = class_banner(name, account.credits)
+                elif account.credits is not None:
+                    self._credits.value = message_html(f"Credits: {account.credits:g}", "info")
 
         threading.Thread(target=ask, name="luma-nb-credits", daemon=True).start()
+
+
+def class_banner(name: str | None, credits: float | None) -> str:
+    """The banner of a form on a class relay: "Class: <name>, N credits left"."""
+    if name is None:
+        return "<b>Class</b>: connecting to the class relay..."
+    text = f"Class: {esc(name)}"
+    if credits is not None:
+        text += f", {credits:g} credits left"
+    return f"<b>{text}</b>"
 
 
 def extend_form(client: LumaClient | None = None, parent_task_id: str | None = None) -> ExtendForm:
