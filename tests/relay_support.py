@@ -44,8 +44,9 @@ class Classroom:
 
     def restart(self, **changes: Any) -> Relay:
         """Stop the relay and start a new one on the same database (a crash or restart)."""
+        port = self.relay.port
         self.relay.stop()
-        options = self.options | changes
+        options = self.options | {"port": port} | changes
         self.relay = Relay(
             self.sandbox.base_url, api_key=self.sandbox.api_key, db=self.db, **options
         ).start()
