@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         code: int = args.class_run(args)
         return code
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad settings, a port in use, an unreadable file
         print(f"luma-nb class: {error}", file=sys.stderr)
         return 2
 
@@ -174,49 +174,44 @@ def _serve(args: argparse.Namespace) -> int:
             "luma-nb class serve needs Tornado: pip install 'luma_nb[classroom]'", file=sys.stderr
         )
         return 2
-    sandbox = None
-    publish: list[str] = []
+    options: dict[str, Any] = {
+        "db": args.db,
+        "class_name": args.name,
+        "class_budget": args.class_budget,
+        "student_budget": args.student_budget,
+        "rate": args.rate,
+        "costs": dict(args.cost),
+        "host": args.host,
+        "port": args.port,
+    }
+    rehearsal = None
     if args.upstream == "sandbox":
-        from ..sandbox import Sandbox  # the launcher may start the sandbox, like `luma-nb demo`
+        from .launch import rehearsal as start_rehearsal
 
-        sandbox = Sandbox(speed=args.sandbox_speed).start()
-        upstream, key = sandbox.base_url, sandbox.api_key
-        publish = [parent.task_id for parent in sandbox.demo_parents]
+        rehearsal = start_rehearsal(speed=args.sandbox_speed, **options)
+        relay = rehearsal.relay
     else:
         upstream = (
             args.upstream or os.environ.get("APIFRAME_BASE_URL") or "https://api.apiframe.pro"
         )
-        key = os.environ.get("APIFRAME_API_KEY", "")
-        if not key.strip():
+        if not os.environ.get("APIFRAME_API_KEY", "").strip():
             print(
                 "luma-nb class serve: set APIFRAME_API_KEY (or use --upstream sandbox)",
                 file=sys.stderr,
             )
             return 2
-    relay = Relay(
-        upstream,
-        api_key=key,
-        db=args.db,
-        class_name=args.name,
-        class_budget=args.class_budget,
-        student_budget=args.student_budget,
-        rate=args.rate,
-        costs=dict(args.cost),
-        host=args.host,
-        port=args.port,
-        publish=publish,
-    )
+        relay = Relay(upstream, **options).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        relay.start()
         print(f"class relay {relay.class_name!r} on {relay.base_url} -> {relay.upstream_url}")
         print(f"students set LUMA_NB_CLASS_URL={relay.base_url} (Ctrl-C stops)", flush=True)
         done.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        relay.stop()
-        if sandbox is not None:
-            sandbox.stop()
+        if rehearsal is not None:
+            rehearsal.stop()
+        else:
+            relay.stop()
     return 0

@@ -164,7 +164,7 @@ class SQLiteStore:
                 left = budgets.student_budget - mine
                 if cost > left:
                     return Refusal(
-                        f"Your class budget is used up: {max(left, 0):g} credits left, "
+                        f"Your budget is used up: {max(left, 0):g} credits left, "
                         f"this submit costs {cost:g}. Ask your teacher for more."
                     )
             if budgets.class_budget is not None:
