@@ -196,6 +196,11 @@ class Relay:
         host = self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1"  # noqa: S104
         return f"http://{host}:{self.port}"
 
+    @property
+    def served(self) -> dict[str, int]:
+        """How many answers the relay gave, by API path (``other`` for anything else)."""
+        return dict(self._ctx.served)
+
     # -- the teacher's side ----------------------------------------------------------------
 
     def add_students(

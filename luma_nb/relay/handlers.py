@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -56,6 +57,8 @@ class RelayContext:
     watch: Callable[[str], None]
     """Hand a new task to the poller."""
     last_look: Callable[[], float | None]
+    served: Counter[str] = field(default_factory=Counter)
+    """Answers given, by path (what the class asked of the relay)."""
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
@@ -226,6 +229,9 @@ class NotFound(_Base):
         self.answer(404, errors(f"Not found: {self.request.path}"))
 
 
+_PATHS = frozenset({"/luma-extend", "/luma-imagine", "/fetch", "/fetch-many", "/account"})
+
+
 def make_app(ctx: RelayContext) -> tornado.web.Application:
     """The Tornado application of the relay."""
     return tornado.web.Application(
@@ -245,6 +251,8 @@ def make_app(ctx: RelayContext) -> tornado.web.Application:
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     # Method, path, status and time only: never headers (tokens) or bodies.
     request = handler.request
+    ctx: RelayContext = handler.application.settings["relay"]
+    ctx.served[request.path if request.path in _PATHS else "other"] += 1
     log.info(
         "%d %s %s %.1f ms",
         handler.get_status(),

@@ -9,11 +9,12 @@ store. ``last_look`` (wall-clock) is what the relay tells clients about its fres
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
-from ..client import LumaClient
+from ..client import FETCH_MANY_MAX, LumaClient
 from ..errors import LumaError, RateLimitError
 from ..models import Task
 from ..polling import PollPolicy, Schedule
@@ -51,6 +52,8 @@ class Poller:
         """Wall-clock time of the last answer from the upstream (None before the first)."""
         self.ticks = 0
         """How many ticks ran (for tests and the benchmark)."""
+        self.upstream_requests = 0
+        """HTTP requests sent upstream by the poller (⌈ids / 20⌉ per tick)."""
 
     def start(self) -> None:
         """Watch the open tasks already in the store (after a restart), then run."""
@@ -105,6 +108,7 @@ class Poller:
         if not ids:
             return
         self.ticks += 1
+        self.upstream_requests += math.ceil(len(ids) / FETCH_MANY_MAX)
         try:
             tasks = self._upstream.fetch_many(ids)
         except LumaError as error:
