@@ -126,8 +126,15 @@ def secret(value: Any, field: str = "webhook_secret") -> str | None:
         raise ValidationError(f"{field} must be a string.", field=field)
     if not value:
         return None
-    if len(value) > 1000 or any(ord(ch) < 32 for ch in value):
+    if len(value) > 1000 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValidationError(f"{field} must be at most 1000 printable characters.", field=field)
+    if any(ord(ch) > 255 for ch in value):
+        # The secret travels back as the x-webhook-secret header, and HTTP headers are Latin-1.
+        raise ValidationError(
+            f"{field} must use only Latin-1 characters (it is sent back as an HTTP header); "
+            "use letters, digits and punctuation.",
+            field=field,
+        )
     return value
 
 

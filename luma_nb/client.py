@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from . import _validate as check
+from ._transport import Deadline, DeadlinePassed, TooLarge, guarded_session, read_capped
 from ._version import __version__
 from ._wait import Waiter
 from .errors import (
@@ -37,6 +39,7 @@ __all__ = ("DEFAULT_BASE_URL", "LumaClient")
 DEFAULT_BASE_URL = "https://api.apiframe.pro"
 #: The documented maximum of ids per ``/fetch-many`` call.
 FETCH_MANY_MAX = 20
+MIB = 1024 * 1024
 #: Gateways answer these when the upstream may or may not have processed the request.
 _GATEWAY_STATUSES = frozenset({502, 504})
 _SUBMIT_PATHS = frozenset({"/luma-extend", "/luma-imagine"})
@@ -58,9 +61,11 @@ def _retry_after(value: str | None) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "inf", "nan" and negative numbers are no advice at all
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -117,6 +122,9 @@ class LumaClient:
             a file path; None records nothing.
     """
 
+    #: The largest API answer read (bytes); larger ones are refused with :class:`ServerError`.
+    MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -135,7 +143,7 @@ class LumaClient:
         self.base_url = check.http_url(url, "base_url") or DEFAULT_BASE_URL
         self.base_url = self.base_url.rstrip("/")
         self.timeout = check.seconds(timeout, "timeout", maximum=check.MAX_REQUEST_SECONDS)
-        self._session = session or requests.Session()
+        self._session = session or guarded_session()
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
@@ -195,21 +203,43 @@ class LumaClient:
         if payload is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(payload).encode("utf-8")
+        seconds = timeout or self.timeout
         try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                data=data,
-                headers=headers,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
+            with Deadline(seconds) as deadline:
+                response = self._session.request(
+                    method,
+                    self.base_url + path,
+                    data=data,
+                    headers=headers,
+                    timeout=max(0.05, min(seconds, deadline.remaining())),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                raw = read_capped(response, deadline, self.MAX_ANSWER_BYTES)
+        except TooLarge as error:
+            cause = ServerError(
+                response.status_code,
+                [
+                    f"the answer is larger than {self.MAX_ANSWER_BYTES // MIB} MiB "
+                    f"({error.size / MIB:.1f} MiB or more), more than any API answer needs"
+                ],
+                endpoint=path,
             )
-            body_text = response.text
-        except requests.RequestException as error:
-            reason = _describe_transport(error)
-            if submit and not _never_sent(error):
+            if submit:
+                raise SubmitUncertainError(path, _public(payload), cause) from None
+            raise cause from None
+        except (requests.RequestException, DeadlinePassed) as error:
+            timed_out = isinstance(error, requests.exceptions.Timeout)
+            if isinstance(error, DeadlinePassed) or (deadline.fired and not timed_out):
+                reason = f"no complete answer within the {seconds:g} s deadline"
+                sent = True
+            else:
+                reason = _describe_transport(error)
+                sent = not _never_sent(error)
+            if submit and sent:
                 raise SubmitUncertainError(path, _public(payload), TransportError(reason)) from None
             raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
+        body_text = raw.decode(response.encoding or "utf-8", errors="replace")
         return self._parse(response, body_text, path, payload if submit else None)
 
     def _parse(
@@ -223,7 +253,7 @@ class LumaClient:
         try:
             body: Any = json.loads(text) if text.strip() else None
             is_json = True
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             body, is_json = None, False
         snippet = " ".join(text.split())[:200] or None
         if 200 <= status < 300:

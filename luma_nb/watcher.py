@@ -44,6 +44,10 @@ __all__ = (
 DEFAULT_TIMEOUT = 1800.0
 #: Consecutive fetches that do not return a task before its watch ends with an error.
 _MAX_MISSES = 3
+#: The longest single sleep of the thread (it rechecks its jobs at least this often).
+_MAX_SLEEP = 3600.0
+#: Shortest time given to one fetch near a deadline.
+_MIN_FETCH_SECONDS = 0.2
 _log = logging.getLogger("luma_nb.watcher")
 
 Listener = Callable[["Watch"], Any]
@@ -258,7 +262,7 @@ class Watcher:
             if self._apply(watch, task):
                 self._pending.append(watch)
             if watch.state == "watching":
-                watch.due = max(watch.due, self.clock() + PUSH_QUIET)
+                watch.due = min(max(watch.due, self.clock() + PUSH_QUIET), watch.deadline)
             self._start()
             self._cond.notify_all()
         return True
@@ -295,7 +299,9 @@ class Watcher:
                 if delay is None:
                     self._cond.wait()
                 elif delay > 0:
-                    self._cond.wait(delay)
+                    # Due times never pass a watch's deadline; the cap only guards the thread
+                    # itself against a delay that no timer can take (inf, or years).
+                    self._cond.wait(min(delay, _MAX_SLEEP))
 
     def _take_due(self, now: float) -> tuple[list[Watch], dict[int, list[Watch]]]:
         """Under the lock: end expired watches; group the due ones by client."""
@@ -329,15 +335,19 @@ class Watcher:
         with self._cond:
             if not self._watches:
                 return None
-            return max(0.0, min(w.due for w in self._watches.values()) - self.clock())
+            soonest = min(min(w.due, w.deadline) for w in self._watches.values())
+            return max(0.0, soonest - self.clock())
 
     def _poll(self, batch: list[Watch]) -> list[Watch]:
         """One ``fetch_many`` for a client's due jobs; returns the watches that changed."""
         client = batch[0].job.client
         ids = list(dict.fromkeys(w.job.task_id for w in batch))
         self.fetch_calls += 1
+        # The fetch may not outlive the earliest deadline among the watches it serves.
+        left = min(w.deadline for w in batch) - self.clock()
+        timeout = max(_MIN_FETCH_SECONDS, min(client.timeout, 20.0, left))
         try:
-            tasks = client.fetch_many(ids, timeout=min(client.timeout, 20.0))
+            tasks = client.fetch_many(ids, timeout=timeout)
         except Exception as error:
             with self._cond:
                 return [w for w in batch if self._failed_fetch(w, error)]
@@ -360,7 +370,7 @@ class Watcher:
         if isinstance(error, TRANSIENT):
             retry_after = error.retry_after if isinstance(error, RateLimitError) else None
             watch.delay = watch.schedule.error(now, retry_after)
-            watch.due = now + watch.delay
+            watch.due = min(now + watch.delay, watch.deadline)
             return False
         self._finish(watch, "error", error)
         return True
@@ -377,7 +387,7 @@ class Watcher:
                 self._finish(watch, "error", error)
                 return True
             watch.delay = watch.schedule.error(now, None)
-            watch.due = now + watch.delay
+            watch.due = min(now + watch.delay, watch.deadline)
             return False
         watch.misses = 0
         watch.job._update(task)
@@ -391,7 +401,7 @@ class Watcher:
             self._finish(watch, "failed", TaskFailedError(task))
             return True
         watch.delay = watch.schedule.observe(now, task.status, task.percentage)
-        watch.due = now + watch.delay
+        watch.due = min(now + watch.delay, watch.deadline)
         return True  # even when unchanged: the elapsed time moved
 
     def _finish(self, watch: Watch, state: str, error: BaseException | None) -> None:

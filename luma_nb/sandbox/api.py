@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _validate as check
+from ..errors import ValidationError
 from ..models import ASPECT_RATIOS
 from ._net import is_http_url
 from .faults import Faults
@@ -133,7 +135,10 @@ def _submit(ctx: ApiContext, payload: dict[str, Any], *, extend: bool) -> Reply:
     params["image_url"] = _url(payload, "image_url")
     params["end_image_url"] = _url(payload, "end_image_url")
     params["webhook_url"] = _url(payload, "webhook_url")
-    params["webhook_secret"] = _string(payload, "webhook_secret")
+    try:
+        params["webhook_secret"] = check.secret(payload.get("webhook_secret"))
+    except ValidationError as exc:
+        raise BadRequest(str(exc)) from None
     params["enhance_prompt"] = bool(_flag(payload, "enhance_prompt"))
     notes: list[str] = []
     if extend:

@@ -106,6 +106,9 @@ class WebhookSender:
                 return
             try:
                 self._deliver(*item)
+            except Exception as exc:  # one bad delivery must not stop every later one
+                item[0].error = f"not delivered: {type(exc).__name__}: {exc}"
+                log.warning("sandbox: webhook to %s failed: %s", item[0].url, item[0].error)
             finally:
                 with self._idle:
                     self._pending -= 1

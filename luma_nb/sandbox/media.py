@@ -22,10 +22,11 @@ __all__ = (
 
 #: How to serve one media file: (open it, its size, its Content-Type).
 MediaSource = tuple[Callable[[], BinaryIO], int, str]
-_DEMO_FRAME = re.compile(r"demo-frame-(\d+)\.png")
+_DEMO_FRAME = re.compile(r"demo-frame-(\d{1,6})\.png")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_DIGITS = 18  # a byte position longer than this is past any file (and past int()'s digit limit)
 _TYPES = {
     ".mp4": "video/mp4",
     ".m4v": "video/mp4",
@@ -77,17 +78,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first_text and not last_text:
         return None
     if not first_text:  # suffix: the last n bytes
-        count = int(last_text)
+        count = _number(last_text)
         if count == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - count), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    first = _number(first_text)
+    if last_text and _number(last_text) < first:
         return None  # syntactically invalid: ignored, as RFC 9110 says
     if first >= size:
         raise Unsatisfiable
-    last = int(last_text) if last_text else size - 1
+    last = _number(last_text) if last_text else size - 1
     return first, min(last, size - 1)
+
+
+def _number(digits: str) -> int:
+    """A byte position; one with more digits than any file has becomes 10**_DIGITS."""
+    stripped = digits.lstrip("0") or "0"
+    return int(stripped) if len(stripped) <= _DIGITS else 10**_DIGITS
 
 
 class MediaLibrary:

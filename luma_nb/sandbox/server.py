@@ -93,14 +93,24 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = json.loads(raw)
             except ValueError:
                 body_error = "Request body is not valid JSON"
+            except RecursionError:
+                body_error = "Request body is nested too deeply to be read"
         elif body_error is None and method == "POST":
             body_error = "Request body is missing; send a JSON object"
         headers = {
             k: ("<redacted>" if k.lower() == "authorization" else v)
             for k, v in self.headers.items()
         }
+        logged = payload
+        if isinstance(payload, dict) and payload.get("webhook_secret") is not None:
+            logged = {**payload, "webhook_secret": "<redacted>"}
         entry = self._entry = app._log.add(
-            method, path, None if body_error else payload, headers, self.client_address[:2]
+            method,
+            path,
+            None if body_error else logged,
+            headers,
+            self.client_address[:2],
+            size=len(raw),
         )
         try:
             fault = app.faults.take(method, path)
