@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ("COLUMNS", "JournalDB", "data_home", "storable")
 
 #: Bumped when the schema changes; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds a write waits for another process holding the write lock.
 BUSY_TIMEOUT = 15.0
 
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS entries (
     error       TEXT,               -- the reason of a failed task
     local_file  TEXT,               -- where the video was saved
     pid         INTEGER,            -- the process that submitted
-    follow_up   TEXT                -- task id of the resubmit that replaced this entry
+    follow_up   TEXT,               -- task id of the resubmit that replaced this entry
+    host        TEXT                -- the machine of that process (pids are per machine)
 );
 CREATE INDEX IF NOT EXISTS entries_task ON entries (task_id);
 CREATE INDEX IF NOT EXISTS entries_state ON entries (state, service);
@@ -74,7 +75,10 @@ COLUMNS: tuple[str, ...] = (
     "local_file",
     "pid",
     "follow_up",
+    "host",
 )
+#: Columns added after the first schema: (name, SQL type), added to older files on open.
+_ADDED = (("host", "TEXT"),)
 
 
 def data_home() -> Path:
@@ -172,6 +176,10 @@ class JournalDB:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                have = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+                for name, kind in _ADDED:
+                    if name not in have:  # a journal written by an earlier version
+                        conn.execute(f"ALTER TABLE entries ADD COLUMN {name} {kind}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -233,13 +241,18 @@ class JournalDB:
         with self.write() as conn:
             return conn.execute(sql, params).rowcount > 0
 
-    def update_task(self, task_id: str, values: dict[str, Any]) -> bool:
-        """Change fields of the newest entry of ``task_id``; False when no entry has it."""
+    def update_task(self, task_id: str, values: dict[str, Any], *, open_only: bool = False) -> bool:
+        """Change fields of the newest entry of ``task_id``; False when no entry has it.
+
+        ``open_only``: leave the entry alone once it recorded a finished or failed task.
+        """
         names = [name for name in values if name in COLUMNS and name != "id"]
         sql = (
             f"UPDATE entries SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
             "WHERE id = (SELECT MAX(id) FROM entries WHERE task_id = ?)"
         )
+        if open_only:
+            sql += " AND (status IS NULL OR status NOT IN ('finished', 'failed'))"
         with self.write() as conn:
             params = [storable(values[name]) for name in names] + [storable(task_id)]
             cursor = conn.execute(sql, params)

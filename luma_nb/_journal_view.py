@@ -8,21 +8,45 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import socket
+import sys
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ._text import printable
 
 if TYPE_CHECKING:
     from .jobs import Job
     from .journal import Journal
 
-__all__ = ("STALE_SENDING", "Entry", "History")
+__all__ = ("STALE_SENDING", "Entry", "History", "pid_alive", "this_host")
 
 #: A submit still marked "sending" after this many seconds was cut off (the kernel stopped while
 #: the request was in flight) and counts as uncertain.
 STALE_SENDING = 300.0
+
+
+def this_host() -> str:
+    """The name of this machine, as journal entries record it."""
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` runs on this machine (or cannot be checked)."""
+    if pid == os.getpid() or sys.platform == "win32":  # Windows: os.kill would end it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError, ValueError):
+        return True  # someone else's process, or no way to ask: assume it still works
+    return True
+
+
 _TERMINAL = ("finished", "failed")
 
 
@@ -66,6 +90,8 @@ class Entry:
     """The process that submitted it."""
     follow_up: str | None = None
     """The task id of the resubmit that replaced this uncertain entry."""
+    host: str | None = None
+    """The machine of the process that submitted it."""
     request: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """The request body as sent, without the webhook secret."""
 
@@ -106,7 +132,18 @@ class Entry:
         """True when the submit may or may not have created a (paid) job."""
         if self.state == "uncertain":
             return True
-        return self.state == "sending" and self.age > STALE_SENDING
+        return self.state == "sending" and (self.age > STALE_SENDING or self.writer_gone)
+
+    @property
+    def writer_gone(self) -> bool:
+        """True when the process that was sending this submit no longer runs (it was killed).
+
+        Only known on the machine that sent it; elsewhere a ``sending`` entry becomes uncertain
+        after :data:`STALE_SENDING` seconds.
+        """
+        if self.pid is None or self.host != this_host():
+            return False
+        return not pid_alive(self.pid)
 
     @property
     def shown_status(self) -> str:
@@ -165,11 +202,7 @@ def age_text(seconds: float) -> str:
 
 def plain(value: Any, width: int) -> str:
     """One line of printable text, at most ``width`` characters (control characters shown as ?)."""
-    text = "" if value is None else str(value)
-    text = "".join(
-        " " if ch in "\t\n\r" else ("?" if unicodedata.category(ch)[0] == "C" else ch)
-        for ch in text
-    )
+    text = printable(value)
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 

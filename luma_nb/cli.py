@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from . import errors
+from ._text import printable
 from ._version import __version__
 from .client import LumaClient
 from .jobs import Job
@@ -71,7 +72,7 @@ class ProgressLine:
 
     def __call__(self, task: Task) -> None:
         elapsed = time.monotonic() - self.started
-        text = f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)"
+        text = printable(f"{self.task_id}: {task.describe()} ({elapsed:.0f} s)")
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)
@@ -98,10 +99,10 @@ def _task_json(task: Task, saved: str | None = None) -> dict[str, Any]:
 
 
 def _emit(args: argparse.Namespace, human: str, data: Any) -> None:
-    if args.json:
+    if args.json:  # JSON escapes every control character itself
         print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        print(human)
+    else:  # what came from a server must not drive the terminal
+        print(printable(human, newlines=True))
 
 
 def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
@@ -276,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted (a submitted job keeps running at the service)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except errors.LumaError as error:
-        print(f"luma-nb: {error}", file=sys.stderr)
+        print(f"luma-nb: {printable(error, newlines=True)}", file=sys.stderr)
         return exit_code(error)
 
 

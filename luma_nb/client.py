@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from . import _validate as check
+from ._redact import redact
 from ._transport import Deadline, DeadlinePassed, TooLarge, guarded_session, read_capped
 from ._version import __version__
 from ._wait import Waiter
@@ -240,6 +241,8 @@ class LumaClient:
                 raise SubmitUncertainError(path, _public(payload), TransportError(reason)) from None
             raise TransportError(f"{method} {path} failed: {reason}", endpoint=path) from None
         body_text = raw.decode(response.encoding or "utf-8", errors="replace")
+        # An answer may quote the request: never keep our own key or secret from it.
+        body_text = redact(body_text, self.__api_key, (payload or {}).get("webhook_secret"))
         return self._parse(response, body_text, path, payload if submit else None)
 
     def _parse(

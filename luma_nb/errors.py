@@ -179,6 +179,23 @@ class SubmitUncertainError(LumaError):
         )
 
 
+class JournalError(LumaError):
+    """The journal file cannot be read (damaged, or not a journal). ``path`` names it.
+
+    Submits keep working (they warn instead of recording); moving the file aside starts a new
+    journal and loses nothing else.
+    """
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(
+            f"The luma_nb journal at {path} cannot be read ({cause}). Move it aside (for "
+            f"example: mv '{path}' '{path}.damaged'); luma_nb then starts a new journal. Your "
+            "tasks at the service and your saved videos are not affected."
+        )
+
+
 class TaskFailedError(LumaError):
     """The task ended in ``failed``; ``task`` is its last snapshot and ``task.error`` the reason."""
 

@@ -67,6 +67,8 @@ class Job:
         return self.task is not None and self.task.is_terminal
 
     def _update(self, task: Task) -> None:
+        if self.task is not None and self.task.is_terminal and not task.is_terminal:
+            return  # a late, out-of-order update (a delayed webhook) never undoes the end
         self.task = task
         self._fresh = False
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 import warnings
@@ -36,8 +37,8 @@ from ._journal_resume import (
     service_of,
     watch_jobs,
 )
-from ._journal_view import STALE_SENDING, Entry, History
-from .errors import ValidationError
+from ._journal_view import Entry, History, this_host
+from .errors import JournalError, ValidationError
 from .models import Task
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class Journal:
             "request": json.dumps(body, default=str),
             "state": "sending",
             "pid": os.getpid(),
+            "host": this_host(),
         }
         try:
             return self._shared.db.insert(values)
@@ -194,7 +196,8 @@ class Journal:
         """With an entry id: record that its answer was lost. Without: list uncertain submits.
 
         The listing holds submits whose answer was lost and submits cut off while being sent
-        (still "sending" after :data:`STALE_SENDING` seconds), oldest first; ``service``
+        (still "sending" after :data:`~luma_nb._journal_view.STALE_SENDING` seconds, or at once
+        when the process that was sending them is gone), oldest first; ``service``
         narrows it to one service.
         """
         if entry_id is None:
@@ -238,7 +241,8 @@ class Journal:
             "updated": time.time(),
         }
         try:
-            shared.db.update_task(task.task_id, values)
+            # A finished or failed task never goes back to unfinished (a late webhook).
+            shared.db.update_task(task.task_id, values, open_only=not task.is_terminal)
         except Exception as error:
             if not shared.observe_broken:  # one warning, not one per poll
                 shared.observe_broken = True
@@ -261,7 +265,11 @@ class Journal:
     # -- queries --------------------------------------------------------------------------------
 
     def _select(self, where: str, params: list[Any], tail: str) -> list[Entry]:
-        return [Entry.from_row(row) for row in self._shared.db.select(where, params, tail=tail)]
+        try:
+            rows = self._shared.db.select(where, params, tail=tail)
+        except sqlite3.DatabaseError as error:  # damaged, or not a journal at all
+            raise JournalError(str(self.path), error) from None
+        return [Entry.from_row(row) for row in rows]
 
     def entries(self, limit: int = 50, *, service: str | None = None) -> list[Entry]:
         """The newest ``limit`` entries, newest first."""
@@ -291,12 +299,13 @@ class Journal:
         return self._select(where, params, "ORDER BY id")
 
     def _uncertain_list(self, service: str | None) -> list[Entry]:
-        where = "(state = 'uncertain' OR (state = 'sending' AND created < ?))"
-        params: list[Any] = [time.time() - STALE_SENDING]
+        # Every "sending" entry is read: whether its writer was killed is known only here.
+        where = "state IN ('uncertain', 'sending')"
+        params: list[Any] = []
         if service:
             where += " AND service = ?"
             params.append(service)
-        return self._select(where, params, "ORDER BY id")
+        return [e for e in self._select(where, params, "ORDER BY id") if e.is_uncertain]
 
     def history(self, limit: int = 50) -> History:
         """The newest ``limit`` submits as a :class:`History` table."""

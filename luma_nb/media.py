@@ -132,6 +132,9 @@ def save(
     try:
         with os.fdopen(fd, "wb") as out:
             _download(http, url, out, max_bytes=max_bytes, timeout=timeout)
+        problem = mp4_problem(temp)
+        if problem is not None:  # e.g. a close-delimited answer that was cut short
+            raise MediaError(f"Downloading {url} did not give a complete MP4 ({problem}).")
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -191,8 +194,47 @@ def _download(
             f"Downloading {url} failed: the transfer was cut off or timed out "
             f"({type(error).__name__})."
         ) from None
-    if declared is not None and received != declared:
-        raise MediaError(f"Downloading {url} was cut off after {received:,} of {declared:,} bytes.")
+    # Content-Length counts the bytes on the wire: compressed ones, for a gzip-encoded answer.
+    wire = response.raw.tell() if hasattr(response.raw, "tell") else received
+    if declared is not None and wire != declared:
+        raise MediaError(f"Downloading {url} was cut off after {wire:,} of {declared:,} bytes.")
+
+
+def mp4_problem(path: str | os.PathLike[str]) -> str | None:
+    """What makes ``path`` an incomplete MP4, or None when its box structure is whole.
+
+    The top-level boxes must tile the file exactly (a cut file ends inside one), and the
+    ``ftyp``, ``moov`` and ``mdat`` boxes a playable MP4 needs must all be there.
+    """
+    size = os.path.getsize(path)
+    seen: list[bytes] = []
+    with open(path, "rb") as source:
+        offset = 0
+        while offset < size:
+            source.seek(offset)
+            head = source.read(16)
+            if len(head) < 8:
+                return f"it ends inside a box header at byte {offset:,}"
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if length == 1:
+                if len(head) < 16:
+                    return f"it ends inside a box header at byte {offset:,}"
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:
+                length = size - offset  # "to the end of the file"
+            if length < 8:
+                return f"box {kind!r} at byte {offset:,} has an impossible size"
+            if offset + length > size:
+                return (
+                    f"it ends inside its {kind.decode('latin-1')!r} box "
+                    f"({size:,} of {offset + length:,} bytes)"
+                )
+            seen.append(kind)
+            offset += length
+    missing = [k.decode() for k in (b"ftyp", b"moov", b"mdat") if k not in seen]
+    if missing:
+        return "no " + " or ".join(f"{k!r} box" for k in missing)
+    return None
 
 
 def _int(value: str | None) -> int | None:

@@ -194,6 +194,14 @@ class Receiver:
     ) -> None:
         if not isinstance(secret, str) or not secret.strip():
             raise ValidationError("the receiver needs a non-empty secret.", field="secret")
+        if secret != secret.strip():
+            # Header values arrive with surrounding whitespace stripped: such a secret could
+            # never match, and every post would be refused.
+            raise ValidationError(
+                "the receiver's secret must not start or end with spaces (HTTP strips them "
+                "from the header, so no post could match it).",
+                field="secret",
+            )
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
             raise ValidationError("max_body must be a positive number of bytes.", field="max_body")
         if not isinstance(path, str) or not path.startswith("/"):

@@ -14,7 +14,18 @@ import pytest
 from luma_nb import FixedPolicy, LumaClient, Task
 from luma_nb.media import MediaError, file_name, save, video
 
-BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # 16 KiB of "video"
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    """One MP4 box: a 32-bit size, the four-letter kind, the payload."""
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+# The box structure of an MP4 (what save() checks) around 16 KiB of "video".
+BODY = (
+    box(b"ftyp", b"mp42\x00\x00\x00\x00mp42isom")
+    + box(b"moov", box(b"mvhd", bytes(100)))
+    + box(b"mdat", bytes(range(256)) * 64)
+)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -338,7 +338,13 @@ class ExtendForm(widgets.VBox):  # type: ignore[misc]
         try:
             job = self.client.extend(**values)
         except Exception as error:
-            self._message.value = message_html(_readable(error))
+            text = _readable(error)
+            if self._webhook_secret.value:
+                # Sent or not, the secret must not stay in the widget state a saved notebook
+                # would carry.
+                self._webhook_secret.value = ""
+                text += " Enter the webhook secret again to resubmit."
+            self._message.value = message_html(text)
             return None
         finally:
             with self._lock:
