@@ -37,6 +37,7 @@ MEASURES = (
     "download",
     "synthesis",
     "importtime",
+    "relay",
 )
 
 SIZES = ("full", "quick", "tiny")

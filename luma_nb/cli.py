@@ -230,6 +230,13 @@ def _add_offline_commands(sub: Any) -> None:
     _demo.add_arguments(p)
     p.set_defaults(standalone=_demo.run)
 
+    # The classroom relay is a separate program too (Tornado loads only for `class serve`).
+    from .relay import cli as relay_cli
+
+    p = sub.add_parser("class", help="teach a class: a relay that holds the key, student tokens")
+    relay_cli.add_arguments(p)
+    p.set_defaults(standalone=relay_cli.run)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``luma-nb``; returns the exit code."""

@@ -1,4 +1,5 @@
-"""``default_client()``: the real API when a key is set, else the offline sandbox (demo mode)."""
+"""``default_client()``: a class relay when one is set, the real API when a key is set, else the
+offline sandbox (demo mode)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 
 from .api import hooks
 from .api.client import LumaClient
+from .contract.errors import ValidationError
 
-__all__ = ("DEMO_SPEED", "default_client", "demo_parent_ids", "demo_parent_ratios")
+__all__ = ("DEMO_SPEED", "class_url", "default_client", "demo_parent_ids", "demo_parent_ratios")
 
 #: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
 #: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
@@ -18,6 +20,7 @@ DEMO_SPEED = 10.0
 #: How long the launcher waits for a service to say who it is.
 _IDENTIFY_SECONDS = 5.0
 _client: LumaClient | None = None
+_class_token: str | None = None  # the token the cached class client was made with
 _lock = threading.Lock()
 
 
@@ -37,13 +40,19 @@ def _speed() -> float:
 def default_client() -> LumaClient:
     """The client notebooks use when none is given, made once per process.
 
-    With ``APIFRAME_API_KEY`` set: ``LumaClient()`` (the real API, which costs credits).
+    With ``LUMA_NB_CLASS_URL`` set: the class relay at that URL, with the student's
+    ``LUMA_NB_CLASS_TOKEN`` (the teacher's key stays on the relay). Else, with
+    ``APIFRAME_API_KEY`` set: ``LumaClient()`` (the real API, which costs credits).
     Without it: demo mode - the process-wide offline sandbox is started (speed
     ``LUMA_NB_SANDBOX_SPEED``, default 10: jobs take 6-30 s) and the client points at it;
     ``client.is_sandbox`` is then True.
     """
     global _client
     with _lock:
+        relay = class_url()
+        if relay is not None:
+            _client = _class_client(relay, _client)
+            return _client
         if _client is not None and _usable(_client):
             return _client
         if os.environ.get("APIFRAME_API_KEY", "").strip():
@@ -64,6 +73,34 @@ def _identify(client: LumaClient) -> None:
         return
     with contextlib.suppress(Exception):
         client._request("GET", "/account", timeout=_IDENTIFY_SECONDS)
+
+
+# -- a class relay (luma-nb class serve) ---------------------------------------------------------
+
+
+def class_url() -> str | None:
+    """The class relay's URL from ``LUMA_NB_CLASS_URL`` (without a trailing slash), or None."""
+    text = os.environ.get("LUMA_NB_CLASS_URL", "").strip()
+    return text.rstrip("/") or None
+
+
+def _class_client(url: str, cached: LumaClient | None) -> LumaClient:
+    """The client of the class relay at ``url``: ``cached`` while URL and token are the same."""
+    global _class_token
+    token = os.environ.get("LUMA_NB_CLASS_TOKEN", "").strip()
+    if not token:
+        raise ValidationError(
+            "LUMA_NB_CLASS_URL is set but LUMA_NB_CLASS_TOKEN is not: set it to the class token "
+            "your teacher gave you.",
+            field="LUMA_NB_CLASS_TOKEN",
+        )
+    if cached is not None and cached.base_url == url and _class_token == token:
+        return cached
+    _class_token = token
+    # The token, never APIFRAME_API_KEY: a student's own key must not go to the relay.
+    client = LumaClient(token, base_url=url)
+    _identify(client)  # the relay says so, and names the class, in its headers
+    return client
 
 
 def _usable(client: LumaClient) -> bool:

@@ -17,7 +17,7 @@ from ...contract.statuses import ASPECT_RATIOS
 from ..display import image_html
 from . import _recent
 from ._style import message_html
-from .form_fields import FormFields
+from .form_fields import FormFields, class_banner
 from .progress import ProgressView, offer_extend
 
 if TYPE_CHECKING:
@@ -285,10 +285,14 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
                 return  # credits are a courtesy: no answer, no line
             finally:
                 self._mode.value = self._mode_html()  # the answer says which service it is
-            if account.credits is None:
-                return
+            name = account.raw.get("class")  # only a class relay sends it
+            if not isinstance(name, str) and self.client.service == "relay":
+                name = self.client.class_name
             with self._credits_lock:
-                self._credits.value = message_html(f"Credits: {account.credits:g}", "info")
+                if isinstance(name, str):
+                    self._mode.value = class_banner(name, account.credits)
+                elif account.credits is not None:
+                    self._credits.value = message_html(f"Credits: {account.credits:g}", "info")
 
         threading.Thread(target=ask, name="luma-nb-credits", daemon=True).start()
 

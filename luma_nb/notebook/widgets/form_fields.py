@@ -14,7 +14,7 @@ from ._style import LABEL_WIDTH, field_row, note_html
 if TYPE_CHECKING:
     from ...api.client import LumaClient
 
-__all__ = ("FormFields",)
+__all__ = ("FormFields", "class_banner")
 
 _STYLE = {"description_width": LABEL_WIDTH}
 _WIDE = widgets.Layout(width="520px")
@@ -131,6 +131,8 @@ class FormFields:
         ]
 
     def _mode_html(self) -> str:
+        if self.client.service == "relay":
+            return class_banner(self.client.class_name, None)
         if self.client.is_sandbox:
             return f'<b style="color:#8d6e00">{esc(DEMO_NOTE)}</b>'
         if self.client.service == "api":
@@ -139,3 +141,13 @@ class FormFields:
             f"<b>Service at {esc(self.client.base_url)}</b>: "
             '<span style="color:#555">submits may cost credits</span>'
         )
+
+
+def class_banner(name: str | None, credits: float | None) -> str:
+    """The banner of a form on a class relay: "Class: <name>, N credits left"."""
+    if name is None:
+        return "<b>Class</b>: connecting to the class relay..."
+    text = f"Class: {esc(name)}"
+    if credits is not None:
+        text += f", {credits:g} credits left"
+    return f"<b>{text}</b>"

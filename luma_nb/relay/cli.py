@@ -1,0 +1,217 @@
+"""``luma-nb class``: serve a class, make its tokens, see its ledger, revoke a token.
+
+The teacher's three commands::
+
+    luma-nb class tokens --count 30 --html tokens.html > tokens.csv
+    APIFRAME_API_KEY=... luma-nb class serve --host 0.0.0.0 --port 8765 --student-budget 36
+    # students: LUMA_NB_CLASS_URL=http://<teacher>:8765 LUMA_NB_CLASS_TOKEN=<token>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = ("add_arguments", "parse_rate", "run")
+
+DEFAULT_DB = "luma-class.sqlite"
+DEFAULT_PORT = 8765
+
+
+def parse_rate(text: str) -> float:
+    """``"10/min"`` or ``"10"`` -> 10.0 submits per minute per student."""
+    value = text.strip().lower().removesuffix("/min").strip()
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rate must look like 10/min, got {text!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError("rate must be positive")
+    return number
+
+
+def _cost(text: str) -> tuple[str, float]:
+    path, _, value = text.partition("=")
+    path = "/" + path.strip().lstrip("/")
+    try:
+        return path, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"cost must look like luma-extend=6, got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``class`` command and its subcommands."""
+    sub = parser.add_subparsers(dest="class_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("serve", help="run the class relay in the foreground (holds the key)")
+    p.add_argument(
+        "--upstream",
+        default=None,
+        help="the API to forward to: a URL (default APIFRAME_BASE_URL or APIFRAME), or "
+        "'sandbox' to rehearse offline behind a shared sandbox",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for the room)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--db", default=DEFAULT_DB, help=f"the class file (default {DEFAULT_DB})")
+    p.add_argument("--name", help="the class's name, shown in the students' form")
+    p.add_argument("--class-budget", type=float, metavar="N", help="credits for the whole class")
+    p.add_argument("--student-budget", type=float, metavar="N", help="credits per student")
+    p.add_argument("--rate", type=parse_rate, metavar="N/min", help="submits per student/minute")
+    p.add_argument(
+        "--cost",
+        type=_cost,
+        action="append",
+        default=[],
+        metavar="ENDPOINT=N",
+        help="credits per submit (default luma-extend=6 and luma-imagine=6)",
+    )
+    p.add_argument("--sandbox-speed", type=float, default=10.0, help="with --upstream sandbox")
+    p.set_defaults(class_run=_serve)
+
+    p = sub.add_parser("tokens", help="make student tokens: CSV on stdout, an HTML sheet")
+    p.add_argument("--count", type=int, help="how many students (named student-01, ...)")
+    p.add_argument("--names", type=Path, help="a file with one student name a line")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--html", type=Path, help="also write a printable sheet of cards here")
+    p.add_argument("--url", help="the relay's URL, printed on the sheet")
+    p.add_argument("--name", help="the class's name (stored for the relay)")
+    p.set_defaults(class_run=_tokens)
+
+    p = sub.add_parser("status", help="credits spent, per student, and uncertain submits")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.set_defaults(class_run=_status)
+
+    p = sub.add_parser("revoke", help="refuse a student's token from now on")
+    p.add_argument("student", help="the student's name")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.set_defaults(class_run=_revoke)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen ``class`` subcommand; returns the exit code."""
+    try:
+        code: int = args.class_run(args)
+        return code
+    except (ValueError, OSError) as error:  # bad settings, a port in use, an unreadable file
+        print(f"luma-nb class: {error}", file=sys.stderr)
+        return 2
+
+
+def _store(path: str) -> Any:
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(path)
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from .tokens import html_sheet, issue, to_csv
+
+    names = None
+    if args.names is not None:
+        names = args.names.read_text(encoding="utf-8").splitlines()
+    store = _store(args.db)
+    try:
+        if args.name:
+            store.set_meta("class_name", args.name)
+        issued = issue(store, args.count, names)
+        class_name = store.get_meta("class_name") or "Class"
+    finally:
+        store.close()
+    sys.stdout.write(to_csv(issued))
+    if args.html is not None:
+        args.html.write_text(html_sheet(issued, class_name=class_name, url=args.url), "utf-8")
+        print(f"sheet written to {args.html}", file=sys.stderr)
+    print(
+        f"{len(issued)} token(s) added to {args.db}; only their hashes are kept there, so keep "
+        "this output safe (it is the only copy).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    try:
+        print(f"class: {store.get_meta('class_name') or 'Class'}")
+        print(f"credits spent: {store.spent():g}")
+        for student in store.students():
+            flag = " (revoked)" if student.revoked else ""
+            print(f"  {student.name}: {store.spent(student):g}{flag}")
+        uncertain = store.submits("uncertain")
+        print(f"uncertain submits: {len(uncertain)}")
+        for record in uncertain:
+            print(f"  #{record.id} {record.student} {record.endpoint}: {record.note}")
+    finally:
+        store.close()
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    try:
+        known = store.revoke(args.student)
+    finally:
+        store.close()
+    if not known:
+        print(f"luma-nb class: no student named {args.student!r}", file=sys.stderr)
+        return 2
+    print(f"{args.student}: token revoked")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .core import Relay
+    except ImportError:
+        print(
+            "luma-nb class serve needs Tornado: pip install 'luma_nb[classroom]'", file=sys.stderr
+        )
+        return 2
+    options: dict[str, Any] = {
+        "db": args.db,
+        "class_name": args.name,
+        "class_budget": args.class_budget,
+        "student_budget": args.student_budget,
+        "rate": args.rate,
+        "costs": dict(args.cost),
+        "host": args.host,
+        "port": args.port,
+    }
+    rehearsal = None
+    if args.upstream == "sandbox":
+        from .launch import rehearsal as start_rehearsal
+
+        rehearsal = start_rehearsal(speed=args.sandbox_speed, **options)
+        relay = rehearsal.relay
+    else:
+        upstream = (
+            args.upstream or os.environ.get("APIFRAME_BASE_URL") or "https://api.apiframe.pro"
+        )
+        if not os.environ.get("APIFRAME_API_KEY", "").strip():
+            print(
+                "luma-nb class serve: set APIFRAME_API_KEY (or use --upstream sandbox)",
+                file=sys.stderr,
+            )
+            return 2
+        relay = Relay(upstream, **options).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        print(f"class relay {relay.class_name!r} on {relay.base_url} -> {relay.upstream_url}")
+        print(f"students set LUMA_NB_CLASS_URL={relay.base_url} (Ctrl-C stops)", flush=True)
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if rehearsal is not None:
+            rehearsal.stop()
+        else:
+            relay.stop()
+    return 0

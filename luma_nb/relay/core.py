@@ -1,0 +1,279 @@
+"""The :class:`Relay`: a class's one door to the video API, holding the teacher's key.
+
+It runs a Tornado server (the web framework Jupyter and JupyterHub run on, so it is already
+installed wherever notebooks are served) on its own thread and event loop, one poller thread
+for the whole class, and a small thread pool for the upstream submits (``requests`` blocks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from ..api.client import LumaClient
+from ..contract.errors import (
+    AuthenticationError,
+    BadRequestError,
+    InsufficientCreditsError,
+    LumaError,
+    RateLimitError,
+    SubmitUncertainError,
+)
+from ..contract.polling import DefaultPolicy, PollPolicy
+from .checks import RateLimiter
+from .handlers import Forwarded, RelayContext, make_app
+from .poller import Poller
+from .sqlite import SQLiteStore
+from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
+from .tokens import IssuedToken, issue
+
+__all__ = ("DEFAULT_COST", "Relay")
+
+log = logging.getLogger("luma_nb.relay")
+
+#: Credits per submit, as the provider documents for extend and imagine.
+DEFAULT_COST = 6.0
+_KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
+_UNCERTAIN = (
+    "The upstream answer to this submit was lost: the job may exist and its credits stay "
+    "reserved. The relay did not send it again; your teacher sees it in the class status."
+)
+
+
+class Relay:
+    """The classroom relay: the provider's API for students, one key and one ledger for all.
+
+    Parameters:
+        upstream_url: the API the relay forwards to (the real API, or a sandbox's URL).
+        api_key: the upstream key; else ``APIFRAME_API_KEY`` of the relay's environment.
+        db: the SQLite file of students, submits, tasks and the ledger (or a RelayStore).
+        class_name: shown to students; else the one stored in ``db``, else ``"Class"``.
+        class_budget, student_budget: credit limits (None: no limit).
+        rate: submits per student per minute (None: no limit).
+        costs: credits per submit endpoint (default 6 each).
+        host, port: where to listen (port 0 picks a free one).
+        poll: the polling policy of the class's one poller (default DefaultPolicy).
+        rate_clock: clock of the rate limiter (injectable for tests).
+        publish: task ids every student may fetch (e.g. the parents to extend).
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        api_key: str | None = None,
+        db: str | Path | RelayStore = "luma-class.sqlite",
+        class_name: str | None = None,
+        class_budget: float | None = None,
+        student_budget: float | None = None,
+        rate: float | None = None,
+        costs: dict[str, float] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        poll: PollPolicy | None = None,
+        rate_clock: Callable[[], float] | None = None,
+        publish: Sequence[str] = (),
+        upstream_timeout: float = 30.0,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
+        if not key.strip():
+            raise ValueError("the relay needs the upstream key: set APIFRAME_API_KEY")
+        self.store: RelayStore = db if not isinstance(db, (str, Path)) else SQLiteStore(db)
+        if class_name:
+            self.store.set_meta("class_name", class_name)
+        self.class_name = class_name or self.store.get_meta("class_name") or "Class"
+        self.budgets = Budgets(class_budget, student_budget)
+        self.costs = {path: DEFAULT_COST for path in _KINDS} | dict(costs or {})
+        unknown = set(self.costs) - set(_KINDS)
+        if unknown:
+            raise ValueError(f"costs are for /luma-extend and /luma-imagine, not {unknown}")
+        self.host, self.port = host, port
+
+        def make_upstream() -> LumaClient:
+            return LumaClient(key, base_url=upstream_url, journal=None, timeout=upstream_timeout)
+
+        self._make_upstream: Callable[[], LumaClient] = make_upstream
+        self.upstream_url = self._make_upstream().base_url
+        self._local = threading.local()
+        self.poller = Poller(self.store, self._make_upstream(), poll or DefaultPolicy())
+        limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
+        self._ctx = RelayContext(
+            store=self.store,
+            class_name=self.class_name,
+            budgets=self.budgets,
+            costs=self.costs,
+            rate=limiter,
+            forward=self._forward,
+            watch=self.poller.watch,
+            last_look=lambda: self.poller.last_look,
+        )
+        self._publish = list(publish)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state = "new"
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> Relay:
+        """Recover from a crash, bind, and serve from a daemon thread; returns self when ready."""
+        if self._state != "new":
+            raise RuntimeError("a Relay starts once; make a new one (the store survives)")
+        left = self.store.recover("the relay stopped while this submit was on its way")
+        if left:
+            log.warning("relay: %d submit(s) of a previous run are uncertain", left)
+        for task_id in self._publish:
+            self.store.publish(task_id)
+        sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET)
+        self.port = sockets[0].getsockname()[1]
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(sockets, ready), name=f"luma-relay-{self.port}", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+        self.poller.start()
+        self._state = "running"
+        return self
+
+    def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        server = tornado.httpserver.HTTPServer(make_app(self._ctx), max_body_size=8 * 1024 * 1024)
+        server.add_sockets(sockets)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            server.stop()
+            loop.run_until_complete(server.close_all_connections())
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop serving and polling, and close the store (idempotent)."""
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        self.poller.stop()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+    def __enter__(self) -> Relay:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._state == "running" else self._state
+        return f"<Relay {self.class_name!r} {where}>"
+
+    @property
+    def base_url(self) -> str:
+        """The URL students use (LUMA_NB_CLASS_URL)."""
+        host = self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1"  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def served(self) -> dict[str, int]:
+        """How many answers the relay gave, by API path (``other`` for anything else)."""
+        return dict(self._ctx.served)
+
+    # -- the teacher's side ----------------------------------------------------------------
+
+    def add_students(
+        self, count: int | None = None, names: Sequence[str] | None = None
+    ) -> list[IssuedToken]:
+        """Make tokens for new students (shown once; only their hashes are stored)."""
+        return issue(self.store, count, names)
+
+    def revoke(self, name: str) -> bool:
+        """Refuse a student's token from the next request on; False for an unknown name."""
+        return self.store.revoke(name)
+
+    def publish(self, task_id: str) -> None:
+        """Let every student fetch a task (a parent to extend, or a video for the gallery)."""
+        self.store.publish(task_id)
+        self.poller.watch(task_id)
+
+    def uncertain(self) -> list[SubmitRecord]:
+        """Submits whose upstream answer was lost (their credits stay reserved)."""
+        return self.store.submits("uncertain")
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every reservation, charge, release and refund, oldest first."""
+        return self.store.ledger()
+
+    # -- forwarding ------------------------------------------------------------------------
+
+    def _upstream(self) -> LumaClient:
+        client: LumaClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._make_upstream()
+        return client
+
+    async def _forward(self, path: str, body: dict[str, Any], submit_id: int) -> Forwarded:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._send, path, body, submit_id)
+
+    def _send(self, path: str, body: dict[str, Any], submit_id: int) -> Forwarded:
+        """Send one submit upstream, exactly once, and settle its reservation."""
+        client = self._upstream()
+        store = self.store
+        try:
+            if path == "/luma-extend":
+                job: Any = client.extend(**body)
+            else:
+                job = client.imagine(**body)
+        except SubmitUncertainError as error:
+            store.uncertain(submit_id, str(error.cause or "answer lost"))
+            return Forwarded(status=502, message=_UNCERTAIN, uncertain=True)
+        except RateLimitError as error:
+            store.release(submit_id, f"upstream rate limit: {error}")
+            return Forwarded(
+                status=429,
+                message="The class is sending too fast; try again shortly.",
+                retry_after=error.retry_after,
+            )
+        except InsufficientCreditsError as error:
+            store.release(submit_id, f"upstream account: {error}")
+            return Forwarded(status=402, message="The class account has run out of credits.")
+        except AuthenticationError as error:
+            store.release(submit_id, f"upstream refused the relay's key: {error}")
+            return Forwarded(status=503, message="The relay's key was refused; tell your teacher.")
+        except BadRequestError as error:
+            store.release(submit_id, f"upstream refused the request: {error}")
+            text = "; ".join(error.messages) or "The service found the request invalid."
+            return Forwarded(status=400, message=text)
+        except LumaError as error:
+            store.release(submit_id, f"upstream failed: {error}")
+            return Forwarded(status=503, message="The video service failed; try again later.")
+        except BaseException as error:
+            store.uncertain(submit_id, f"unexpected error while submitting: {type(error).__name__}")
+            if not isinstance(error, Exception):
+                raise
+            return Forwarded(status=502, message=_UNCERTAIN, uncertain=True)
+        store.forwarded(submit_id, job.task_id, _KINDS[path])
+        return Forwarded(task_id=job.task_id)

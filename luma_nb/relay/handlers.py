@@ -1,0 +1,262 @@
+"""The relay's HTTP face (Tornado): the provider's API, answered for one student at a time.
+
+Every answer carries ``X-Luma-NB-Service: relay`` and ``X-Luma-NB-Class`` (the class name,
+percent-encoded); fetch answers also carry ``X-Luma-NB-Polled-At`` (when the relay last looked
+upstream, Unix seconds), so a client knows polling faster than that gains nothing. Errors use
+the documented shape ``{"errors": [{"msg": ...}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import tornado.web
+
+from ..contract.errors import ValidationError
+from .checks import RateLimiter, fetch_ids, submit_body
+from .store import Budgets, RelayStore, Student
+from .tokens import hash_token
+
+__all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
+
+log = logging.getLogger("luma_nb.relay")
+
+#: Largest request body accepted (bigger ones get 413 in the documented shape).
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """What came back from forwarding a submit: a task id, or a status and message for the
+    student (``uncertain`` when the upstream answer was lost)."""
+
+    task_id: str | None = None
+    status: int = 200
+    message: str = ""
+    uncertain: bool = False
+    retry_after: float | None = None
+
+
+@dataclass
+class RelayContext:
+    """What the handlers need from the relay."""
+
+    store: RelayStore
+    class_name: str
+    budgets: Budgets
+    costs: dict[str, float]
+    rate: RateLimiter
+    forward: Callable[[str, dict[str, Any], int], Awaitable[Forwarded]]
+    """Send one submit upstream (once, never retried)."""
+    watch: Callable[[str], None]
+    """Hand a new task to the poller."""
+    last_look: Callable[[], float | None]
+    served: Counter[str] = field(default_factory=Counter)
+    """Answers given, by path (what the class asked of the relay)."""
+
+    def remaining(self, student: Student) -> float | None:
+        """The credits the student may still spend (the smaller of both budgets)."""
+        lefts = []
+        if self.budgets.student_budget is not None:
+            lefts.append(self.budgets.student_budget - self.store.spent(student))
+        if self.budgets.class_budget is not None:
+            lefts.append(self.budgets.class_budget - self.store.spent())
+        return max(0.0, min(lefts)) if lefts else None
+
+
+def errors(message: str) -> dict[str, Any]:
+    """The documented error body."""
+    return {"errors": [{"msg": message}]}
+
+
+class _Base(tornado.web.RequestHandler):
+    @property
+    def ctx(self) -> RelayContext:
+        ctx: RelayContext = self.application.settings["relay"]
+        return ctx
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("X-Luma-NB-Service", "relay")
+        self.set_header("X-Luma-NB-Class", quote(self.ctx.class_name, safe=""))
+        self.set_header("Cache-Control", "no-store")
+
+    def answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.set_status(status)
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        messages = {
+            404: f"Not found: {self.request.path}",
+            405: f"Method {self.request.method} not allowed on {self.request.path}",
+        }
+        text = messages.get(status_code, self._reason or "Request failed")
+        self.finish(json.dumps({} if status_code == 401 else errors(text)))
+
+    def student(self) -> Student | None:
+        token = self.request.headers.get("Authorization", "").strip()
+        if not token:
+            return None
+        return self.ctx.store.student_by_hash(hash_token(token))
+
+    def payload(self) -> Any:
+        """The decoded JSON body; raises ValidationError (400) or answers 413 (returns ...)."""
+        raw = self.request.body
+        if len(raw) > MAX_BODY:
+            raise _TooLarge()
+        if not raw.strip():
+            raise ValidationError("Request body is missing; send a JSON object")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ValidationError("Request body is not valid JSON") from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Api(_Base):
+    """One API path: auth, then the body, then the endpoint's work."""
+
+    allowed = "POST"
+
+    def _not_allowed(self) -> None:
+        self.answer(
+            405,
+            errors(f"Method {self.request.method} not allowed on {self.request.path}"),
+            {"Allow": self.allowed},
+        )
+
+    get = head = put = patch = delete = options = post = _not_allowed
+
+    async def _run(self) -> None:
+        student = self.student()
+        if student is None:
+            self.answer(401, errors("Unknown or revoked class token"))
+            return
+        try:
+            payload = None if self.request.method == "GET" else self.payload()
+            await self.serve(student, payload)
+        except _TooLarge:
+            self.answer(413, errors(f"Request body too large (limit {MAX_BODY} bytes)"))
+        except ValidationError as error:
+            self.answer(400, errors(str(error)))
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        raise NotImplementedError
+
+
+class SubmitHandler(_Api):
+    async def post(self) -> None:  # type: ignore[override]
+        await self._run()
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        ctx, path = self.ctx, self.request.path
+        body = submit_body(path, payload)
+        wait = ctx.rate.take(student.id)
+        if wait is not None:
+            self.answer(
+                429,
+                errors(f"Too many submits: at most {ctx.rate.per_minute:g} per minute"),
+                {"Retry-After": f"{wait:.0f}"},
+            )
+            return
+        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], ctx.budgets)
+        if not isinstance(reserved, int):
+            ctx.rate.give_back(student.id)
+            self.answer(402, errors(reserved.message))
+            return
+        result = await ctx.forward(path, body, reserved)
+        if result.task_id is None:
+            headers = {}
+            if result.retry_after is not None:
+                headers["Retry-After"] = f"{result.retry_after:.0f}"
+            self.answer(result.status, errors(result.message), headers)
+            return
+        ctx.watch(result.task_id)
+        self.answer(200, {"task_id": result.task_id})
+
+
+class FetchHandler(_Api):
+    async def post(self) -> None:  # type: ignore[override]
+        await self._run()
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        ids = fetch_ids(self.request.path, payload)
+        bodies = [self.ctx.store.task_body(task_id, student) for task_id in ids]
+        looked = self.ctx.last_look()
+        headers = {"X-Luma-NB-Polled-At": f"{looked:.3f}"} if looked is not None else {}
+        if self.request.path == "/fetch":
+            if bodies[0] is None:
+                self.answer(404, errors("Task not found"), headers)
+            else:
+                self.answer(200, bodies[0], headers)
+            return
+        self.answer(200, {"tasks": [b for b in bodies if b is not None]}, headers)
+
+
+class AccountHandler(_Api):
+    allowed = "GET"
+
+    async def get(self) -> None:  # type: ignore[override]
+        await self._run()
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        ctx = self.ctx
+        self.answer(
+            200,
+            {
+                "email": student.name,
+                "credits": ctx.remaining(student),
+                "total_images": ctx.store.task_count(student),
+                "plan": "class",
+                "class": ctx.class_name,
+            },
+        )
+
+
+class NotFound(_Base):
+    def prepare(self) -> None:
+        self.answer(404, errors(f"Not found: {self.request.path}"))
+
+
+_PATHS = frozenset({"/luma-extend", "/luma-imagine", "/fetch", "/fetch-many", "/account"})
+
+
+def make_app(ctx: RelayContext) -> tornado.web.Application:
+    """The Tornado application of the relay."""
+    return tornado.web.Application(
+        [
+            (r"/luma-extend", SubmitHandler),
+            (r"/luma-imagine", SubmitHandler),
+            (r"/fetch", FetchHandler),
+            (r"/fetch-many", FetchHandler),
+            (r"/account", AccountHandler),
+        ],
+        default_handler_class=NotFound,
+        log_function=_log_request,
+        relay=ctx,
+    )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    # Method, path, status and time only: never headers (tokens) or bodies.
+    request = handler.request
+    ctx: RelayContext = handler.application.settings["relay"]
+    ctx.served[request.path if request.path in _PATHS else "other"] += 1
+    log.info(
+        "%d %s %s %.1f ms",
+        handler.get_status(),
+        request.method,
+        request.path,
+        1000.0 * request.request_time(),
+    )

@@ -1,0 +1,230 @@
+"""The classroom relay over real HTTP, in front of a real sandbox: the same API to students,
+each student seeing only their own tasks, tokens hashed at rest and revoked at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from urllib.parse import unquote
+
+import pytest
+import requests
+
+from luma_nb import extend_form
+from luma_nb.contract.errors import APIError, AuthenticationError, ValidationError
+from luma_nb.relay import hash_token
+from luma_nb.relay.sqlite import SQLiteStore
+from luma_nb.sandbox import Sandbox
+from tests.relay_support import Classroom
+
+
+@pytest.fixture
+def room(sandbox: Sandbox, tmp_path) -> Iterator[Classroom]:
+    classroom = Classroom(sandbox, tmp_path, publish=[sandbox.demo_parents[0].task_id])
+    yield classroom
+    classroom.close()
+
+
+def test_a_student_submits_and_waits_with_the_unchanged_client(room):
+    client = room.client(0)
+    assert client.account().credits is None  # no budget set: no limit to show
+    job = client.extend(room.sandbox.demo_parents[0].task_id, "a red sailboat races home")
+    task = job.wait(timeout=30)
+    assert task.is_finished and task.video_url
+    assert task.task_id in room.sandbox.task_ids
+    assert client.fetch(job.task_id).video_url == task.video_url
+    account = client.account()
+    assert (account.email, account.total_images, account.plan) == ("student-01", 1, "class")
+
+
+def test_imagine_goes_through_too(room):
+    job = room.client(1).imagine("a paper boat in the rain", aspect_ratio="16:9", loop=True)
+    assert job.wait(timeout=30).is_finished
+    sent = [r.body for r in room.sandbox.requests if r.path == "/luma-imagine"]
+    assert sent == [
+        {
+            "prompt": "a paper boat in the rain",
+            "enhance_prompt": False,
+            "aspect_ratio": "16:9",
+            "loop": True,
+        }
+    ]
+
+
+def test_another_students_task_is_404_and_left_out_of_fetch_many(room):
+    mine = room.client(0).imagine("a lighthouse at dusk")
+    theirs = room.client(1)
+    with pytest.raises(APIError) as caught:
+        theirs.fetch(mine.task_id)
+    assert caught.value.status_code == 404
+    assert room.post("/fetch", {"task_id": "no-such-task"}, 1).status_code == 404
+    published = room.sandbox.demo_parents[0].task_id
+    tasks = theirs.fetch_many([mine.task_id, published])
+    assert [t.task_id for t in tasks] == [published]  # the class's published parent only
+    assert [t.task_id for t in room.client(0).fetch_many([mine.task_id, published])] == [
+        mine.task_id,
+        published,
+    ]
+
+
+def test_every_answer_names_the_relay_and_the_class(room):
+    answers = [
+        room.post("/fetch", {"task_id": "x"}),
+        room.http().get(room.url + "/account", timeout=10),
+        requests.get(room.url + "/account", timeout=10),  # no token: 401
+        requests.get(room.url + "/nowhere", timeout=10),
+        room.http().get(room.url + "/fetch", timeout=10),
+    ]
+    assert [a.status_code for a in answers] == [404, 200, 401, 404, 405]
+    for answer in answers:
+        assert answer.headers["X-Luma-NB-Service"] == "relay"
+        assert unquote(answer.headers["X-Luma-NB-Class"]) == "Year 9 Art"
+        assert "errors" in answer.json() or answer.status_code == 200
+    assert answers[4].headers["Allow"] == "POST"
+
+
+def test_fetch_answers_say_when_the_relay_last_looked(room):
+    job = room.client(0).imagine("fireflies at night")
+    job.wait(timeout=30)
+    answer = room.post("/fetch", {"task_id": job.task_id})
+    polled = float(answer.headers["X-Luma-NB-Polled-At"])
+    # The poller may have looked again since; it never reports a look it has not made.
+    assert 0 < polled <= round(room.relay.poller.last_look, 3) + 0.001
+
+
+def test_bad_input_is_refused_before_any_credit_or_upstream_request(room):
+    parent = room.sandbox.demo_parents[0].task_id
+    session = room.http()
+    cases = [
+        session.post(room.url + "/luma-extend", data=b"{not json", timeout=10),
+        session.post(room.url + "/luma-extend", data=b"", timeout=10),
+        session.post(room.url + "/luma-extend", data=b"x" * (70 * 1024), timeout=10),
+        session.post(room.url + "/luma-extend", json=["a", "list"], timeout=10),
+        session.post(room.url + "/luma-extend", json={"parent_task_id": parent}, timeout=10),
+        session.post(
+            room.url + "/luma-extend",
+            json={"parent_task_id": parent, "prompt": "ok", "aspect_ratio": "5:4"},
+            timeout=10,
+        ),
+        session.post(
+            room.url + "/luma-imagine", json={"prompt": "ok", "enhance_prompt": "yes"}, timeout=10
+        ),
+        session.post(room.url + "/luma-imagine", json={"prompt": "ok", "colour": 1}, timeout=10),
+        session.post(
+            room.url + "/luma-imagine",
+            json={"prompt": "ok", "webhook_url": "https://example.org/hook"},
+            timeout=10,
+        ),
+        session.post(room.url + "/fetch-many", json={"task_ids": ["only-one"]}, timeout=10),
+    ]
+    assert [c.status_code for c in cases] == [400, 400, 413, 400, 400, 400, 400, 400, 400, 400]
+    for case in cases:
+        assert case.json()["errors"][0]["msg"]
+    assert "prompt" in cases[4].json()["errors"][0]["msg"]
+    assert "webhook" in cases[8].json()["errors"][0]["msg"]
+    assert room.upstream_submits() == 0
+    assert room.relay.ledger() == []
+
+
+def test_tokens_are_stored_hashed_never_in_clear(room, tmp_path):
+    room.client(0).imagine("a hot-air balloon").wait(timeout=30)
+    room.relay.stop()  # flush everything to the files
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("class.sqlite")]
+    data = b"".join(p.read_bytes() for p in files)
+    for issued in room.tokens:
+        assert issued.token.encode() not in data
+        assert hash_token(issued.token).encode() in data
+    assert "token=<hidden>" in repr(room.tokens[0])
+
+
+def test_revoking_takes_effect_at_once_even_from_another_process_connection(room):
+    client = room.client(0)
+    assert client.account().email == "student-01"
+    other = SQLiteStore(room.db)  # what `luma-nb class revoke` opens
+    assert other.revoke("student-01")
+    other.close()
+    with pytest.raises(AuthenticationError):
+        client.account()
+    with pytest.raises(AuthenticationError):
+        client.imagine("one more try")
+    assert room.upstream_submits() == 0
+    assert room.client(1).account().email == "student-02"  # the others go on
+
+
+def test_the_upstream_key_never_leaves_the_relay(make_sandbox, tmp_path, caplog):
+    planted = "sk-PLANTED-upstream-key-4f1e"
+    sandbox = make_sandbox(api_key=planted)
+    caplog.set_level(logging.DEBUG)
+    room = Classroom(sandbox, tmp_path, student_budget=6)
+    try:
+        seen = []
+        client = room.client(0)
+        job = client.imagine("a storm over the harbour")
+        job.wait(timeout=30)
+        seen.append(room.post("/luma-imagine", {"prompt": "over budget"}))  # 402
+        sandbox.faults.add(path="/fetch", kind="500", times=3)
+        seen.append(room.post("/fetch", {"task_id": job.task_id}))
+        seen.append(room.post("/luma-imagine", {"prompt": 3}))
+        seen.append(room.http().get(room.url + "/account", timeout=10))
+        seen.append(requests.get(room.url + "/account", timeout=10))
+        texts = [r.text + repr(dict(r.headers)) for r in seen]
+        texts += [repr(room.relay), repr(client), str(room.relay.ledger())]
+        texts += [record.getMessage() for record in caplog.records]
+        room.relay.stop()
+        for path in tmp_path.iterdir():
+            assert planted.encode() not in path.read_bytes(), path
+        for text in texts:
+            assert planted not in text
+            for issued in room.tokens:
+                assert issued.token not in text
+    finally:
+        room.close()
+
+
+def test_default_client_and_the_form_use_the_class_relay(room, monkeypatch):
+    from luma_nb import defaults
+
+    monkeypatch.setenv("LUMA_NB_CLASS_URL", room.url + "/")
+    monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", room.tokens[1].token)
+    monkeypatch.setenv("APIFRAME_API_KEY", "a-students-own-key")
+    monkeypatch.setattr(defaults, "_client", None)
+    client = defaults.default_client()
+    assert client.base_url == room.url
+    assert client.account().email == "student-02"
+    assert defaults.default_client() is client
+    form = extend_form()
+    assert form.client is client
+    assert "Class" in form._mode.value
+    done = threading.Event()
+    form._mode.observe(lambda change: done.set(), names="value")
+    if "Year 9 Art" not in form._mode.value:
+        assert done.wait(10)
+    assert "Class: Year 9 Art" in form._mode.value
+    assert "Demo mode" not in form._mode.value
+    monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", "")
+    with pytest.raises(ValidationError, match="LUMA_NB_CLASS_TOKEN"):
+        defaults.default_client()
+
+
+def test_the_form_banner_counts_the_students_credits(sandbox, tmp_path):
+    room = Classroom(sandbox, tmp_path, student_budget=30)
+    try:
+        client = room.client(0)
+        client.imagine("a parent").wait(timeout=30)
+        form = extend_form(client)
+        done = threading.Event()
+        form._mode.observe(lambda change: done.set(), names="value")
+        if "credits left" not in form._mode.value:
+            assert done.wait(10)
+        assert form._mode.value == "<b>Class: Year 9 Art, 24 credits left</b>"
+    finally:
+        room.close()
+
+
+def test_a_relay_needs_the_upstream_key(sandbox, tmp_path, monkeypatch):
+    from luma_nb.relay import Relay
+
+    monkeypatch.delenv("APIFRAME_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="APIFRAME_API_KEY"):
+        Relay(sandbox.base_url, db=tmp_path / "c.sqlite")
