@@ -22,6 +22,7 @@ from luma_nb import (
     TransportError,
     WaitTimeout,
 )
+from luma_nb.jobs.watcher import get_watcher
 
 from .rawserver import RawServer, Request, Wire
 from .scripted import Reply, ScriptedServer
@@ -139,23 +140,22 @@ def test_deeply_nested_json_is_a_server_error_not_a_recursion_error(tmp_path):
     assert entry.state == "uncertain", entry
 
 
-@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("advice", ["inf", "1e9", "nan", "-5"])
 def test_retry_after_advice_never_outlives_the_watch_or_kills_the_thread(advice):
+    watcher = get_watcher()
     with ScriptedServer() as bad, ScriptedServer() as good:
         slow_down = Reply(429, {"errors": [{"msg": "slow down"}]}, {"Retry-After": advice})
         bad.default("/fetch", slow_down)
-        good.default("/fetch", Reply(200, PROCESSING))
-        healthy = LumaClient("k", base_url=good.url, journal=None, poll=FixedPolicy(0.05))
-        # A job already being watched when the bad advice arrives ...
-        steady = healthy.job(TID).watch(timeout=60)
-        throttled = LumaClient("k", base_url=bad.url, journal=None).job(TID).watch(timeout=1)
-        with pytest.raises(WaitTimeout):
-            throttled.wait(timeout=60)  # hang guard: the watch's own 1 s deadline must end it
-        assert throttled.state == "timeout"
-        assert len(bad.requests_to("/fetch")) >= 1
-        # ... keeps being served by the same thread afterwards: it sees the finish.
-        seen = len(good.requests_to("/fetch"))
         good.default("/fetch", Reply(200, FINISHED))
-        task = steady.wait(timeout=60)
-    assert task.is_finished and len(good.requests_to("/fetch")) > seen
+        # The throttled job is the only one watched: the thread's next sleep is its advice.
+        throttled = LumaClient("k", base_url=bad.url, journal=None).job(TID).watch(timeout=1)
+        thread = watcher._thread
+        with pytest.raises(WaitTimeout):
+            throttled.wait(timeout=20)  # hang guard: the watch's own 1 s deadline must end it
+        assert throttled.state == "timeout", "the watch outlived its deadline"
+        assert len(bad.requests_to("/fetch")) >= 1
+        healthy = LumaClient("k", base_url=good.url, journal=None, poll=FixedPolicy(0.05))
+        task = healthy.job(TID).watch(timeout=20).wait(timeout=20)
+    assert task.is_finished
+    # The same thread served both: the advice did not kill it.
+    assert thread is not None and watcher._thread is thread and thread.is_alive()
