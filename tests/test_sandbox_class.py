@@ -258,3 +258,27 @@ def test_retry_statuses_as_a_task_fault(make_sandbox: Callable[..., Sandbox]) ->
     with pytest.raises(ValueError, match="retry"):
         sandbox.faults.apply_spec("task:retry=again")
     http.close()
+
+
+def test_the_client_and_the_progress_bar_say_where_a_task_waits(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    from luma_nb import LumaClient
+    from luma_nb.jobs.watcher import Watcher
+    from luma_nb.notebook.widgets import ProgressView
+
+    sandbox = make_sandbox()
+    client = LumaClient("k", base_url=sandbox.base_url, service="sandbox", journal=None)
+    sandbox.pause_renders()
+    job = client.imagine("a lighthouse at dusk")
+    sandbox.complete(job.task_id, wait=None)
+    _until(lambda: sandbox.task(job.task_id)["queue_position"], "in line")
+    task = job.refresh()
+    assert task.status == "processing" and task.note == "waiting for a renderer (1st in line)"
+    assert task.describe() == "processing 90% (waiting for a renderer (1st in line))"
+    view = ProgressView(job, watcher=Watcher(autostart=False))  # shows the snapshot it has
+    view._render_running(None)
+    assert "waiting for a renderer (1st in line)" in view._status.value
+    sandbox.pause_renders(False)
+    finished = job.wait(timeout=120)
+    assert finished.note is None and finished.describe() == "finished"

@@ -22,6 +22,9 @@ __all__ = (
     "Task",
 )
 
+#: Longest service note shown beside a status.
+_NOTE_MAX = 120
+
 
 def parse_percentage(value: Any) -> float | None:
     """``"40"``, ``"40.5"``, ``40``, ``" 40 % "`` -> float in [0, 100]; anything else -> None."""
@@ -152,8 +155,28 @@ class Task:
         """False for statuses the provider does not document (shown as they came)."""
         return self.status in KNOWN_STATUSES
 
+    @property
+    def note(self) -> str | None:
+        """What the task waits for, when the service says (``progress_note``; the offline
+        sandbox sends "waiting for a renderer (3rd in line)"). None once it ended."""
+        value = self.raw.get("progress_note")
+        if self.is_terminal or not isinstance(value, str) or not value.strip():
+            return None
+        text = " ".join(value.split())
+        return text if len(text) <= _NOTE_MAX else text[: _NOTE_MAX - 1] + "…"
+
     def describe(self) -> str:
-        """A short human text: ``processing 40%``, ``finished``, ``failed: reason``."""
+        """A short human text: ``processing 40%``, ``finished``, ``failed: reason``.
+
+        A service's note on what the task waits for follows: ``processing 90% (waiting for a
+        renderer, 3rd in line)``.
+        """
+        note = self.note
+        if note is not None:
+            return f"{self._describe()} ({note})"
+        return self._describe()
+
+    def _describe(self) -> str:
         if self.status == "processing" and self.percentage is not None:
             return f"processing {self.percentage:g}%"
         if self.status == "failed" and self.error:
