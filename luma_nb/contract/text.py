@@ -1,11 +1,13 @@
-"""Untrusted text made safe for HTML: escaping and the http(s)-only URL check (no I/O)."""
+"""Untrusted text made safe for HTML, and the URL checks: escaping, http(s)-only URLs, loopback
+URLs (no I/O; the one home of these rules for the package and the sandbox)."""
 
 from __future__ import annotations
 
 import html
+import ipaddress
 from urllib.parse import quote, urlsplit
 
-__all__ = ("esc", "safe_url")
+__all__ = ("esc", "is_http_url", "is_loopback_url", "safe_url")
 
 #: Characters kept as they are when a URL is re-quoted (RFC 3986 reserved and unreserved,
 #: without the quote characters that could end an HTML attribute).
@@ -36,3 +38,26 @@ def safe_url(url: object) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
     return quote(text, safe=_URL_SAFE)
+
+
+def is_http_url(value: str) -> bool:
+    """True for an absolute ``http``/``https`` URL with a host."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` is an http(s) URL whose host is this machine's loopback interface."""
+    if not is_http_url(url):
+        return False
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -67,7 +67,16 @@ class Job:
         """True once the last snapshot is finished or failed."""
         return self.task is not None and self.task.is_terminal
 
-    def _update(self, task: Task) -> None:
+    @property
+    def fresh(self) -> bool:
+        """True for a job just submitted by this client and not looked at since."""
+        return self._fresh
+
+    def observe(self, task: Task) -> None:
+        """Take a snapshot that arrived another way (a poll of the watcher, a webhook).
+
+        A finished or failed job never goes back: a late, out-of-order update is ignored.
+        """
         if self.task is not None and self.task.is_terminal and not task.is_terminal:
             return  # a late, out-of-order update (a delayed webhook) never undoes the end
         self.task = task
@@ -76,7 +85,7 @@ class Job:
     def refresh(self) -> Task:
         """Fetch the task's current state once and remember it."""
         task = self.client.fetch(self.task_id)
-        self._update(task)
+        self.observe(task)
         return task
 
     # -- waiting ----------------------------------------------------------------------------
@@ -97,7 +106,7 @@ class Job:
         check.callback(on_progress, "on_progress")
 
         def seen(task: Task) -> None:
-            self._update(task)
+            self.observe(task)
             if on_progress is not None:
                 on_progress(task)
 

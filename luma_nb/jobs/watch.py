@@ -132,6 +132,10 @@ class Watch:
             raise WatchCancelled(self.job.task_id)
         raise self.error or LumaError(f"watching task {self.job.task_id} ended: {self.state}")
 
+    def wait_ended(self, timeout: float | None = None) -> bool:
+        """Block until watching ends (True) or ``timeout`` seconds pass (False); no result."""
+        return self._ending.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> Task:
         """Block until watching ends and return :meth:`result` (interruptible: Ctrl-C works)."""
         if not self._ending.wait(timeout):

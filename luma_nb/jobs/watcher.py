@@ -88,7 +88,7 @@ class Watcher:
                     current.add_listener(listener)
                 return current
             now = self.clock()
-            schedule = job.client.poll.schedule(now, fresh=job._fresh)
+            schedule = job.client.poll.schedule(now, fresh=job.fresh)
             watch = Watch(self, job, schedule, now, timeout)
             if listener is not None:
                 watch.add_listener(listener)
@@ -258,7 +258,7 @@ class Watcher:
             watch.due = min(now + watch.delay, watch.deadline)
             return False
         watch.misses = 0
-        watch.job._update(task)
+        watch.job.observe(task)
         moved = not watch.samples or watch.samples[-1][1] != task.percentage
         if task.percentage is not None and task.status == "processing" and moved:
             watch.samples.append((now, task.percentage))

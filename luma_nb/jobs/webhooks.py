@@ -366,7 +366,7 @@ class Receiver:
         """Update one job: the watcher's hook when it has one, else the job itself; journal it."""
         try:
             if not _push_to_watcher(job, task):
-                job._update(task)
+                job.observe(task)
             job.client._record(task)  # the client's observers (its journal) hear of it
         except Exception:
             log.exception("updating job %s from a webhook failed", job.task_id)

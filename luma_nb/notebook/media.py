@@ -18,11 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import requests
 
 from ..contract.errors import LumaError
+from ..contract.text import is_loopback_url
 from .display import safe_url
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ def video(
     if url is None:
         raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
     http = _session_of(task_or_job, session)
-    if download_to is None and not embed and _on_loopback(url) and remote_browser():
+    if download_to is None and not embed and is_loopback_url(url) and remote_browser():
         embed = True
     if download_to is not None:
         # The job (not its task) is saved: the journal to tell is its client's, maybe none.
@@ -301,11 +301,6 @@ def remote_browser() -> bool:
     if setting in ("0", "false", "no", "off"):
         return False
     return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")) or "google.colab" in sys.modules
-
-
-def _on_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _embedded(path: Path, max_embed_bytes: int, width: int | None) -> Video:

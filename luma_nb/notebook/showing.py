@@ -86,7 +86,7 @@ def show_blocking(job: Job, *, timeout: float, out: TextIO | None = None) -> Non
     last = None
     try:
         while True:
-            ended = watch._ending.wait(0.1)
+            ended = watch.wait_ended(0.1)
             line = f"{job.task_id}: {status_text(job.task)}"
             if line != last:
                 print(line, file=stream, flush=True)

@@ -8,9 +8,10 @@ a proxy would carry a loopback request elsewhere, and so are redirects.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
+
+from ..contract.text import is_http_url, is_loopback_url
 
 __all__ = ("HTTPStatusError", "is_http_url", "is_loopback_url", "loopback_get", "loopback_post")
 
@@ -23,29 +24,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-
-
-def is_http_url(value: str) -> bool:
-    """True for an absolute ``http``/``https`` URL with a host."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when ``url`` is an http(s) URL whose host is this machine's loopback interface."""
-    if not is_http_url(url):
-        return False
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def loopback_get(url: str, *, timeout: float, limit: int) -> bytes:
