@@ -53,6 +53,16 @@ class Waiter:
         self.polls = 0
         self._delay = schedule.first_delay()
 
+    @property
+    def delay(self) -> float:
+        """The planned sleep before the next look, not yet cut to the deadline."""
+        return self._delay
+
+    def on_absent(self) -> None:
+        """The answer did not include the task: back off as after an error."""
+        self.polls += 1
+        self._delay = self.schedule.error(self.clock(), None)
+
     def remaining(self) -> float:
         """Seconds left before the deadline (may be negative)."""
         return self.deadline - self.clock()

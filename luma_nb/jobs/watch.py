@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contract.errors import LumaError, WaitTimeout
 from ..contract.eta import eta_seconds
+from ..contract.waiting import Waiter
 from .ending import Ending
 
 if TYPE_CHECKING:
@@ -60,7 +61,17 @@ class Watch:
         self.started = now
         self.timeout = timeout
         self.deadline = now + timeout
-        self.delay = schedule.first_delay()
+        #: The waiting rules (the same ones a blocking wait follows): what a snapshot or an
+        #: error means, and how long to wait before the next look.
+        self.waiter = Waiter(
+            job.task_id,
+            timeout,
+            schedule,
+            watcher.clock,
+            request_timeout=job.client.timeout,
+            last=job.task,
+        )
+        self.delay = self.waiter.delay
         self.due = now + self.delay
         self.state = "watching"
         self.error: BaseException | None = None

@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..contract.errors import LumaError, RateLimitError, TaskFailedError, WaitTimeout
-from ..contract.waiting import TRANSIENT
+from ..contract.errors import LumaError, TaskFailedError, WaitTimeout
 from .watch import DEFAULT_TIMEOUT, PUSH_QUIET, Listener, Watch, WatchCancelled
 
 if TYPE_CHECKING:
@@ -234,43 +233,47 @@ class Watcher:
     def _failed_fetch(self, watch: Watch, error: Exception) -> bool:
         if watch.state != "watching":
             return False
-        now = self.clock()
-        if isinstance(error, TRANSIENT):
-            retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-            watch.delay = watch.schedule.error(now, retry_after)
-            watch.due = min(now + watch.delay, watch.deadline)
-            return False
-        self._finish(watch, "error", error)
-        return True
+        try:
+            watch.waiter.on_error(error)  # backs off after a transient error, raises the rest
+        except Exception as fatal:
+            self._finish(watch, "error", fatal)
+            return True
+        self._plan(watch)
+        return False
 
     def _apply(self, watch: Watch, task: Task | None) -> bool:
         """Under the lock: record one snapshot (or its absence); True when listeners must hear."""
         if watch.state != "watching":
             return False  # cancelled while the fetch was in flight
-        now = self.clock()
         if task is None:
             watch.misses += 1
             if watch.misses >= _MAX_MISSES:
                 error = LumaError(f"The service does not know task {watch.job.task_id}.")
                 self._finish(watch, "error", error)
                 return True
-            watch.delay = watch.schedule.error(now, None)
-            watch.due = min(now + watch.delay, watch.deadline)
+            watch.waiter.on_absent()
+            self._plan(watch)
             return False
         watch.misses = 0
         watch.job.observe(task)
         moved = not watch.samples or watch.samples[-1][1] != task.percentage
         if task.percentage is not None and task.status == "processing" and moved:
-            watch.samples.append((now, task.percentage))
-        if task.is_finished:
+            watch.samples.append((self.clock(), task.percentage))
+        try:
+            finished = watch.waiter.on_task(task)
+        except TaskFailedError as failed:
+            self._finish(watch, "failed", failed)
+            return True
+        if finished:
             self._finish(watch, "finished", None)
             return True
-        if task.is_failed:
-            self._finish(watch, "failed", TaskFailedError(task))
-            return True
-        watch.delay = watch.schedule.observe(now, task.status, task.percentage)
-        watch.due = min(now + watch.delay, watch.deadline)
+        self._plan(watch)
         return True  # even when unchanged: the elapsed time moved
+
+    def _plan(self, watch: Watch) -> None:
+        """The next look at ``watch``'s job: the waiter's delay, never past the deadline."""
+        watch.delay = watch.waiter.delay
+        watch.due = min(self.clock() + watch.delay, watch.deadline)
 
     def _finish(self, watch: Watch, state: str, error: BaseException | None) -> None:
         self._watches.pop(id(watch.job), None)
