@@ -386,14 +386,22 @@ def test_task_from_json_survives_huge_numbers(data):
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "expected"),
     [
-        {"credits": 10**400},
-        {"total_images": 1e308 * 10},
-        {"total_images": float("nan")},
-        {"credits": "1e999", "total_images": "9" * 5000},
-        {"email": 10**5000},
+        ({"credits": 10**400}, Account()),
+        ({"credits": "1e999"}, Account()),
+        ({"credits": float("nan")}, Account()),
+        ({"total_images": 1e308 * 10}, Account()),
+        ({"total_images": float("nan")}, Account()),
+        ({"total_images": "9" * 5000}, Account()),
+        ({"email": 10**5000, "plan": 10**5000}, Account()),
+        # Numbers that fit are kept next to the ones that do not.
+        ({"credits": 12.5, "total_images": 1e308 * 10, "email": "a@b"}, Account("a@b", 12.5)),
+        ({"credits": 10**400, "total_images": 3, "plan": "pro"}, Account(None, None, 3, "pro")),
     ],
 )
-def test_account_from_json_survives_huge_numbers(data):
-    Account.from_json(data)
+def test_account_from_json_survives_huge_numbers(data, expected):
+    # A number the account cannot represent is unknown (None), never inf, nan or a crash.
+    account = Account.from_json(data)
+    assert account == expected
+    assert account.raw == data
