@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import io
 import math
 import threading
 
@@ -263,15 +264,36 @@ def test_keyboard_interrupt_in_job_wait_leaves_no_watcher_entry(sandbox, client)
     assert get_watcher().watching(job) is None
 
 
-def test_keyboard_interrupt_in_blocking_show_leaves_no_watcher_entry(sandbox, client, capsys):
+def test_keyboard_interrupt_in_blocking_show_leaves_no_watcher_entry(sandbox, client):
     sandbox.faults.next_task(stall=True)
     job = client.extend(parent_of(sandbox), "stalls forever")
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
+    printed = threading.Event()
+    stop = threading.Event()
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            printed.set()
+            return super().write(text)
+
+    out = Out()
+
+    def interrupt_once_shown() -> None:
+        # Ctrl-C arrives while the show is blocked on the watcher: after its first line.
+        while not stop.wait(0.01):
+            if printed.is_set():
+                watched.append(get_watcher().watching(job) is not None)
+                _thread.interrupt_main()
+                return
+
+    watched: list[bool] = []
+    thread = threading.Thread(target=interrupt_once_shown)
+    thread.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            show_blocking(job, timeout=60)
+            show_blocking(job, timeout=60, out=out)
     finally:
-        timer.cancel()
+        stop.set()
+        thread.join(10)
+    assert watched == [True]  # it was being watched when Ctrl-C came
     assert get_watcher().watching(job) is None
-    assert job.task_id in capsys.readouterr().out
+    assert job.task_id in out.getvalue()
