@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 
 import pytest
 
@@ -409,25 +408,37 @@ def test_wait_does_not_retry_auth_errors(server, client):
 
 def test_wait_keeps_its_deadline(server):
     server.default("/fetch", Reply(200, {"task_id": TID, "status": "staged"}))
-    client = LumaClient(KEY, base_url=server.url, poll=FixedPolicy(0.05))
-    started = time.monotonic()
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    client = LumaClient(
+        KEY, base_url=server.url, poll=FixedPolicy(0.05), clock=lambda: now[0], sleep=sleep
+    )
     with pytest.raises(WaitTimeout) as info:
         client.wait(TID, timeout=0.5)
-    elapsed = time.monotonic() - started
     err = info.value
     assert err.task_id == TID and err.last_status == "staged"
     assert TID in str(err) and "staged" in str(err)
     assert isinstance(err, TimeoutError)
-    assert elapsed < 0.5 + 0.5  # the deadline, plus at most one short request
+    # It looked every 0.05 s until the deadline and slept no further than it.
+    assert sum(slept) == pytest.approx(0.5)
+    assert slept[0] == 0.0 and all(s <= 0.05 + 1e-9 for s in slept)
+    assert len(server.requests_to("/fetch")) == len(slept)
 
 
 def test_wait_deadline_bounds_a_hanging_fetch(server):
+    # The answer comes after 3 s; the client's own request timeout (30 s) would wait for it,
+    # the 0.6 s wait must not: it gives up before any answer arrives.
     server.default("/fetch", Reply(200, processing("5"), delay=3.0))
     client = LumaClient(KEY, base_url=server.url, poll=FAST, timeout=30)
-    started = time.monotonic()
-    with pytest.raises(WaitTimeout):
+    with pytest.raises(WaitTimeout) as info:
         client.wait(TID, timeout=0.6)
-    assert time.monotonic() - started < 2.5
+    assert info.value.task is None and info.value.last_status is None
+    assert len(server.requests_to("/fetch")) >= 1
 
 
 def test_wait_honours_retry_after_with_injected_sleep(server):

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from luma_nb import Account, FixedPolicy, LumaClient, Task, ValidationError, WaitTimeout
+from luma_nb.contract import validation as check
 
 from .scripted import Reply, ScriptedServer
 
@@ -186,9 +187,19 @@ def test_extend_many_accepts_or_refuses_cleanly(server, client, parent, prompts)
     accepted_or_refused(server, lambda: client.extend_many(parent, prompts))
 
 
-@pytest.mark.parametrize("prompts", [None, 5, 1.5])
+def refused(server, call, field):
+    """``call`` raises a ValidationError naming ``field``, and nothing reaches the server."""
+    before = len(server.seen)
+    with pytest.raises(ValidationError) as caught:
+        call()
+    assert caught.value.field == field and field in str(caught.value)
+    assert len(server.seen) == before, "refused, yet a request was sent"
+    return caught.value
+
+
+@pytest.mark.parametrize("prompts", [None, 5, 1.5, b"bytes", {"a": "b"}, []])
 def test_extend_many_refuses_a_non_list(server, client, prompts):
-    accepted_or_refused(server, lambda: client.extend_many(TID, prompts))
+    refused(server, lambda: client.extend_many(TID, prompts), "prompts")
 
 
 def test_accepted_submits_carry_what_was_validated(server, client):
@@ -255,21 +266,70 @@ def test_wait_accepts_or_refuses_cleanly(server, client, task_id, timeout):
 # sometimes after a request was sent): each must now be a ValidationError with nothing sent.
 
 
-@pytest.mark.parametrize("timeout", [-1, "5", [1], 9_833_811_441, float("nan")])
+#: The limits the docstrings in luma_nb.contract.validation state: a day per request, a week
+#: per wait. Pinned here so a silent change of either shows.
+A_DAY = 86_400.0
+A_WEEK = 7 * A_DAY
+
+
+def test_the_stated_limits():
+    assert check.MAX_REQUEST_SECONDS == A_DAY
+    assert check.MAX_WAIT_SECONDS == A_WEEK
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        -1,
+        0,
+        0.0,
+        "5",
+        [1],
+        True,
+        A_DAY + 0.001,
+        9_833_811_441,
+        pytest.param(10**400, id="10**400"),
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+    ],
+)
 def test_fetch_refuses_a_bad_timeout(server, client, timeout):
-    accepted_or_refused(server, lambda: client.fetch(TID, timeout=timeout))
+    error = refused(server, lambda: client.fetch(TID, timeout=timeout), "timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        assert "at most 86400 seconds" in str(error)
 
 
-def test_wait_refuses_a_huge_int_timeout(server, client):
-    accepted_or_refused(server, lambda: client.wait(TID, timeout=10**400), may_time_out=True)
+@pytest.mark.parametrize("timeout", [5, 60.5, A_DAY])
+def test_fetch_accepts_a_timeout_up_to_a_day(server, client, timeout):
+    before = len(server.seen)
+    assert client.fetch(TID, timeout=timeout).is_finished
+    assert [s.path for s in server.seen[before:]] == ["/fetch"]
 
 
-@pytest.mark.parametrize(("on_progress", "poll"), [([], None), (5, None), (None, (None,))])
-def test_wait_refuses_a_bad_callback_or_policy(server, client, on_progress, poll):
+@pytest.mark.parametrize(
+    "timeout", [pytest.param(10**400, id="10**400"), 9_833_811_441, A_WEEK + 0.001]
+)
+def test_wait_refuses_a_huge_int_timeout(server, client, timeout):
+    error = refused(server, lambda: client.wait(TID, timeout=timeout), "timeout")
+    assert "at most 604800 seconds" in str(error)
+
+
+def test_wait_accepts_a_timeout_up_to_a_week(server, client):
+    before = len(server.seen)
+    assert client.wait(TID, timeout=A_WEEK).is_finished
+    assert [s.path for s in server.seen[before:]] == ["/fetch"]
+
+
+@pytest.mark.parametrize(
+    ("on_progress", "poll", "field"),
+    [([], None, "on_progress"), (5, None, "on_progress"), (None, (None,), "poll")],
+)
+def test_wait_refuses_a_bad_callback_or_policy(server, client, on_progress, poll, field):
     def call():
         client.wait(TID, timeout=5, on_progress=on_progress, poll=poll)
 
-    accepted_or_refused(server, call)
+    refused(server, call, field)
 
 
 def test_wait_accepts_callbacks_and_policies(server, client):
@@ -326,14 +386,22 @@ def test_task_from_json_survives_huge_numbers(data):
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "expected"),
     [
-        {"credits": 10**400},
-        {"total_images": 1e308 * 10},
-        {"total_images": float("nan")},
-        {"credits": "1e999", "total_images": "9" * 5000},
-        {"email": 10**5000},
+        ({"credits": 10**400}, Account()),
+        ({"credits": "1e999"}, Account()),
+        ({"credits": float("nan")}, Account()),
+        ({"total_images": 1e308 * 10}, Account()),
+        ({"total_images": float("nan")}, Account()),
+        ({"total_images": "9" * 5000}, Account()),
+        ({"email": 10**5000, "plan": 10**5000}, Account()),
+        # Numbers that fit are kept next to the ones that do not.
+        ({"credits": 12.5, "total_images": 1e308 * 10, "email": "a@b"}, Account("a@b", 12.5)),
+        ({"credits": 10**400, "total_images": 3, "plan": "pro"}, Account(None, None, 3, "pro")),
     ],
 )
-def test_account_from_json_survives_huge_numbers(data):
-    Account.from_json(data)
+def test_account_from_json_survives_huge_numbers(data, expected):
+    # A number the account cannot represent is unknown (None), never inf, nan or a crash.
+    account = Account.from_json(data)
+    assert account == expected
+    assert account.raw == data

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -472,17 +471,16 @@ def test_observe_writes_only_changes(server, client):
 
 # -- two processes -----------------------------------------------------------------------------
 
+#: Each writer records its first task, says "started", then waits for "go" on stdin before
+#: the rest: the test sends "go" only when both have started, so the writes really overlap.
 _WRITER = textwrap.dedent(
     """
-    import sys, time, warnings
-    from pathlib import Path
+    import sys, warnings
     warnings.simplefilter("error")
     from luma_nb.jobs.journal import Journal
     from luma_nb.contract.models import Task
-    path, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     journal = Journal(path, service="svc-" + name)
-    while not go.exists():
-        time.sleep(0.005)
     for n in range(count):
         entry = journal.intent("/luma-imagine", {"prompt": f"{name}-{n}"})
         assert entry > 0, entry
@@ -491,6 +489,9 @@ _WRITER = textwrap.dedent(
         if n % 2:
             journal.observe(Task.from_json({"task_id": f"{name}-{n}", "video_url": "https://v/"}))
         journal.unfinished("svc-" + name)
+        if n == 0:
+            print("started", flush=True)
+            assert sys.stdin.readline() == "go\\n"
     print("ok")
     """
 )
@@ -498,19 +499,24 @@ _WRITER = textwrap.dedent(
 
 def test_two_processes_write_the_same_journal_at_once(tmp_path):
     path = tmp_path / "shared.sqlite3"
-    go = tmp_path / "go"
     count = 80
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path), name, str(count), str(go)],
+            [sys.executable, "-c", _WRITER, str(path), name, str(count)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for name in ("a", "b")
     ]
-    time.sleep(0.3)
-    go.touch()
+    # The barrier: both have opened the journal and written a task, neither has finished.
+    for proc in procs:
+        assert proc.stdout.readline() == "started\n", proc.stderr.read()
+    assert all(proc.poll() is None for proc in procs)
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parent.parent
 
 SETUP = """\
-import threading, time
+import threading
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient
 from luma_nb.sandbox import Sandbox
@@ -31,14 +31,12 @@ parent = sandbox.demo_parents[0].task_id
 """
 
 SUBMIT = """\
-t0 = time.monotonic()
 job = client.extend(parent, "the waves roll in")
 job
 """
 
 WHILE_WATCHED = """\
 watch = get_watcher().watching(job)
-print("since submit < 3 s:", time.monotonic() - t0 < 3)
 print("watched:", watch is not None, "| done:", job.done)
 print("watcher threads:", sum(t.name == "luma-nb-watcher" for t in threading.enumerate()))
 print("other work:", sum(range(1000)))
@@ -126,7 +124,6 @@ def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypat
     assert "the waves roll in" in result["data"]["text/html"]
 
     # The next cell ran while the job was being watched by the one watcher thread.
-    assert "since submit < 3 s: True" in meanwhile
     assert "watched: True | done: False" in meanwhile
     assert "watcher threads: 1" in meanwhile
     assert "other work: 499500" in meanwhile

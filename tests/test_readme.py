@@ -10,11 +10,14 @@ sandbox that accepts only it, so each block talks to the API exactly as with a r
   must raise nothing.
 - ``<!-- runs-until-stopped -->`` before a block: a server; it must print its URL, then is
   stopped with Ctrl-C (SIGINT) and must exit cleanly.
+- Each run block must also print or create what the README says it does: ``EXPECT`` holds one
+  check per block, keyed by the block's first line, and a block without one fails.
 - ``<!-- not-run: reason -->`` before a block: skipped (installs, the test command itself...).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -22,8 +25,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,14 +142,153 @@ def env(keyed_sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     return values
 
 
-def _check(result: subprocess.CompletedProcess[str], block: Block) -> None:
+# -- what each block must print or create ------------------------------------------------------
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+MEDIA_URL = rf"http://127\.0\.0\.1:\d+/media/{UUID}\.mp4"
+Check = Callable[[str, Path, Sandbox], None]
+
+
+def _has(output: str, *patterns: str) -> None:
+    for pattern in patterns:
+        assert re.search(pattern, output, re.MULTILINE), f"no {pattern!r} in:\n{output}"
+
+
+def _is_mp4(path: Path) -> None:
+    data = path.read_bytes()
+    assert len(data) > 1000 and data[4:8] == b"ftyp", f"{path} is not an MP4"
+
+
+def _submitted(sandbox: Sandbox, path: str, prompt: str) -> None:
+    bodies = [r.body for r in sandbox.requests if r.method == "POST" and r.path == path]
+    assert any(isinstance(b, dict) and b.get("prompt") == prompt for b in bodies), (path, prompt)
+
+
+def _demo(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "no credits used", "^1/2 imagine ", "^2/2 extend ", "^Done. Play it: ")
+    videos = sorted((work / "luma_nb_demo").glob("*.mp4"))
+    assert len(videos) == 2, videos
+    for video in videos:
+        _is_mp4(video)
+
+
+def _nbconvert(out: str, work: Path, sandbox: Sandbox) -> None:
+    notebook = json.loads((work / "executed" / "01-quickstart.ipynb").read_text("utf-8"))
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["execution_count"] for c in code)
+    outputs = [o for c in code for o in c["outputs"]]
+    assert outputs and not [o for o in outputs if o["output_type"] == "error"]
+
+
+def _client_story(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "^processing ", rf"^finished {MEDIA_URL}$")
+    _submitted(sandbox, "/luma-imagine", "A paper boat drifting down a rainy city street")
+    _submitted(sandbox, "/luma-extend", "The boat sails into a sunlit harbour")
+
+
+def _errors(out: str, work: Path, sandbox: Sandbox) -> None:
+    assert out.startswith("fix the input: parent_task_id "), out
+
+
+def _show(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, rf"^Luma job {UUID}: finished$", rf"^video: {MEDIA_URL}$")
+    assert out.splitlines()[-1] == "finished", out
+
+
+def _save(out: str, work: Path, sandbox: Sandbox) -> None:
+    (line,) = out.splitlines()
+    assert re.fullmatch(rf"videos/{UUID}\.mp4", line), line
+    _is_mp4(work / line)
+
+
+def _storyboard(out: str, work: Path, sandbox: Sandbox) -> None:
+    assert re.fullmatch(rf"{MEDIA_URL}\n\['finished', 'finished'\]", out.strip()), out
+    _submitted(sandbox, "/luma-extend", "The balloon lands softly in a snowy meadow at sunset")
+
+
+def _faults(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "^injected: HTTP 500 from /account", rf"^{MEDIA_URL}$")
+
+
+def _tokens(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "^sheet written to tokens.html", "^30 token\\(s\\) added")
+    rows = (work / "tokens.csv").read_text("utf-8").strip().splitlines()
+    assert len(rows) in (30, 31), rows  # 30 tokens, perhaps under a header
+    assert "Year 9 Art" in (work / "tokens.html").read_text("utf-8")
+
+
+def _class_status(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "^class: ", "^credits spent: 0$", "^uncertain submits: 0$")
+
+
+def _webhook(out: str, work: Path, sandbox: Sandbox) -> None:
+    assert out.strip() == "finished", out
+    _submitted(sandbox, "/luma-imagine", "A red fox in fresh snow")
+
+
+def _cli(out: str, work: Path, sandbox: Sandbox) -> None:
+    _has(out, "^usage: luma-nb ", rf"^{UUID} finished: {MEDIA_URL}$", rf"^saved to videos/{UUID}")
+    _has(out, rf"^{UUID}: finished {MEDIA_URL}$", "^credits: ", "^plan: sandbox$")
+    parent = json.loads((work / "parent.json").read_text("utf-8"))
+    assert re.fullmatch(UUID, parent["task_id"]) and parent["status"] == "finished"
+    (video,) = (work / "videos").glob("*.mp4")
+    _is_mp4(video)
+
+
+#: Per block (by its first line): what it must print or create. Server blocks list the text
+#: they must print before they are stopped.
+EXPECT: dict[str, Check] = {
+    "luma-nb demo": _demo,
+    "jupyter nbconvert --to notebook --execute": _nbconvert,
+    "import luma_nb\n\nform = luma_nb.extend_form()": lambda out, work, sandbox: _has(
+        out, "ExtendForm"
+    ),
+    "from luma_nb import LumaClient\n\nclient = LumaClient()": _client_story,
+    "from luma_nb import InsufficientCreditsError": _errors,
+    'job = client.imagine("A hot-air balloon rising over autumn hills")\njob.show()': _show,
+    "from luma_nb import media": _save,
+    "board = luma_nb.storyboard(": _storyboard,
+    "sandbox.faults.add(": _faults,
+    "luma-nb class tokens": _tokens,
+    "luma-nb class status": _class_status,
+    "from luma_nb.jobs.webhooks import Receiver": _webhook,
+    "luma-nb --help": _cli,
+}
+SERVER_EXPECT: dict[str, tuple[str, ...]] = {
+    "luma-nb sandbox --speed 20 --port 0": ("(speed 20)",),
+    "luma-nb sandbox --speed 10 --port 0 --credits unlimited": (
+        "Credits: unlimited",
+        "Demo parent tasks",
+        "Press Ctrl-C to stop.",
+    ),
+    "luma-nb class serve": ("class relay ", "LUMA_NB_CLASS_URL="),
+}
+
+
+def _expectation(block: Block, table: dict[str, Any]) -> Any:
+    found = [value for key, value in table.items() if key in block.code]
+    assert len(found) == 1, f"README {block.id}: {len(found)} expectations in tests/test_readme.py"
+    return found[0]
+
+
+def test_every_run_block_has_an_expectation() -> None:
+    for block in RUN:
+        _expectation(block, SERVER_EXPECT if block.marker == "runs-until-stopped" else EXPECT)
+
+
+def _check(
+    result: subprocess.CompletedProcess[str], block: Block, workdir: Path, sandbox: Sandbox
+) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"README {block.id} failed ({result.returncode}):\n{output}"
     assert KEY not in output, f"README {block.id} printed the API key"
+    _expectation(block, EXPECT)(output, workdir, sandbox)
 
 
 @pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
-def test_readme_block_runs(block: Block, workdir: Path, env: dict[str, str]) -> None:
+def test_readme_block_runs(
+    block: Block, workdir: Path, env: dict[str, str], keyed_sandbox: Sandbox
+) -> None:
     if block.marker == "runs-until-stopped":
         _run_server_block(block, workdir, env)
     elif block.lang == "bash":
@@ -157,7 +301,7 @@ def test_readme_block_runs(block: Block, workdir: Path, env: dict[str, str]) -> 
             timeout=300,
             check=False,
         )
-        _check(result, block)
+        _check(result, block, workdir, keyed_sandbox)
     else:
         script = workdir / "block.py"
         script.write_text(block.code, encoding="utf-8")
@@ -170,7 +314,7 @@ def test_readme_block_runs(block: Block, workdir: Path, env: dict[str, str]) -> 
             timeout=300,
             check=False,
         )
-        _check(result, block)
+        _check(result, block, workdir, keyed_sandbox)
 
 
 def _run_server_block(block: Block, workdir: Path, env: dict[str, str]) -> None:
@@ -182,18 +326,20 @@ def _run_server_block(block: Block, workdir: Path, env: dict[str, str]) -> None:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    wanted = [b"http://127.0.0.1:"] + [t.encode() for t in _expectation(block, SERVER_EXPECT)]
     seen = b""
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # a guard against a hang, not a speed check
         assert process.stdout is not None
-        while b"http://127.0.0.1:" not in seen and time.monotonic() < deadline:
+        while not all(w in seen for w in wanted) and time.monotonic() < deadline:
             ready, _, _ = select.select([process.stdout], [], [], 0.5)
             if ready:
                 chunk = os.read(process.stdout.fileno(), 4096)
                 if not chunk:
                     break
                 seen += chunk
-        assert b"http://127.0.0.1:" in seen, f"README {block.id} printed no URL: {seen!r}"
+        for want in wanted:
+            assert want in seen, f"README {block.id} printed no {want!r}: {seen!r}"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import io
 import math
 import threading
-import time
 
 import pytest
 
@@ -39,13 +39,24 @@ def fetch_requests(sandbox):
     return [r for r in sandbox.requests if r.path in ("/fetch", "/fetch-many")]
 
 
+class Clock:
+    """A clock the test moves by hand (the watcher's own ``clock`` argument)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.parametrize("count", [1, 20, 21, 45])
 def test_one_tick_fetches_all_due_jobs_in_ceil_n_over_20_calls(sandbox, client, count):
     jobs = client.extend_many(parent_of(sandbox), [f"clip {i}" for i in range(count)])
-    watcher = Watcher(autostart=False)
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)
     for job in jobs:
         watcher.watch(job)
-    time.sleep(0.06)  # every job is due (FixedPolicy: first look after 0.05 s)
+    clock.now += 0.06  # every job is due (FixedPolicy: first look after 0.05 s)
     sandbox.clear_requests()
     watcher.tick()
     calls = fetch_requests(sandbox)
@@ -81,12 +92,13 @@ def test_jobs_due_soon_join_the_batch_and_others_wait(sandbox, client):
 
 def test_unwatch_stops_polling_and_tells_listeners(sandbox, client):
     a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
-    watcher = Watcher(autostart=False)
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)
     heard: list[str] = []
     wa = watcher.watch(a, listener=lambda w: heard.append(w.state))
     watcher.watch(b)
     assert watcher.unwatch(a) is wa
-    time.sleep(0.06)
+    clock.now += 0.06
     sandbox.clear_requests()
     watcher.tick()
     calls = fetch_requests(sandbox)
@@ -100,32 +112,47 @@ def test_unwatch_stops_polling_and_tells_listeners(sandbox, client):
 
 def test_background_thread_finishes_many_jobs_and_is_the_only_caller(sandbox, client):
     jobs = client.extend_many(parent_of(sandbox), [f"clip {i}" for i in range(6)])
-    threads: set[str] = set()
+    threads: set[threading.Thread] = set()
+    existing = set(threading.enumerate())  # the shared watcher's thread may be among them
     watcher = Watcher()
     watches = [
-        watcher.watch(j, listener=lambda w: threads.add(threading.current_thread().name))
-        for j in jobs
+        watcher.watch(j, listener=lambda w: threads.add(threading.current_thread())) for j in jobs
     ]
     tasks = [w.wait(30) for w in watches]
     assert all(t.is_finished and t.video_url for t in tasks)
     assert all(j.done for j in jobs)
-    assert threads == {"luma-nb-watcher"}
+    # Every listener ran on one thread, new with this watcher: not the caller's, not the
+    # shared watcher's.
+    assert len(threads) == 1
+    (thread,) = threads
+    assert thread.name == "luma-nb-watcher" and thread.daemon
+    assert thread not in existing and thread is not threading.current_thread()
     assert watcher.watches == []
-    assert sum(1 for t in threading.enumerate() if t.name == "luma-nb-watcher") >= 1
+    # The caller's waits polled nothing: every fetch was one of the watcher's calls.
+    fetches = fetch_requests(sandbox)
+    assert len(fetches) == watcher.fetch_calls
 
 
 def test_transient_error_backs_off_and_goes_on(sandbox, client):
     a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
-    watcher = Watcher(autostart=False)
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)
     wa, wb = watcher.watch(a), watcher.watch(b)
     sandbox.faults.add(path="/fetch-many", kind="500", times=1)
-    time.sleep(0.06)
-    watcher.tick()
-    assert not wa.done and not wb.done
-    deadline = time.monotonic() + 20
-    while not (wa.done and wb.done) and time.monotonic() < deadline:
-        time.sleep(watcher.tick() or 0.01)
-    assert wa.state == wb.state == "finished"
+    clock.now += 0.06
+    sandbox.clear_requests()
+    backoff = watcher.tick()  # the 500: both watches back off and stay on
+    assert not wa.done and not wb.done and wa.state == wb.state == "watching"
+    assert backoff == pytest.approx(0.05)  # FixedPolicy.error: its interval again
+    assert [r.path for r in fetch_requests(sandbox)] == ["/fetch-many"]
+    clock.now += backoff / 2
+    watcher.tick()  # not due yet: nothing asked
+    assert len(fetch_requests(sandbox)) == 1
+    clock.now += backoff
+    watcher.tick()  # due again: asked again, and this time answered
+    assert [r.path for r in fetch_requests(sandbox)] == ["/fetch-many"] * 2
+    assert a.task is not None and b.task is not None
+    assert wa.state in ("watching", "finished") and wb.state in ("watching", "finished")
 
 
 def test_non_transient_error_ends_the_watch_with_that_error(make_sandbox):
@@ -155,14 +182,17 @@ def test_failed_task_ends_with_its_reason(sandbox, client):
 def test_unknown_task_ends_after_a_few_misses(sandbox, client):
     a = client.extend(parent_of(sandbox), "a")
     ghost = client.job("00000000-0000-0000-0000-000000000000")
-    watcher = Watcher(autostart=False)
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)
     watcher.watch(a)
     wg = watcher.watch(ghost)
-    for _ in range(30):
-        if wg.done:
-            break
-        time.sleep(watcher.tick() or 0.01)
-    assert wg.state == "error"
+    asks = 0
+    while not wg.done and asks < 10:
+        clock.now += 0.06
+        before = len(fetch_requests(sandbox))
+        watcher.tick()
+        asks += len(fetch_requests(sandbox)) - before
+    assert wg.state == "error" and asks == 3  # three misses in a row, then it ends
     assert "does not know task" in str(wg.error)
 
 
@@ -234,15 +264,36 @@ def test_keyboard_interrupt_in_job_wait_leaves_no_watcher_entry(sandbox, client)
     assert get_watcher().watching(job) is None
 
 
-def test_keyboard_interrupt_in_blocking_show_leaves_no_watcher_entry(sandbox, client, capsys):
+def test_keyboard_interrupt_in_blocking_show_leaves_no_watcher_entry(sandbox, client):
     sandbox.faults.next_task(stall=True)
     job = client.extend(parent_of(sandbox), "stalls forever")
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
+    printed = threading.Event()
+    stop = threading.Event()
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            printed.set()
+            return super().write(text)
+
+    out = Out()
+
+    def interrupt_once_shown() -> None:
+        # Ctrl-C arrives while the show is blocked on the watcher: after its first line.
+        while not stop.wait(0.01):
+            if printed.is_set():
+                watched.append(get_watcher().watching(job) is not None)
+                _thread.interrupt_main()
+                return
+
+    watched: list[bool] = []
+    thread = threading.Thread(target=interrupt_once_shown)
+    thread.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            show_blocking(job, timeout=60)
+            show_blocking(job, timeout=60, out=out)
     finally:
-        timer.cancel()
+        stop.set()
+        thread.join(10)
+    assert watched == [True]  # it was being watched when Ctrl-C came
     assert get_watcher().watching(job) is None
-    assert job.task_id in capsys.readouterr().out
+    assert job.task_id in out.getvalue()

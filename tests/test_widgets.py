@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -15,7 +16,7 @@ import pytest
 
 import luma_nb
 from luma_nb import ASPECT_RATIOS, FixedPolicy, LumaClient, ValidationError
-from luma_nb.jobs.watcher import get_watcher
+from luma_nb.jobs.watcher import Watcher, get_watcher
 from luma_nb.notebook.display import DEMO_NOTE
 from luma_nb.notebook.widgets import (
     ExtendForm,
@@ -25,6 +26,7 @@ from luma_nb.notebook.widgets import (
     extend_form,
     storyboard,
 )
+from luma_nb.notebook.widgets import form as form_module
 
 EVIL = '"><script>alert(1)</script>'
 
@@ -159,7 +161,19 @@ def test_double_click_submits_exactly_once(sandbox, client):
     assert form.jobs[0].task_id in form._parent.options
 
 
-def test_clicks_during_a_submit_in_flight_are_ignored(sandbox, client):
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_clicks_during_a_submit_in_flight_are_ignored(sandbox, client, monkeypatch):
+    clock = Clock()  # the form's cooldown clock, moved by hand
+    monkeypatch.setattr(form_module, "time", types.SimpleNamespace(monotonic=clock))
     sandbox.faults.add(path="/luma-extend", kind="slow", seconds=0.5)
     form = ExtendForm(client)
     fill(form, sandbox.demo_parents[0].task_id)
@@ -171,9 +185,12 @@ def test_clicks_during_a_submit_in_flight_are_ignored(sandbox, client):
         form._submit.click()
     first.join(10)
     assert len(posts(sandbox)) == 1 and len(form.jobs) == 1
-    time.sleep(1.05)  # after the cooldown a new click is a new submit
+    clock.now += form_module.SUBMIT_COOLDOWN - 0.01  # within the cooldown: still ignored
     form._submit.click()
-    assert len(posts(sandbox)) == 2
+    assert len(posts(sandbox)) == 1
+    clock.now += 0.02  # after the cooldown a new click is a new submit
+    form._submit.click()
+    assert len(posts(sandbox)) == 2 and len(form.jobs) == 2
 
 
 def test_api_errors_appear_in_words_not_tracebacks(sandbox, client):
@@ -268,16 +285,24 @@ def test_progress_view_turns_red_with_the_reason(sandbox, client):
 def test_cancel_stops_watching_and_says_the_job_goes_on(sandbox, client):
     sandbox.faults.next_task(stall=True)
     job = client.extend(sandbox.demo_parents[0].task_id, "stalls")
-    view = ProgressView(job)
-    eventually(lambda: job.status == "processing")
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)  # ticked by the test on its own clock
+    view = ProgressView(job, watcher=watcher)
+
+    def tick() -> None:
+        clock.now += 0.06  # every look is due (FixedPolicy(0.05))
+        watcher.tick()
+
+    eventually(lambda: tick() or job.status == "processing")
     view._cancel.click()
-    eventually(lambda: "keeps running at the service" in view._message.value)
+    watcher.tick()  # the listeners hear the cancel on the watcher's turn
+    assert "keeps running at the service" in view._message.value
     assert view._bar.bar_style == "warning"
-    assert get_watcher().watching(job) is None
-    time.sleep(0.2)
-    count = len([r for r in sandbox.requests if job.task_id in str(r.body)])
-    time.sleep(0.3)
-    assert len([r for r in sandbox.requests if job.task_id in str(r.body)]) == count
+    assert watcher.watching(job) is None and watcher.watches == []
+    asked = len([r for r in sandbox.requests if job.task_id in str(r.body)])
+    for _ in range(5):
+        tick()
+    assert len([r for r in sandbox.requests if job.task_id in str(r.body)]) == asked
 
 
 def test_widget_bundles_offer_the_view_plus_stable_text_and_html(sandbox, client):

@@ -222,7 +222,7 @@ class Account:
             total_value = None
         return cls(
             email=_text(data.get("email")),
-            credits=credits_value,
+            credits=credits_value if math.isfinite(credits_value or 0.0) else None,
             total_images=total_value,
             plan=_text(data.get("plan")),
             raw=dict(data),
