@@ -60,7 +60,6 @@ class Watch:
         self.schedule = schedule
         self.started = now
         self.timeout = timeout
-        self.deadline = now + timeout
         #: The waiting rules (the same ones a blocking wait follows): what a snapshot or an
         #: error means, and how long to wait before the next look.
         self.waiter = Waiter(
@@ -84,6 +83,11 @@ class Watch:
         self._lock = threading.Lock()
 
     # -- state ------------------------------------------------------------------------------
+
+    @property
+    def deadline(self) -> float:
+        """When watching ends with :class:`~luma_nb.WaitTimeout` (the waiter's deadline)."""
+        return self.waiter.deadline
 
     @property
     def task(self) -> Task | None:

@@ -41,8 +41,8 @@ __all__ = (
 _MAX_MISSES = 3
 #: The longest single sleep of the thread (it rechecks its jobs at least this often).
 _MAX_SLEEP = 3600.0
-#: Shortest time given to one fetch near a deadline.
-_MIN_FETCH_SECONDS = 0.2
+#: Longest time given to one fetch of the watcher (shorter near a watch's deadline).
+_MAX_FETCH_SECONDS = 20.0
 _log = logging.getLogger("luma_nb.watcher")
 
 
@@ -211,8 +211,7 @@ class Watcher:
         ids = list(dict.fromkeys(w.job.task_id for w in batch))
         self.fetch_calls += 1
         # The fetch may not outlive the earliest deadline among the watches it serves.
-        left = min(w.deadline for w in batch) - self.clock()
-        timeout = max(_MIN_FETCH_SECONDS, min(client.timeout, 20.0, left))
+        timeout = min(_MAX_FETCH_SECONDS, *(w.waiter.request_timeout() for w in batch))
         try:
             tasks = client.fetch_many(ids, timeout=timeout)
         except Exception as error:
