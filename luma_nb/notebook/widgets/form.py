@@ -238,6 +238,10 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
             if values is None:
                 return None
             self._busy = True
+        # From here the secret travels in ``values`` only: whatever the answer, it must not stay
+        # in the widget state, which a saved notebook would carry. It is asked again next time.
+        had_secret = bool(self._webhook_secret.value)
+        self._webhook_secret.value = ""
         self._submit.disabled = True
         self._submit.description = "Submitting…"
         self._message.value = message_html("Submitting…", "info")
@@ -245,10 +249,7 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
             job = self.client.extend(**values)
         except Exception as error:
             text = _readable(error)
-            if self._webhook_secret.value:
-                # Sent or not, the secret must not stay in the widget state a saved notebook
-                # would carry.
-                self._webhook_secret.value = ""
+            if had_secret:
                 text += " Enter the webhook secret again to resubmit."
             self._message.value = message_html(text)
             return None
@@ -258,9 +259,6 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
                 self._last_submit = time.monotonic()
             self._submit.description = "Submit extend"
             self._submit.disabled = False
-        # The secret left the kernel with the request; do not keep it in widget state, which
-        # a saved notebook would carry. It is asked again for the next submit.
-        self._webhook_secret.value = ""
         self._validate()
         self.jobs.append(job)
         _recent.remember(job)
