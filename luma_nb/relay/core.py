@@ -33,6 +33,7 @@ from ..contract.errors import (
 from ..contract.polling import DefaultPolicy, PollPolicy
 from .checks import RateLimiter
 from .handlers import Forwarded, RelayContext, make_app
+from .hub import HubIdentity, HubUser
 from .poller import Poller
 from .sqlite import SQLiteStore
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
@@ -66,6 +67,9 @@ class Relay:
         poll: the polling policy of the class's one poller (default DefaultPolicy).
         rate_clock: clock of the rate limiter (injectable for tests).
         publish: task ids every student may fetch (e.g. the parents to extend).
+        hub: JupyterHub mode: a :class:`~luma_nb.relay.hub.HubIdentity`; a Hub user's token
+            is then a student's credential too (enrolled on first use), beside class tokens.
+        base_path: the path prefix to serve under (the Hub gives ``/services/luma-class/``).
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class Relay:
         rate_clock: Callable[[], float] | None = None,
         publish: Sequence[str] = (),
         upstream_timeout: float = 30.0,
+        hub: HubIdentity | None = None,
+        base_path: str = "/",
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
         if not key.strip():
@@ -117,7 +123,11 @@ class Relay:
             forward=self._forward,
             watch=self.poller.watch,
             last_look=lambda: self.poller.last_look,
+            identify=None if hub is None else hub.name,
+            base_path="/" + base_path.strip("/") + "/" if base_path.strip("/") else "/",
         )
+        #: JupyterHub mode's identity check (None for a class of tokens only).
+        self.hub = hub
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,7 +204,7 @@ class Relay:
     def base_url(self) -> str:
         """The URL students use (LUMA_NB_CLASS_URL)."""
         host = self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1"  # noqa: S104
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}{self._ctx.base_path.rstrip('/')}"
 
     @property
     def served(self) -> dict[str, int]:
@@ -225,6 +235,16 @@ class Relay:
     def ledger(self) -> list[LedgerEntry]:
         """Every reservation, charge, release and refund, oldest first."""
         return self.store.ledger()
+
+    def hub_teacher(self, token: str, timeout: float = 15.0) -> HubUser | None:
+        """JupyterHub mode: the Hub user owning ``token`` if they are a teacher (a Hub admin or
+        a member of the teacher group), else None. Callable from any thread but the relay's;
+        handlers on the relay's loop await ``relay.hub.teacher(token)`` instead. Raises
+        HubUnavailable when the Hub cannot be asked, RuntimeError when not in Hub mode."""
+        if self.hub is None or self._loop is None:
+            raise RuntimeError("hub_teacher needs a started relay in JupyterHub mode")
+        future = asyncio.run_coroutine_threadsafe(self.hub.teacher(token), self._loop)
+        return future.result(timeout)
 
     # -- forwarding ------------------------------------------------------------------------
 

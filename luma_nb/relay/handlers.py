@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ import tornado.web
 
 from ..contract.errors import ValidationError
 from .checks import RateLimiter, fetch_ids, submit_body
+from .hub import HubUnavailable
 from .store import Budgets, RelayStore, Student
-from .tokens import hash_token
+from .tokens import TOKEN_PREFIX, hash_token
 
 __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
@@ -59,6 +61,11 @@ class RelayContext:
     last_look: Callable[[], float | None]
     served: Counter[str] = field(default_factory=Counter)
     """Answers given, by path (what the class asked of the relay)."""
+    identify: Callable[[str], Awaitable[str | None]] | None = None
+    """JupyterHub mode: the name of the Hub user a token belongs to, else None (may raise
+    :class:`~luma_nb.relay.hub.HubUnavailable`)."""
+    base_path: str = "/"
+    """The path prefix the relay serves under (``/services/luma-class/`` on a Hub)."""
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
@@ -101,11 +108,21 @@ class _Base(tornado.web.RequestHandler):
         text = messages.get(status_code, self._reason or "Request failed")
         self.finish(json.dumps({} if status_code == 401 else errors(text)))
 
-    def student(self) -> Student | None:
+    @property
+    def endpoint(self) -> str:
+        """The API path asked for, without the relay's base path (``/fetch``...)."""
+        return "/" + self.request.path[len(self.ctx.base_path) :]
+
+    async def student(self) -> Student | None:
+        """The student sending a class token, or (on a Hub) a Hub user's token."""
         token = self.request.headers.get("Authorization", "").strip()
         if not token:
             return None
-        return self.ctx.store.student_by_hash(hash_token(token))
+        found = self.ctx.store.student_by_hash(hash_token(token))
+        if found is not None or self.ctx.identify is None or token.startswith(TOKEN_PREFIX):
+            return found
+        name = await self.ctx.identify(token)
+        return None if name is None else self.ctx.store.enroll(name)
 
     def payload(self) -> Any:
         """The decoded JSON body; raises ValidationError (400) or answers 413 (returns ...)."""
@@ -139,7 +156,11 @@ class _Api(_Base):
     get = head = put = patch = delete = options = post = _not_allowed
 
     async def _run(self) -> None:
-        student = self.student()
+        try:
+            student = await self.student()
+        except HubUnavailable:
+            self.answer(503, errors("The relay could not ask JupyterHub who you are; try again."))
+            return
         if student is None:
             self.answer(401, errors("Unknown or revoked class token"))
             return
@@ -160,7 +181,7 @@ class SubmitHandler(_Api):
         await self._run()
 
     async def serve(self, student: Student, payload: Any) -> None:
-        ctx, path = self.ctx, self.request.path
+        ctx, path = self.ctx, self.endpoint
         body = submit_body(path, payload)
         wait = ctx.rate.take(student.id)
         if wait is not None:
@@ -191,11 +212,11 @@ class FetchHandler(_Api):
         await self._run()
 
     async def serve(self, student: Student, payload: Any) -> None:
-        ids = fetch_ids(self.request.path, payload)
+        ids = fetch_ids(self.endpoint, payload)
         bodies = [self.ctx.store.task_body(task_id, student) for task_id in ids]
         looked = self.ctx.last_look()
         headers = {"X-Luma-NB-Polled-At": f"{looked:.3f}"} if looked is not None else {}
-        if self.request.path == "/fetch":
+        if self.endpoint == "/fetch":
             if bodies[0] is None:
                 self.answer(404, errors("Task not found"), headers)
             else:
@@ -233,14 +254,15 @@ _PATHS = frozenset({"/luma-extend", "/luma-imagine", "/fetch", "/fetch-many", "/
 
 
 def make_app(ctx: RelayContext) -> tornado.web.Application:
-    """The Tornado application of the relay."""
+    """The Tornado application of the relay, under ``ctx.base_path``."""
+    base = re.escape(ctx.base_path)
     return tornado.web.Application(
         [
-            (r"/luma-extend", SubmitHandler),
-            (r"/luma-imagine", SubmitHandler),
-            (r"/fetch", FetchHandler),
-            (r"/fetch-many", FetchHandler),
-            (r"/account", AccountHandler),
+            (base + r"luma-extend", SubmitHandler),
+            (base + r"luma-imagine", SubmitHandler),
+            (base + r"fetch", FetchHandler),
+            (base + r"fetch-many", FetchHandler),
+            (base + r"account", AccountHandler),
         ],
         default_handler_class=NotFound,
         log_function=_log_request,
@@ -252,7 +274,9 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     # Method, path, status and time only: never headers (tokens) or bodies.
     request = handler.request
     ctx: RelayContext = handler.application.settings["relay"]
-    ctx.served[request.path if request.path in _PATHS else "other"] += 1
+    path = "/" + request.path[len(ctx.base_path) :]
+    known = request.path.startswith(ctx.base_path) and path in _PATHS
+    ctx.served[path if known else "other"] += 1
     log.info(
         "%d %s %s %.1f ms",
         handler.get_status(),

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .store import Budgets, LedgerEntry, Refusal, Student, SubmitRecord
+from .store import NAME_ONLY, Budgets, LedgerEntry, Refusal, Student, SubmitRecord
 
 __all__ = ("SQLiteStore",)
 
@@ -116,6 +116,20 @@ class SQLiteStore:
                 (token_hash,),
             ).fetchone()
         return None if row is None else Student(int(row["id"]), str(row["name"]))
+
+    def enroll(self, name: str) -> Student | None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO students (name, token_hash, created) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (name, NAME_ONLY + name, self._clock()),
+            )
+            row = db.execute(
+                "SELECT id, revoked FROM students WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None or row["revoked"] is not None:
+            return None
+        return Student(int(row["id"]), name)
 
     def revoke(self, name: str) -> bool:
         with self._tx() as db:

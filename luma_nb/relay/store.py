@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = (
+    "NAME_ONLY",
     "Budgets",
     "LedgerEntry",
     "Refusal",
@@ -24,6 +25,11 @@ __all__ = (
     "Student",
     "SubmitRecord",
 )
+
+#: What a store keeps as the token hash of a student enrolled by name (a JupyterHub user, who
+#: has no class token): this prefix and the name. No hex SHA-256 can equal it (it has a colon),
+#: so no class token ever matches such a student.
+NAME_ONLY = "name:"
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,11 @@ class RelayStore(Protocol):
 
     def revoke(self, name: str) -> bool:
         """Revoke a student's token at once; False when there is no such student."""
+        ...
+
+    def enroll(self, name: str) -> Student | None:
+        """The student called ``name``, added without a token when new (a JupyterHub user,
+        enrolled on first use); None when that student was revoked."""
         ...
 
     def students(self) -> list[Student]:
