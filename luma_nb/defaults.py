@@ -41,7 +41,9 @@ def default_client() -> LumaClient:
     """The client notebooks use when none is given, made once per process.
 
     With ``LUMA_NB_CLASS_URL`` set: the class relay at that URL, with the student's
-    ``LUMA_NB_CLASS_TOKEN`` (the teacher's key stays on the relay). Else, with
+    ``LUMA_NB_CLASS_TOKEN`` (the teacher's key stays on the relay); on JupyterHub, where the
+    Hub's config sets the URL for every server, without a class token the server's own
+    ``JUPYTERHUB_API_TOKEN`` says who the student is. Else, with
     ``APIFRAME_API_KEY`` set: ``LumaClient()`` (the real API, which costs credits).
     Without it: demo mode - the process-wide offline sandbox is started (speed
     ``LUMA_NB_SANDBOX_SPEED``, default 10: jobs take 6-30 s) and the client points at it;
@@ -87,7 +89,7 @@ def class_url() -> str | None:
 def _class_client(url: str, cached: LumaClient | None) -> LumaClient:
     """The client of the class relay at ``url``: ``cached`` while URL and token are the same."""
     global _class_token
-    token = os.environ.get("LUMA_NB_CLASS_TOKEN", "").strip()
+    token = os.environ.get("LUMA_NB_CLASS_TOKEN", "").strip() or _hub_token()
     if not token:
         raise ValidationError(
             "LUMA_NB_CLASS_URL is set but LUMA_NB_CLASS_TOKEN is not: set it to the class token "
@@ -101,6 +103,18 @@ def _class_client(url: str, cached: LumaClient | None) -> LumaClient:
     client = LumaClient(token, base_url=url)
     _identify(client)  # the relay says so, and names the class, in its headers
     return client
+
+
+def _hub_token() -> str:
+    """The Hub token of this JupyterHub user's server, or "" outside a Hub's server.
+
+    A Hub sets ``JUPYTERHUB_API_TOKEN`` with ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_USER`` in
+    every user's server (and its kernels); all three must be there, so a stray token alone
+    (a Hub service's, say) is never sent.
+    """
+    if not all(os.environ.get(v, "").strip() for v in ("JUPYTERHUB_API_URL", "JUPYTERHUB_USER")):
+        return ""
+    return os.environ.get("JUPYTERHUB_API_TOKEN", "").strip()
 
 
 def _usable(client: LumaClient) -> bool:

@@ -5,6 +5,10 @@ The teacher's three commands::
     luma-nb class tokens --count 30 --html tokens.html > tokens.csv
     APIFRAME_API_KEY=... luma-nb class serve --host 0.0.0.0 --port 8765 --student-budget 36
     # students: LUMA_NB_CLASS_URL=http://<teacher>:8765 LUMA_NB_CLASS_TOKEN=<token>
+
+On JupyterHub, ``luma-nb class serve --hub`` is the ``command`` of a Hub-managed service: it
+listens at the service's ``url``, under ``/services/<name>/``, and students need no token (their
+server's own Hub token says who they are); see README, "Teaching a class on JupyterHub".
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'sandbox' to rehearse offline behind a shared sandbox",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for the room)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=None, help=f"default {DEFAULT_PORT}")
     p.add_argument("--db", default=DEFAULT_DB, help=f"the class file (default {DEFAULT_DB})")
     p.add_argument("--name", help="the class's name, shown in the students' form")
     p.add_argument("--class-budget", type=float, metavar="N", help="credits for the whole class")
@@ -72,7 +76,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ENDPOINT=N",
         help="credits per submit (default luma-extend=6 and luma-imagine=6)",
     )
+    p.add_argument(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="TASK_ID",
+        help="let every student fetch (and extend) this task, e.g. the class's start video",
+    )
     p.add_argument("--sandbox-speed", type=float, default=10.0, help="with --upstream sandbox")
+    p.add_argument(
+        "--hub",
+        action="store_true",
+        help="run as a JupyterHub-managed service: listen where the Hub says, and let Hub "
+        "users in with their own Hub token (class tokens keep working)",
+    )
+    p.add_argument(
+        "--teacher-group",
+        metavar="GROUP",
+        help="with --hub: members of this Hub group are teachers (Hub admins always are)",
+    )
+    p.add_argument(
+        "--hub-cache",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --hub: how long the Hub's answer about a token is trusted (default 30)",
+    )
     p.set_defaults(class_run=_serve)
 
     p = sub.add_parser("tokens", help="make student tokens: CSV on stdout, an HTML sheet")
@@ -166,6 +195,23 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the Hub wants the service, and the Hub identity check (ValueError outside a Hub)."""
+    from .hub import CACHE_SECONDS, HubIdentity, service_from_env
+
+    service = service_from_env()
+    cache = CACHE_SECONDS if args.hub_cache is None else args.hub_cache
+    identity = HubIdentity(service.api_url, teacher_group=args.teacher_group, cache_seconds=cache)
+    if args.port is not None and args.port != service.port:
+        raise ValueError(f"--port {args.port} is not the service's Hub port ({service.port})")
+    return {
+        "host": service.host,
+        "port": service.port,
+        "hub": identity,
+        "base_path": service.prefix,
+    }
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         from .core import Relay
@@ -182,8 +228,14 @@ def _serve(args: argparse.Namespace) -> int:
         "rate": args.rate,
         "costs": dict(args.cost),
         "host": args.host,
-        "port": args.port,
+        "port": DEFAULT_PORT if args.port is None else args.port,
+        "publish": list(args.publish),
     }
+    if args.hub:
+        options.update(_hub_options(args))
+    elif args.teacher_group or args.hub_cache is not None:
+        print("luma-nb class serve: --teacher-group and --hub-cache need --hub", file=sys.stderr)
+        return 2
     rehearsal = None
     if args.upstream == "sandbox":
         from .launch import rehearsal as start_rehearsal
@@ -205,6 +257,8 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         print(f"class relay {relay.class_name!r} on {relay.base_url} -> {relay.upstream_url}")
+        if relay.hub is not None:
+            print(f"JupyterHub mode: Hub users are students (asked of {relay.hub.api_url})")
         print(f"students set LUMA_NB_CLASS_URL={relay.base_url} (Ctrl-C stops)", flush=True)
         done.wait()
     except KeyboardInterrupt:
