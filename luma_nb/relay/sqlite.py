@@ -124,9 +124,7 @@ class SQLiteStore:
                 "ON CONFLICT DO NOTHING",
                 (name, NAME_ONLY + name, self._clock()),
             )
-            row = db.execute(
-                "SELECT id, revoked FROM students WHERE name = ?", (name,)
-            ).fetchone()
+            row = db.execute("SELECT id, revoked FROM students WHERE name = ?", (name,)).fetchone()
         if row is None or row["revoked"] is not None:
             return None
         return Student(int(row["id"]), name)
