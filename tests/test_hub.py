@@ -273,3 +273,34 @@ def test_the_service_is_routed_by_the_proxy_under_its_prefix(hub: Hub) -> None:
     finally:
         conn.close()
     assert all(h.startswith("name:") or re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes)
+
+
+def browser_login(hub: Hub, user: str, page: str) -> requests.Response:
+    """A browser's visit of ``page`` (under the service), signing in as ``user`` on the Hub."""
+    session = requests.Session()
+    first = session.get(hub.url + page, timeout=60)
+    assert first.status_code == 200 and "/hub/login" in first.url, (first.status_code, first.url)
+    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', first.text)
+    data = {"username": user, "password": "any"}
+    if xsrf:
+        data["_xsrf"] = xsrf.group(1)
+    answer = session.post(first.url, data=data, timeout=60)
+    session.close()
+    return answer
+
+
+def test_teachers_sign_in_through_the_hubs_oauth(hub: Hub) -> None:
+    login = "/services/luma-class/hub-login"
+    for teacher in ("ms-lee", "head"):
+        answer = browser_login(hub, teacher, login)
+        assert answer.status_code == 200, (answer.url, answer.text[:500])
+        assert answer.json() == {"name": teacher, "teacher": True}
+        assert answer.headers["X-Luma-NB-Service"] == "relay"
+    # After the login, a teacher is sent on to a page of the relay, never to another site.
+    answer = browser_login(hub, "ms-lee", login + "?next=/services/luma-class/account")
+    assert answer.url == hub.url + "/services/luma-class/account"
+    answer = browser_login(hub, "ms-lee", login + "?next=//example.org/")
+    assert answer.url.startswith(hub.url + login) and answer.json()["teacher"] is True
+    # A student may not even use the relay's pages: the Hub refuses the OAuth (no role).
+    answer = browser_login(hub, "bob", login)
+    assert answer.status_code == 403 and answer.url.startswith(hub.url + "/hub/"), answer.url

@@ -199,6 +199,10 @@ def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
     """Where the Hub wants the service, and the Hub identity check (ValueError outside a Hub)."""
     from .hub import CACHE_SECONDS, HubIdentity, service_from_env
 
+    try:
+        import jupyterhub  # noqa: F401 - the teachers' login through the Hub's OAuth
+    except ImportError:
+        raise ValueError("--hub needs jupyterhub: pip install 'luma_nb[hub]'") from None
     service = service_from_env()
     cache = CACHE_SECONDS if args.hub_cache is None else args.hub_cache
     identity = HubIdentity(service.api_url, teacher_group=args.teacher_group, cache_seconds=cache)
@@ -209,6 +213,7 @@ def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
         "port": service.port,
         "hub": identity,
         "base_path": service.prefix,
+        "hub_login": True,
     }
 
 

@@ -70,6 +70,9 @@ class Relay:
         hub: JupyterHub mode: a :class:`~luma_nb.relay.hub.HubIdentity`; a Hub user's token
             is then a student's credential too (enrolled on first use), beside class tokens.
         base_path: the path prefix to serve under (the Hub gives ``/services/luma-class/``).
+        hub_login: JupyterHub mode, as a Hub-managed service: teachers' browsers sign in
+            through the Hub's OAuth (``hub-login``; needs jupyterhub and the Hub's service
+            environment).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Relay:
         upstream_timeout: float = 30.0,
         hub: HubIdentity | None = None,
         base_path: str = "/",
+        hub_login: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
         if not key.strip():
@@ -128,6 +132,13 @@ class Relay:
         )
         #: JupyterHub mode's identity check (None for a class of tokens only).
         self.hub = hub
+        self._hub_login: Any = None
+        if hub_login:
+            if hub is None:
+                raise ValueError("hub_login needs hub (JupyterHub mode)")
+            from .hub_pages import HubLogin  # jupyterhub: only where a Hub runs
+
+            self._hub_login = HubLogin(hub, self._ctx.base_path)
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,7 +172,10 @@ class Relay:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
-        server = tornado.httpserver.HTTPServer(make_app(self._ctx), max_body_size=8 * 1024 * 1024)
+        app = make_app(self._ctx)
+        if self._hub_login is not None:
+            self._hub_login.install(app)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
         server.add_sockets(sockets)
         loop.call_soon(ready.set)
         try:

@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 
 import tornado.httpclient
 
-__all__ = ("HubIdentity", "HubService", "HubUnavailable", "HubUser", "service_from_env")
+__all__ = (
+    "HubIdentity",
+    "HubService",
+    "HubUnavailable",
+    "HubUser",
+    "service_from_env",
+    "user_from_model",
+)
 
 log = logging.getLogger("luma_nb.relay")
 
@@ -179,7 +186,7 @@ class HubIdentity:
             model = json.loads(response.body)
         except ValueError:
             raise HubUnavailable("the Hub's answer is not JSON") from None
-        return _user(model)
+        return user_from_model(model)
 
 
 def _bare(token: str) -> str:
@@ -191,7 +198,7 @@ def _bare(token: str) -> str:
     return token
 
 
-def _user(model: object) -> HubUser | None:
+def user_from_model(model: object) -> HubUser | None:
     """A HubUser from the Hub's ``/user`` model; None for a service or an odd model."""
     if not isinstance(model, dict) or model.get("kind", "user") != "user":
         return None
