@@ -113,6 +113,12 @@ def hub(upstream: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         started.api("POST", "/groups/teachers/users", {"users": ["ms-lee"]})
         for name in STUDENTS:
             started.start_server(name)
+
+        def relay_up() -> bool:  # the Hub started the service and its proxy routes to it
+            answer = _account(started, "")
+            return answer.status_code == 401 and answer.headers.get("X-Luma-NB-Service") == "relay"
+
+        wait_for("the relay as a Hub service", relay_up, 120, log=started.log)
         for name in STUDENTS:
             started.wait_server(name)
         yield started
