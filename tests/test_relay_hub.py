@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -366,3 +367,24 @@ def test_a_student_client_reaches_the_relay_under_its_prefix(relay: Relay, hub: 
     with LumaClient("bob-token", base_url=relay.base_url, journal=None) as client:
         assert client.account().raw["class"] == "Year 9 Art"
         assert client.service == "relay"
+
+
+# -- luma-nb class serve --hub outside a Hub ------------------------------------------------------
+
+
+def test_serve_hub_outside_a_hub_says_which_variable_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from luma_nb import cli
+
+    for name in list(os.environ):
+        if name.startswith("JUPYTERHUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("APIFRAME_API_KEY", "k")
+    db = str(tmp_path / "class.sqlite")
+    assert cli.main(["class", "serve", "--hub", "--db", db]) == 2
+    assert "JUPYTERHUB_SERVICE_NAME is not set: --hub runs the relay as a JupyterHub" in (
+        capsys.readouterr().err
+    )
+    assert cli.main(["class", "serve", "--teacher-group", "teachers", "--db", db]) == 2
+    assert "need --hub" in capsys.readouterr().err
