@@ -131,13 +131,21 @@ class SQLiteStore:
         return None if row is None else Student(int(row["id"]), str(row["name"]))
 
     def enroll(self, name: str) -> Student | None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO students (name, token_hash, created) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (name, NAME_ONLY + name, self._clock()),
-            )
-            row = db.execute("SELECT id, revoked FROM students WHERE name = ?", (name,)).fetchone()
+        # Asked on every request of a Hub user: a read first, a write only for a newcomer.
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, revoked FROM students WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO students (name, token_hash, created) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (name, NAME_ONLY + name, self._clock()),
+                )
+                row = db.execute(
+                    "SELECT id, revoked FROM students WHERE name = ?", (name,)
+                ).fetchone()
         if row is None or row["revoked"] is not None:
             return None
         return Student(int(row["id"]), name)
