@@ -22,9 +22,12 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 
 from __future__ import annotations
 
+from .class_gallery import ClassGallery
 from .form import ExtendForm, extend_form
 from .gallery import Gallery
 from .progress import ProgressView
 from .storyboard import Storyboard, storyboard
 
-__all__ = ("ExtendForm", "Gallery", "ProgressView", "Storyboard", "extend_form", "storyboard")
+__all__ = (
+    "ClassGallery",
+    "ExtendForm", "Gallery", "ProgressView", "Storyboard", "extend_form", "storyboard")
