@@ -65,7 +65,9 @@ class GalleryFollow:
         self._stream_options = dict(stream_options or {})
         self._stream: GalleryStream | None = None
         self._stopping = threading.Event()
-        self._cond = threading.Condition()
+        # Re-entrant: the listener runs holding it (and may read ``value``), so a waiter wakes
+        # only once the listener has shown the change.
+        self._cond = threading.Condition(threading.RLock())
         self._thread: threading.Thread | None = None
 
     @property
@@ -85,14 +87,16 @@ class GalleryFollow:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop following (idempotent); waits up to ``timeout`` s for the thread to end."""
+        """Stop following (idempotent). With events, waits up to ``timeout`` s for the thread to
+        end (it ends at once); with long-polls, a poll in flight is abandoned, not waited for."""
         self._stopping.set()
         stream = self._stream
         if stream is not None:
             stream.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            # A long-poll in flight cannot be cut short: it is abandoned (its answer dropped).
+            thread.join(timeout if self.transport == "events" else min(timeout, 0.5))
         if self.state not in ("error", "stopped"):
             self._set_state("stopped")
 
@@ -104,7 +108,8 @@ class GalleryFollow:
     def wait_until(
         self, predicate: Callable[[GalleryFollow], bool], timeout: float = 60.0
     ) -> bool:
-        """Block until ``predicate(self)`` holds (checked after every change) or ``timeout``."""
+        """Block until ``predicate(self)`` holds (checked after every change, once the listener
+        has seen it) or ``timeout`` s passed; True if it holds."""
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self), timeout)
 
@@ -162,16 +167,16 @@ class GalleryFollow:
             self.seq = update.seq
             self.updates += 1
             self.state = "live"
+            self._tell()
             self._cond.notify_all()
-        self._tell()
 
     def _set_state(self, state: str) -> None:
         with self._cond:
             if self.state == state:
                 return
             self.state = state
+            self._tell()
             self._cond.notify_all()
-        self._tell()
 
     def _tell(self) -> None:
         if self._listener is not None:
