@@ -98,6 +98,16 @@ class ClassGallery(widgets.VBox):  # type: ignore[misc]
         """The videos shown now, oldest first."""
         return self.follow.value if self.follow is not None else []
 
+    def wait_for(self, count: int = 1, timeout: float = 60.0) -> bool:
+        """Block until at least ``count`` videos are shown (for scripts and rehearsals); True
+        if they are, False after ``timeout`` s or when following ended first."""
+        if self.follow is None:
+            return False
+        self.follow.wait_until(
+            lambda f: len(f.videos) >= count or f.state in ("stopped", "error"), timeout
+        )
+        return len(self.value) >= count
+
     def start(self) -> ClassGallery:
         """Start following the gallery (done at once unless ``start=False``)."""
         if self.follow is not None:
