@@ -137,3 +137,18 @@ def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
     demo = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox", journal=None)
     assert extend_form(demo)._share.layout.display == "none"
     demo.close()
+
+
+def test_the_classroom_notebook_shows_the_class_gallery_in_a_class(room, tmp_path):
+    from tests._notebooks import NOTEBOOKS, copy_notebooks, demo_env, environment, execute
+    from tests._notebooks import output_text
+
+    [copy] = copy_notebooks(tmp_path / "nb", [NOTEBOOKS / "04-classroom.ipynb"])
+    env = demo_env(tmp_path / "home") | {
+        "LUMA_NB_CLASS_URL": room.url,
+        "LUMA_NB_CLASS_TOKEN": room.tokens[0].token,
+    }
+    with environment(env):
+        text = output_text(execute(copy, timeout=120))
+    assert "ClassGallery('Year 9 Art')" in text and "Gallery(0 jobs)" not in text
+    assert room.tokens[0].token not in text
