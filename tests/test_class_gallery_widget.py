@@ -140,8 +140,14 @@ def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
 
 
 def test_the_classroom_notebook_shows_the_class_gallery_in_a_class(room, tmp_path):
-    from tests._notebooks import NOTEBOOKS, copy_notebooks, demo_env, environment, execute
-    from tests._notebooks import output_text
+    from tests._notebooks import (
+        NOTEBOOKS,
+        copy_notebooks,
+        demo_env,
+        environment,
+        execute,
+        output_text,
+    )
 
     [copy] = copy_notebooks(tmp_path / "nb", [NOTEBOOKS / "04-classroom.ipynb"])
     env = demo_env(tmp_path / "home") | {

@@ -105,9 +105,7 @@ class GalleryFollow:
         """True while the thread follows the gallery."""
         return self._thread is not None and self._thread.is_alive()
 
-    def wait_until(
-        self, predicate: Callable[[GalleryFollow], bool], timeout: float = 60.0
-    ) -> bool:
+    def wait_until(self, predicate: Callable[[GalleryFollow], bool], timeout: float = 60.0) -> bool:
         """Block until ``predicate(self)`` holds (checked after every change, once the listener
         has seen it) or ``timeout`` s passed; True if it holds."""
         with self._cond:

@@ -30,4 +30,10 @@ from .storyboard import Storyboard, storyboard
 
 __all__ = (
     "ClassGallery",
-    "ExtendForm", "Gallery", "ProgressView", "Storyboard", "extend_form", "storyboard")
+    "ExtendForm",
+    "Gallery",
+    "ProgressView",
+    "Storyboard",
+    "extend_form",
+    "storyboard",
+)
