@@ -266,14 +266,22 @@ class GalleryStream:
 
 
 def _shut(response: requests.Response) -> None:
-    """Shut the stream's socket, so a read blocked on it returns at once."""
-    connection = getattr(response.raw, "connection", None) or getattr(
-        response.raw, "_connection", None
-    )
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    """Shut the stream's socket, so a read blocked on it (in another thread) returns at once.
+
+    The socket is the connection's, or, once the server said ``Connection: close``, only the
+    reader's (``http.client`` lets go of it in the connection then)."""
+    raw = response.raw
+    candidates = [
+        getattr(getattr(raw, "connection", None), "sock", None),
+        getattr(
+            getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None
+        ),
+    ]
+    for sock in candidates:
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            return
 
 
 def _events(response: requests.Response, read_timeout: float) -> Iterator[tuple[str, str]]:
