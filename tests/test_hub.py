@@ -5,7 +5,8 @@ SimpleLocalProcessSpawner and configurable-http-proxy (npm; the test fails, neve
 it). Its config is the README's ``jupyterhub_config.py`` snippet, with only the ports, the class
 file and the student budget changed, plus what a test Hub needs (an admin token, the upstream).
 The relay's upstream is a sandbox. Two students' servers each run the classroom notebook's cells
-in a kernel of their own server, submit through its form, and their budgets stay separate.
+in a kernel of their own server, submit through its form, and their budgets stay separate;
+each notebook's live class gallery shows both students' videos.
 """
 
 from __future__ import annotations
@@ -156,7 +157,17 @@ time.sleep(1.1)  # the form's double-click guard: one submit per second
 job = form.submit()
 assert job is not None, form._message.value
 job.wait(timeout=120)
-print("job", job.status, len(class_gallery.jobs))
+print("job", job.status)
+"""
+
+GALLERY = """
+import json
+assert class_gallery.wait_for({count}, timeout=120), class_gallery.value
+print(json.dumps(sorted([v.student, v.task_id] for v in class_gallery.value)))
+"""
+
+JOB_IDS = """
+print(json.dumps([[j.task_id] for j in form.jobs]))
 """
 
 REPORT = """
@@ -186,29 +197,38 @@ def test_two_students_run_the_classroom_notebook_with_separate_budgets(
 
     def lesson(name: str) -> dict[str, Any]:
         """One student's lesson in a kernel of their own server; what they saw."""
-        kernel = hub.kernel(name)
-        try:
-            env = kernel.run(
-                "import os; print(os.environ['JUPYTERHUB_USER'], "
-                "'LUMA_NB_CLASS_TOKEN' in os.environ)"
-            )
-            outputs = [kernel.run(cell) for cell in notebook_cells(parent)]
-            seen: dict[str, Any] = {"env": env.split(), "form": outputs[1]}
-            seen["before"] = _report(kernel)
-            seen["jobs"] = [kernel.run(SUBMIT.format(prompt=p)).strip() for p in plans[name]]
-            if name == "alice":
-                seen["refused"] = kernel.run(OVER_BUDGET)
-            seen["after"] = _report(kernel)
-        finally:
-            kernel.shutdown()
+        kernel = kernels[name]
+        env = kernel.run(
+            "import os; print(os.environ['JUPYTERHUB_USER'], 'LUMA_NB_CLASS_TOKEN' in os.environ)"
+        )
+        outputs = [kernel.run(cell) for cell in notebook_cells(parent)]
+        seen: dict[str, Any] = {"env": env.split(), "form": outputs[1], "gallery": outputs[2]}
+        seen["before"] = _report(kernel)
+        seen["jobs"] = [kernel.run(SUBMIT.format(prompt=p)).strip() for p in plans[name]]
+        if name == "alice":
+            seen["refused"] = kernel.run(OVER_BUDGET)
+        seen["after"] = _report(kernel)
+        seen["ids"] = json.loads(kernel.run(JOB_IDS))
         return seen
 
-    # Both students at once, each in their own server and kernel.
-    with ThreadPoolExecutor(len(STUDENTS)) as pool:
-        seen = dict(zip(STUDENTS, pool.map(lesson, STUDENTS), strict=True))
+    def gallery(name: str) -> list[list[str]]:
+        """The class gallery in the student's notebook, once every video of the class is in."""
+        videos: list[list[str]] = json.loads(kernels[name].run(GALLERY.format(count=3)))
+        return videos
+
+    kernels = {name: hub.kernel(name) for name in STUDENTS}
+    try:
+        # Both students at once, each in their own server and kernel.
+        with ThreadPoolExecutor(len(STUDENTS)) as pool:
+            seen = dict(zip(STUDENTS, pool.map(lesson, STUDENTS), strict=True))
+            galleries = dict(zip(STUDENTS, pool.map(gallery, STUDENTS), strict=True))
+    finally:
+        for kernel in kernels.values():
+            kernel.shutdown()
     for name in STUDENTS:
         assert seen[name]["env"] == [name, "False"]  # the Hub's server environment, no token
         assert "ExtendForm" in seen[name]["form"]
+        assert "ClassGallery('Year 9 Art')" in seen[name]["gallery"]  # the class's, live
         assert seen[name]["before"] == {
             "service": "relay",
             "class": "Year 9 Art",
@@ -216,11 +236,15 @@ def test_two_students_run_the_classroom_notebook_with_separate_budgets(
             "credits": BUDGET,
         }
         made = len(plans[name])
-        assert seen[name]["jobs"] == [f"job finished {i}" for i in range(1, made + 1)]
+        assert seen[name]["jobs"] == ["job finished"] * made
         assert seen[name]["after"]["credits"] == BUDGET - 6 * made
     # alice spent her whole budget: refused; bob's budget is his own.
     refused = seen["alice"]["refused"]
     assert refused.startswith("refused:") and "budget" in refused.lower()
+    # Each notebook's live class gallery (server-sent events through the Hub's proxy) shows
+    # every student's videos, by the student who made them.
+    made = sorted([name, ids[0]] for name in STUDENTS for ids in seen[name]["ids"])
+    assert galleries == {"alice": made, "bob": made}
 
     # The ledger (the relay's class file): charges per Hub user, nothing else.
     store = SQLiteStore(hub.folder / "class.sqlite")
