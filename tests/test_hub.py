@@ -174,7 +174,8 @@ REPORT = """
 import json
 account = form.client.account()
 print(json.dumps({"service": form.client.service, "class": form.client.class_name,
-                  "email": account.raw["email"], "credits": account.credits}))
+                  "email": account.raw["email"], "credits": account.credits,
+                  "banner": "<b>Class: Year 9 Art" in form._mode.value}))
 """
 
 OVER_BUDGET = """
@@ -234,6 +235,7 @@ def test_two_students_run_the_classroom_notebook_with_separate_budgets(
             "class": "Year 9 Art",
             "email": name,
             "credits": BUDGET,
+            "banner": True,  # the form says it is the class relay's, as with a class token
         }
         made = len(plans[name])
         assert seen[name]["jobs"] == ["job finished"] * made
