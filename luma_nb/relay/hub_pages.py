@@ -82,9 +82,8 @@ class _Login(HubOAuthenticated, tornado.web.RequestHandler):  # type: ignore[mis
         if not model:
             self.redirect(self.get_login_url())  # the Hub's login, then back here
             return
-        _, identity = _auth(self)
-        user = user_from_model(model)
-        if user is None or not identity.is_teacher(user):
+        teacher = await hub_teacher(self)  # the same check as every teacher's page
+        if teacher is None:
             name = model.get("name", "") if isinstance(model, dict) else ""
             self._answer(403, {"name": name, "teacher": False})
             return
@@ -93,7 +92,7 @@ class _Login(HubOAuthenticated, tornado.web.RequestHandler):  # type: ignore[mis
         if target.startswith(prefix) and not target.startswith("//") and "\\" not in target:
             self.redirect(target)  # only a page of this relay, never another site
             return
-        self._answer(200, {"name": user.name, "teacher": True})
+        self._answer(200, {"name": teacher, "teacher": True})
 
     def _answer(self, status: int, body: Any) -> None:
         self.set_status(status)
