@@ -81,6 +81,11 @@ class Hub:
         self.folder = folder
         self.url = f"http://127.0.0.1:{port}"
         self.log = folder / "jupyterhub.log"
+        if shutil.which("jupyterhub", path=env.get("PATH")) is None:
+            raise AssertionError(
+                "jupyterhub (PyPI) is missing, and the JupyterHub tests need it: "
+                "pip install -e '.[test]' (or '.[hub]')"
+            )
         (folder / "jupyterhub_config.py").write_text(config_text, "utf-8")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"token {ADMIN_TOKEN}"
