@@ -2,7 +2,9 @@
 
 By default a video is shown by its URL, which keeps notebooks small. A sandbox video's URL is on
 the kernel's loopback, which a browser elsewhere (Binder, JupyterHub, Colab) cannot reach: there,
-such videos are embedded instead (see :func:`remote_browser`). ``download_to=`` saves it
+it goes through the Jupyter server's jupyter-server-proxy or Colab's port proxy when one is
+detected, and is embedded only when no route exists (:mod:`luma_nb.notebook.frontend`); a line
+under the player says which way was used. ``download_to=`` saves it
 next to the notebook and plays the local file (Jupyter serves it; Voila needs ``.mp4`` in its
 file allow-list). ``embed=True`` puts the bytes into the notebook, below a size cap: JupyterLab
 strips embedded data URLs from untrusted notebooks, so prefer a file for sharing.
@@ -14,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ import requests
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
 from .display import safe_url
+from .frontend import Route, browser_route, remote_browser
 
 if TYPE_CHECKING:
     from IPython.display import Video
@@ -244,6 +246,49 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+#: The route of a video nobody needs to be told about (a public URL, an explicit choice).
+_NO_NOTE = Route("direct", "", "")
+
+
+def _routed_video(task_id: str, route: Route, **options: Any) -> Video:
+    """An ``IPython.display.Video`` of ``task_id`` that says under the player how it came.
+
+    Its ``text/plain`` names the task and where the video is (instead of an object repr), and
+    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``embed``).
+    """
+    cls = _routed_class()
+    made = cls(**options)
+    made.task_id = task_id  # type: ignore[attr-defined]
+    made.route = route  # type: ignore[attr-defined]
+    return made
+
+
+_ROUTED: list[type[Video]] = []
+
+
+def _routed_class() -> type[Video]:
+    if _ROUTED:
+        return _ROUTED[0]
+    from IPython.display import Video
+
+    class _Routed(Video):
+        task_id: str
+        route: Route
+
+        def _repr_html_(self) -> str:
+            html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
+            return html + self.route.caption_html() if self.route.detail else html
+
+        def __repr__(self) -> str:
+            where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
+            line = f"Video of task {self.task_id}: {where}"
+            return line + (f"\n{self.route.detail}" if self.route.detail else "")
+
+    _Routed.__name__ = _Routed.__qualname__ = "RoutedVideo"
+    _ROUTED.append(_Routed)
+    return _Routed
+
+
 def video(
     task_or_job: Task | Job,
     *,
@@ -262,21 +307,21 @@ def video(
     Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
     would exceed the cap.
     """
-    from IPython.display import Video
-
     task = _task_of(task_or_job)
     url = safe_url(task.video_url)
     if url is None:
         raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
     http = _session_of(task_or_job, session)
-    if download_to is None and not embed and is_loopback_url(url) and remote_browser():
-        embed = True
+    route = _NO_NOTE
+    if download_to is None and not embed and is_loopback_url(url):
+        route = browser_route(url)
+        embed = route.how == "embed"
     if download_to is not None:
         # The job (not its task) is saved: the journal to tell is its client's, maybe none.
         path = save(task_or_job, download_to, session=http)
         if embed:
-            return _embedded(path, max_embed_bytes, width)
-        return Video(filename=_relative(path), width=width)  # type: ignore[no-untyped-call]
+            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+        return _routed_video(task.task_id, route, filename=_relative(path), width=width)
     if embed:
         with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
             try:
@@ -284,33 +329,19 @@ def video(
                 path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
-            return _embedded(path, max_embed_bytes, width)
-    return Video(url=url, width=width)  # type: ignore[no-untyped-call]
+            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+    shown = route.url_for(url) if route.how != "direct" else url
+    return _routed_video(task.task_id, route, url=shown or url, width=width)
 
 
-def remote_browser() -> bool:
-    """True when the browser probably runs on another machine than the kernel.
-
-    ``LUMA_NB_REMOTE_BROWSER=1`` (or ``0``) decides; unset, it is True on JupyterHub and Binder
-    (``JUPYTERHUB_SERVICE_PREFIX``) and in Colab. Then :func:`video` embeds videos whose URL is
-    on the kernel's loopback (the sandbox's), since the browser cannot load them.
-    """
-    setting = os.environ.get("LUMA_NB_REMOTE_BROWSER", "").strip().lower()
-    if setting in ("1", "true", "yes", "on"):
-        return True
-    if setting in ("0", "false", "no", "off"):
-        return False
-    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")) or "google.colab" in sys.modules
-
-
-def _embedded(path: Path, max_embed_bytes: int, width: int | None) -> Video:
-    from IPython.display import Video
-
+def _embedded(
+    path: Path, max_embed_bytes: int, width: int | None, task_id: str, route: Route
+) -> Video:
     size = path.stat().st_size
     if size > max_embed_bytes:
         raise MediaError(_too_big_to_embed(size, max_embed_bytes))
-    return Video(  # type: ignore[no-untyped-call]
-        data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+    return _routed_video(
+        task_id, route, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
     )
 
 
