@@ -169,7 +169,7 @@ def test_without_jupyter_server_proxy_the_video_is_embedded_and_says_why(sandbox
         answer = proxy_route(url, server)
         assert isinstance(answer, str) and "HTTP 404" in answer, answer
         assert "jupyter-server-proxy" in answer
-        route = browser_route(url, env=REMOTE, server=lambda: server, colab=lambda port: None)
+        route = browser_route(url, env=REMOTE, server=lambda s=server: s, colab=lambda port: None)
         assert route.how == "embed" and "jupyter-server-proxy" in route.detail
 
 
