@@ -173,7 +173,7 @@ def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:
     """Plain text standing in for the extend form where widgets do not render."""
     parent = parent_task_id or "<parent task id>"
     lines = [
-        f"Extend form for task {parent}: type a prompt, press Submit, watch it, play the video.",
+        f"ExtendForm for task {parent}: type a prompt, press Submit, watch it, play the video.",
         f"It is a live form: it works in {LIVE_FRONT_ENDS}.",
         f'In code: job = client.extend("{parent}", "what happens next")',
     ]
