@@ -238,3 +238,75 @@ def test_the_player_says_which_way_the_video_came(sandbox, monkeypatch):
         assert "data:video/mp4;base64," in html and 'data-route="embed"' in html
         assert "no Jupyter server" in html and "127.0.0.1" not in html
         assert "embedded in the notebook" in repr(embedded)
+
+
+def _demo_job(sandbox):
+    client = LumaClient(
+        sandbox.api_key,
+        base_url=sandbox.base_url,
+        poll=FixedPolicy(0.05),
+        journal=None,
+        service="sandbox",
+    )
+    job = client.extend(sandbox.demo_parents[0].task_id, "the tide goes out")
+    job.wait(timeout=60)
+    return client, job
+
+
+def test_a_demo_video_is_kept_beside_the_notebook_as_the_players_second_source(
+    sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
+    client, job = _demo_job(sandbox)
+    with client:
+        clip = media.video(job)
+        kept = f"luma_nb_videos/{job.task_id}.mp4"
+        served = requests.get(job.task.video_url, timeout=30).content
+        assert (tmp_path / kept).read_bytes() == served
+        html = clip._repr_html_()
+        live = html.index(f'<source src="{job.task.video_url}" type="video/mp4">')
+        assert live < html.index(f'<source src="{kept}" type="video/mp4">')
+        assert f"A copy is kept beside the notebook (<code>{kept}</code>)" in html
+        assert kept in repr(clip)
+
+        # No route for a remote browser: embedded first, the kept file second (an untrusted
+        # notebook drops the data URL and plays the file).
+        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
+        monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
+        html = media.video(job)._repr_html_()
+        assert html.index('<source src="data:video/mp4;base64,') < html.index(kept)
+
+        # Off, or over the folder's bound: the live source only.
+        frontend.forget_routes()
+        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "0")
+        assert "<source" not in media.video(job)._repr_html_()
+        (tmp_path / kept).unlink()
+        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
+        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS_MB", "0.001")
+        assert "<source" not in media.video(job)._repr_html_()
+        assert list((tmp_path / "luma_nb_videos").iterdir()) == []
+
+
+def test_outside_a_kernel_nothing_is_kept_unless_asked(monkeypatch):
+    monkeypatch.delenv("LUMA_NB_KEEP_VIDEOS", raising=False)
+    assert media.keep_limit() is None
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
+    assert media.keep_limit() == media.DEFAULT_KEEP_MB * 1024 * 1024
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS_MB", "5")
+    assert media.keep_limit() == 5 * 1024 * 1024
+
+
+def test_the_kept_folder_is_bounded_oldest_first(tmp_path):
+    sizes = {"a.mp4": 400, "b.mp4": 300, "c.mp4": 300, "notes.txt": 5000}
+    for age, (name, size) in enumerate(sizes.items()):
+        path = tmp_path / name
+        path.write_bytes(bytes(size))
+        os.utime(path, (1000 + age, 1000 + age))
+    newest = tmp_path / "a.mp4"  # the oldest file, but the one just saved
+    removed = media.bound_folder(tmp_path, 700, keep=newest)
+    assert [p.name for p in removed] == ["b.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "c.mp4", "notes.txt"]
+    assert [p.name for p in media.bound_folder(tmp_path, 100)] == ["a.mp4", "c.mp4"]

@@ -69,11 +69,17 @@ class Route:
         rest = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         return self.prefix.rstrip("/") + rest
 
-    def caption_html(self) -> str:
-        """A one-line note under the player saying which way the video came."""
+    def caption_html(self, kept: str | None = None) -> str:
+        """A note under the player saying which way the video came (and where a copy is)."""
+        text = esc(self.detail)
+        if kept:
+            text += (
+                f" A copy is kept beside the notebook (<code>{esc(kept)}</code>), "
+                "so it plays when the notebook is reopened."
+            )
         return (
             f'<div class="luma-nb-route" data-route="{esc(self.how)}" '
-            f'style="color:#666;font-size:85%">{esc(self.detail)}</div>'
+            f'style="color:#666;font-size:85%">{text}</div>'
         )
 
 

@@ -12,6 +12,7 @@ strips embedded data URLs from untrusted notebooks, so prefer a file for sharing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -24,7 +25,7 @@ import requests
 
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
-from .display import safe_url
+from .display import esc, safe_url
 from .frontend import Route, browser_route, remote_browser
 
 if TYPE_CHECKING:
@@ -250,17 +251,96 @@ def _int(value: str | None) -> int | None:
 _NO_NOTE = Route("direct", "", "")
 
 
-def _routed_video(task_id: str, route: Route, **options: Any) -> Video:
+def _routed_video(task_id: str, route: Route, kept: str | None = None, **options: Any) -> Video:
     """An ``IPython.display.Video`` of ``task_id`` that says under the player how it came.
 
     Its ``text/plain`` names the task and where the video is (instead of an object repr), and
-    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``embed``).
+    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``embed``). With
+    ``kept`` (a path relative to the notebook), the player lists that file as a second source:
+    the browser falls back to it once the first (the sandbox, gone after a restart, or a data
+    URL an untrusted notebook strips) no longer loads.
     """
     cls = _routed_class()
     made = cls(**options)
     made.task_id = task_id  # type: ignore[attr-defined]
     made.route = route  # type: ignore[attr-defined]
+    made.kept = kept  # type: ignore[attr-defined]
     return made
+
+
+# -- demo videos kept beside the notebook ----------------------------------------------------
+
+#: The folder, beside the notebook, where finished demo videos are kept (served by Jupyter's
+#: ``/files/`` route), so a saved notebook plays them after the sandbox is gone.
+KEEP_FOLDER = "luma_nb_videos"
+#: Default bound of that folder (``LUMA_NB_KEEP_VIDEOS_MB``); the oldest files go first.
+DEFAULT_KEEP_MB = 100
+
+
+def keep_limit() -> int | None:
+    """Bytes the kept-videos folder may hold, or None when demo videos are not kept.
+
+    ``LUMA_NB_KEEP_VIDEOS=0`` turns keeping off, ``1`` on; unset, it is on inside a Jupyter
+    kernel (where a notebook sits in the working directory) and off in scripts.
+    ``LUMA_NB_KEEP_VIDEOS_MB`` bounds the folder (default 100 MB).
+    """
+    setting = os.environ.get("LUMA_NB_KEEP_VIDEOS", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return None
+    if setting not in ("1", "true", "yes", "on") and not _in_kernel():
+        return None
+    try:
+        megabytes = float(os.environ.get("LUMA_NB_KEEP_VIDEOS_MB", DEFAULT_KEEP_MB))
+    except ValueError:
+        megabytes = DEFAULT_KEEP_MB
+    return max(0, int(megabytes * 1024 * 1024)) or None
+
+
+def _in_kernel() -> bool:
+    from .showing import in_kernel
+
+    return in_kernel()
+
+
+def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
+    """The demo video saved in :data:`KEEP_FOLDER` (relative path), or None (off, too big,
+    not savable: the player then has its live source only)."""
+    limit = keep_limit()
+    if limit is None:
+        return None
+    folder = Path.cwd() / KEEP_FOLDER
+    target = folder / file_name(task.task_id)
+    if not target.is_file():
+        try:
+            save(task, folder, session=http, max_bytes=limit, journal=None)
+        except (MediaError, OSError):
+            return None
+    bound_folder(folder, limit, keep=target)
+    return f"{KEEP_FOLDER}/{target.name}" if target.is_file() else None
+
+
+def bound_folder(folder: Path, limit: int, *, keep: Path | None = None) -> list[Path]:
+    """Delete the oldest ``*.mp4`` files of ``folder`` until it holds at most ``limit`` bytes.
+
+    ``keep`` (the file just saved) goes last. Only MP4 files are counted or touched. Returns
+    the deleted paths.
+    """
+    files = []
+    for path in folder.glob("*.mp4"):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            files.append((path == keep, stat.st_mtime, stat.st_size, path))
+    files.sort(key=lambda item: (item[0], item[1]))
+    total = sum(size for _, _, size, _ in files)
+    removed = []
+    for _, _, size, path in files:
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+            total -= size
+    return removed
 
 
 _ROUTED: list[type[Video]] = []
@@ -274,15 +354,35 @@ def _routed_class() -> type[Video]:
     class _Routed(Video):
         task_id: str
         route: Route
+        kept: str | None
 
         def _repr_html_(self) -> str:
+            if self.kept:
+                return self._sources_html(self.kept) + self.route.caption_html(self.kept)
             html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
             return html + self.route.caption_html() if self.route.detail else html
 
+        def _sources_html(self, kept: str) -> str:
+            if self.embed:
+                data = self.data if isinstance(self.data, bytes) else b""
+                first = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
+            else:
+                first = esc(self.url or "")
+            size = f' width="{int(self.width)}"' if self.width else ""
+            return (
+                f'<video controls{size}><source src="{first}" type="video/mp4">'
+                f'<source src="{esc(kept)}" type="video/mp4">'
+                "Your browser does not support the <code>video</code> element.</video>"
+            )
+
         def __repr__(self) -> str:
             where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
-            line = f"Video of task {self.task_id}: {where}"
-            return line + (f"\n{self.route.detail}" if self.route.detail else "")
+            lines = [f"Video of task {self.task_id}: {where}"]
+            if self.route.detail:
+                lines.append(self.route.detail)
+            if self.kept:
+                lines.append(f"A copy is kept beside the notebook: {self.kept}")
+            return "\n".join(lines)
 
     _Routed.__name__ = _Routed.__qualname__ = "RoutedVideo"
     _ROUTED.append(_Routed)
@@ -303,6 +403,12 @@ def video(
     By URL by default; with ``download_to`` (a folder or ``.mp4`` path) the file is saved with
     :func:`save` and played from its path relative to the working directory (the notebook's);
     with ``embed=True`` the bytes are embedded, if at most ``max_embed_bytes``.
+
+    A sandbox (loopback) video goes the way :func:`~luma_nb.notebook.frontend.browser_route`
+    finds (by URL, through Jupyter's or Colab's proxy, or embedded when no route exists), and a
+    line under the player says which. Inside a kernel a copy is also kept in
+    :data:`KEEP_FOLDER` beside the notebook (bounded, see :func:`keep_limit`) and listed as the
+    player's second source, so the saved notebook still plays it once the sandbox is gone.
 
     Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
     would exceed the cap.
@@ -329,19 +435,31 @@ def video(
                 path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
-            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+            kept = _kept_if_routed(task, route, http)
+            return _embedded(path, max_embed_bytes, width, task.task_id, route, kept)
     shown = route.url_for(url) if route.how != "direct" else url
-    return _routed_video(task.task_id, route, url=shown or url, width=width)
+    kept = _kept_copy(task, http) if route.detail else None
+    return _routed_video(task.task_id, route, kept, url=shown or url, width=width)
+
+
+def _kept_if_routed(task: Task, route: Route, http: requests.Session | None) -> str | None:
+    """A kept copy for a video embedded because no route exists (not for an explicit embed)."""
+    return _kept_copy(task, http) if route.detail else None
 
 
 def _embedded(
-    path: Path, max_embed_bytes: int, width: int | None, task_id: str, route: Route
+    path: Path,
+    max_embed_bytes: int,
+    width: int | None,
+    task_id: str,
+    route: Route,
+    kept: str | None = None,
 ) -> Video:
     size = path.stat().st_size
     if size > max_embed_bytes:
         raise MediaError(_too_big_to_embed(size, max_embed_bytes))
     return _routed_video(
-        task_id, route, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+        task_id, route, kept, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
     )
 
 
