@@ -131,9 +131,7 @@ def test_on_a_hub_without_a_server_file_the_service_url_is_used(tmp_path):
     )
 
 
-def test_the_proxy_route_is_used_only_after_the_server_answered_with_the_video(
-    sandbox, hub_server
-):
+def test_the_proxy_route_is_used_only_after_the_server_answered_with_the_video(sandbox, hub_server):
     info, token = hub_server
     url = _video_url(sandbox)
     server = _server_of(info)
@@ -253,41 +251,44 @@ def _demo_job(sandbox):
     return client, job
 
 
-def test_a_demo_video_is_kept_beside_the_notebook_as_the_players_second_source(
+def test_a_kept_demo_video_plays_from_beside_the_notebook_where_a_server_serves_it(
     sandbox, tmp_path, monkeypatch
 ):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+    notebook_dir = tmp_path / "work"
+    notebook_dir.mkdir()
+    monkeypatch.chdir(notebook_dir)
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
     monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
+    served = JupyterServer("http://127.0.0.1:9/", "/", ("",), str(tmp_path))
+    monkeypatch.setattr(media, "find_server", lambda: served)
+    monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
     client, job = _demo_job(sandbox)
     with client:
         clip = media.video(job)
         kept = f"luma_nb_videos/{job.task_id}.mp4"
-        served = requests.get(job.task.video_url, timeout=30).content
-        assert (tmp_path / kept).read_bytes() == served
+        body = requests.get(job.task.video_url, timeout=30).content
+        assert (notebook_dir / kept).read_bytes() == body
         html = clip._repr_html_()
-        live = html.index(f'<source src="{job.task.video_url}" type="video/mp4">')
-        assert live < html.index(f'<source src="{kept}" type="video/mp4">')
-        assert f"A copy is kept beside the notebook (<code>{kept}</code>)" in html
-        assert kept in repr(clip)
+        assert f'<video src="{kept}" controls' in html and 'data-route="file"' in html
+        assert "127.0.0.1" not in html and "kept beside the notebook" in repr(clip)
 
-        # No route for a remote browser: embedded first, the kept file second (an untrusted
-        # notebook drops the data URL and plays the file).
-        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
-        monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
-        html = media.video(job)._repr_html_()
-        assert html.index('<source src="data:video/mp4;base64,') < html.index(kept)
+        # The live widgets (not saved with the notebook) take the live route instead.
+        live = media.video(job, keep=False)._repr_html_()
+        assert 'data-route="embed"' in live and "data:video/mp4;base64," in live
 
-        # Off, or over the folder's bound: the live source only.
-        frontend.forget_routes()
-        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+        # A server that does not serve this folder, keeping off, or over the bound: no copy.
+        monkeypatch.setattr(
+            media, "find_server", lambda: JupyterServer("http://x/", "/", ("",), "/nowhere")
+        )
+        assert 'data-route="embed"' in media.video(job)._repr_html_()
+        monkeypatch.setattr(media, "find_server", lambda: served)
         monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "0")
-        assert "<source" not in media.video(job)._repr_html_()
-        (tmp_path / kept).unlink()
+        assert 'data-route="embed"' in media.video(job)._repr_html_()
+        (notebook_dir / kept).unlink()
         monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
         monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS_MB", "0.001")
-        assert "<source" not in media.video(job)._repr_html_()
-        assert list((tmp_path / "luma_nb_videos").iterdir()) == []
+        assert 'data-route="embed"' in media.video(job)._repr_html_()
+        assert list((notebook_dir / "luma_nb_videos").iterdir()) == []
 
 
 def test_outside_a_kernel_nothing_is_kept_unless_asked(monkeypatch):

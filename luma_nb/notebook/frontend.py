@@ -69,17 +69,11 @@ class Route:
         rest = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         return self.prefix.rstrip("/") + rest
 
-    def caption_html(self, kept: str | None = None) -> str:
-        """A note under the player saying which way the video came (and where a copy is)."""
-        text = esc(self.detail)
-        if kept:
-            text += (
-                f" A copy is kept beside the notebook (<code>{esc(kept)}</code>), "
-                "so it plays when the notebook is reopened."
-            )
+    def caption_html(self) -> str:
+        """A one-line note under the player saying which way the video came."""
         return (
             f'<div class="luma-nb-route" data-route="{esc(self.how)}" '
-            f'style="color:#666;font-size:85%">{text}</div>'
+            f'style="color:#666;font-size:85%">{esc(self.detail)}</div>'
         )
 
 
@@ -107,12 +101,14 @@ class JupyterServer:
 
     ``url`` is the server's address with its base URL (``http://127.0.0.1:8888/user/a/``),
     ``base_url`` the path a browser uses (``/user/a/``), ``tokens`` what may authenticate the
-    kernel's request (tried in order; an empty one means "no token").
+    kernel's request (tried in order; an empty one means "no token"), ``root_dir`` the folder
+    its ``/files/`` route serves ("" when unknown).
     """
 
     url: str
     base_url: str
     tokens: tuple[str, ...]
+    root_dir: str = ""
 
 
 def _runtime_dirs(env: Mapping[str, str]) -> list[Path]:
@@ -170,7 +166,8 @@ def find_server(
                 url += "/"
             own = str(info.get("token") or "")  # "" when the server wants no token
             tokens = tuple(dict.fromkeys([own, *([hub_token] if hub_token else [])]))
-            return JupyterServer(url, base, tokens)
+            root = str(info.get("root_dir") or info.get("notebook_dir") or "")
+            return JupyterServer(url, base, tokens, root)
     service = env.get("JUPYTERHUB_SERVICE_URL", "")
     prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "")
     if service.startswith(("http://", "https://")):
@@ -275,9 +272,7 @@ def colab_route(video_url: str, detector: ColabDetector | None = None) -> Route 
         return None
     if not isinstance(answer, str) or not answer.startswith("https://"):
         return None
-    return Route(
-        "colab", answer.rstrip("/"), "Streamed through Colab's port proxy (proxyPort)."
-    )
+    return Route("colab", answer.rstrip("/"), "Streamed through Colab's port proxy (proxyPort).")
 
 
 _LOCK = threading.Lock()

@@ -12,7 +12,6 @@ strips embedded data URLs from untrusted notebooks, so prefer a file for sharing
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import os
@@ -25,8 +24,8 @@ import requests
 
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
-from .display import esc, safe_url
-from .frontend import Route, browser_route, remote_browser
+from .display import safe_url
+from .frontend import Route, browser_route, find_server, remote_browser
 
 if TYPE_CHECKING:
     from IPython.display import Video
@@ -251,21 +250,43 @@ def _int(value: str | None) -> int | None:
 _NO_NOTE = Route("direct", "", "")
 
 
-def _routed_video(task_id: str, route: Route, kept: str | None = None, **options: Any) -> Video:
+def _routed_video(task_id: str, route: Route, **options: Any) -> Video:
     """An ``IPython.display.Video`` of ``task_id`` that says under the player how it came.
 
     Its ``text/plain`` names the task and where the video is (instead of an object repr), and
-    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``embed``). With
-    ``kept`` (a path relative to the notebook), the player lists that file as a second source:
-    the browser falls back to it once the first (the sandbox, gone after a restart, or a data
-    URL an untrusted notebook strips) no longer loads.
+    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``file``, ``embed``).
     """
     cls = _routed_class()
     made = cls(**options)
     made.task_id = task_id  # type: ignore[attr-defined]
     made.route = route  # type: ignore[attr-defined]
-    made.kept = kept  # type: ignore[attr-defined]
     return made
+
+
+_ROUTED: list[type[Video]] = []
+
+
+def _routed_class() -> type[Video]:
+    if _ROUTED:
+        return _ROUTED[0]
+    from IPython.display import Video
+
+    class _Routed(Video):
+        task_id: str
+        route: Route
+
+        def _repr_html_(self) -> str:
+            html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
+            return html + self.route.caption_html() if self.route.detail else html
+
+        def __repr__(self) -> str:
+            where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
+            line = f"Video of task {self.task_id}: {where}"
+            return line + (f"\n{self.route.detail}" if self.route.detail else "")
+
+    _Routed.__name__ = _Routed.__qualname__ = "RoutedVideo"
+    _ROUTED.append(_Routed)
+    return _Routed
 
 
 # -- demo videos kept beside the notebook ----------------------------------------------------
@@ -303,10 +324,10 @@ def _in_kernel() -> bool:
 
 
 def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
-    """The demo video saved in :data:`KEEP_FOLDER` (relative path), or None (off, too big,
-    not savable: the player then has its live source only)."""
+    """The demo video saved in :data:`KEEP_FOLDER` (path relative to the notebook), or None
+    (keeping off, no Jupyter server serving this folder, over the bound, not savable)."""
     limit = keep_limit()
-    if limit is None:
+    if limit is None or not files_route():
         return None
     folder = Path.cwd() / KEEP_FOLDER
     target = folder / file_name(task.task_id)
@@ -317,6 +338,19 @@ def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
             return None
     bound_folder(folder, limit, keep=target)
     return f"{KEEP_FOLDER}/{target.name}" if target.is_file() else None
+
+
+def files_route() -> bool:
+    """True when a Jupyter server started this kernel and serves its working directory
+    (``{base_url}files/...``), so a path relative to the notebook reaches the browser."""
+    server = find_server()
+    if server is None or not server.root_dir:
+        return False
+    try:
+        Path.cwd().resolve().relative_to(Path(server.root_dir).expanduser().resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def bound_folder(folder: Path, limit: int, *, keep: Path | None = None) -> list[Path]:
@@ -343,52 +377,6 @@ def bound_folder(folder: Path, limit: int, *, keep: Path | None = None) -> list[
     return removed
 
 
-_ROUTED: list[type[Video]] = []
-
-
-def _routed_class() -> type[Video]:
-    if _ROUTED:
-        return _ROUTED[0]
-    from IPython.display import Video
-
-    class _Routed(Video):
-        task_id: str
-        route: Route
-        kept: str | None
-
-        def _repr_html_(self) -> str:
-            if self.kept:
-                return self._sources_html(self.kept) + self.route.caption_html(self.kept)
-            html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
-            return html + self.route.caption_html() if self.route.detail else html
-
-        def _sources_html(self, kept: str) -> str:
-            if self.embed:
-                data = self.data if isinstance(self.data, bytes) else b""
-                first = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
-            else:
-                first = esc(self.url or "")
-            size = f' width="{int(self.width)}"' if self.width else ""
-            return (
-                f'<video controls{size}><source src="{first}" type="video/mp4">'
-                f'<source src="{esc(kept)}" type="video/mp4">'
-                "Your browser does not support the <code>video</code> element.</video>"
-            )
-
-        def __repr__(self) -> str:
-            where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
-            lines = [f"Video of task {self.task_id}: {where}"]
-            if self.route.detail:
-                lines.append(self.route.detail)
-            if self.kept:
-                lines.append(f"A copy is kept beside the notebook: {self.kept}")
-            return "\n".join(lines)
-
-    _Routed.__name__ = _Routed.__qualname__ = "RoutedVideo"
-    _ROUTED.append(_Routed)
-    return _Routed
-
-
 def video(
     task_or_job: Task | Job,
     *,
@@ -397,6 +385,7 @@ def video(
     max_embed_bytes: int = DEFAULT_MAX_EMBED_BYTES,
     width: int | None = 480,
     session: requests.Session | None = None,
+    keep: bool | None = None,
 ) -> Video:
     """An ``IPython.display.Video`` of a finished task or job.
 
@@ -404,11 +393,13 @@ def video(
     :func:`save` and played from its path relative to the working directory (the notebook's);
     with ``embed=True`` the bytes are embedded, if at most ``max_embed_bytes``.
 
-    A sandbox (loopback) video goes the way :func:`~luma_nb.notebook.frontend.browser_route`
-    finds (by URL, through Jupyter's or Colab's proxy, or embedded when no route exists), and a
-    line under the player says which. Inside a kernel a copy is also kept in
-    :data:`KEEP_FOLDER` beside the notebook (bounded, see :func:`keep_limit`) and listed as the
-    player's second source, so the saved notebook still plays it once the sandbox is gone.
+    A sandbox (loopback) video, which is gone once the kernel stops, is by default (``keep``
+    None: inside a kernel, see :func:`keep_limit`) kept in :data:`KEEP_FOLDER` beside the
+    notebook and played from there when the kernel's Jupyter server serves that folder: the
+    saved notebook then plays it when reopened, trusted or not, on Binder too. Otherwise it goes
+    the way :func:`~luma_nb.notebook.frontend.browser_route` finds (by URL, through Jupyter's or
+    Colab's proxy, or embedded when no route exists). A line under the player says which.
+    ``keep=False`` (the live widgets, which a saved notebook does not keep) skips the copy.
 
     Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
     would exceed the cap.
@@ -421,6 +412,9 @@ def video(
     route = _NO_NOTE
     if download_to is None and not embed and is_loopback_url(url):
         route = browser_route(url)
+        kept = _kept_copy(task, http) if keep is not False and route.how != "colab" else None
+        if kept is not None:
+            return _routed_video(task.task_id, _kept_route(kept), url=kept, width=width)
         embed = route.how == "embed"
     if download_to is not None:
         # The job (not its task) is saved: the journal to tell is its client's, maybe none.
@@ -435,31 +429,28 @@ def video(
                 path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
-            kept = _kept_if_routed(task, route, http)
-            return _embedded(path, max_embed_bytes, width, task.task_id, route, kept)
+            return _embedded(path, max_embed_bytes, width, task.task_id, route)
     shown = route.url_for(url) if route.how != "direct" else url
-    kept = _kept_copy(task, http) if route.detail else None
-    return _routed_video(task.task_id, route, kept, url=shown or url, width=width)
+    return _routed_video(task.task_id, route, url=shown or url, width=width)
 
 
-def _kept_if_routed(task: Task, route: Route, http: requests.Session | None) -> str | None:
-    """A kept copy for a video embedded because no route exists (not for an explicit embed)."""
-    return _kept_copy(task, http) if route.detail else None
+def _kept_route(kept: str) -> Route:
+    return Route(
+        "file",
+        "",
+        f"Played from the copy kept beside the notebook ({kept}, served by the Jupyter "
+        "server): it plays again when the notebook is reopened, after the demo sandbox is gone.",
+    )
 
 
 def _embedded(
-    path: Path,
-    max_embed_bytes: int,
-    width: int | None,
-    task_id: str,
-    route: Route,
-    kept: str | None = None,
+    path: Path, max_embed_bytes: int, width: int | None, task_id: str, route: Route
 ) -> Video:
     size = path.stat().st_size
     if size > max_embed_bytes:
         raise MediaError(_too_big_to_embed(size, max_embed_bytes))
     return _routed_video(
-        task_id, route, kept, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+        task_id, route, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
     )
 
 

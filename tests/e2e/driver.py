@@ -292,6 +292,40 @@ def open_in_notebook7(page: Any, server_url: str, name: str) -> None:
     page.wait_for_function(_KERNEL_READY_JS, arg=name, timeout=120_000, polling=250)
 
 
+_SAVE_JS = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.save();
+    return panel.context.model.dirty;
+}"""
+
+_TRUSTED_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .filter(c => c.model.type === 'code').map(c => c.model.trusted)"""
+
+
+def save_notebook(page: Any) -> None:
+    """Save the open notebook (as Ctrl-S does) and wait until it is written."""
+    dirty = page.evaluate(_SAVE_JS)
+    assert dirty is False, "the notebook is still unsaved"
+
+
+def code_cells_trusted(page: Any) -> list[bool]:
+    """Whether each code cell of the open notebook is trusted (its outputs unsanitised)."""
+    return list(page.evaluate(_TRUSTED_JS))
+
+
+def play_and_seek(page: Any, video: Any) -> dict[str, Any]:
+    """Load ``video``, play it a moment, seek to its middle; the states seen."""
+    state = video_state(video)
+    assert state["error"] is None and state["readyState"] >= 2, f"video does not load: {state}"
+    handle = video.element_handle()
+    video.evaluate("v => { v.muted = true; v.play(); }")
+    page.wait_for_function("v => !v.paused && v.currentTime > 0.3", arg=handle, timeout=30_000)
+    middle = state["duration"] / 2
+    seek = dict(page.evaluate(_SEEK_JS, [handle, middle]))
+    assert seek["error"] is None and abs(seek["currentTime"] - middle) < 0.3, seek
+    return {**state, "seek": seek}
+
+
 def tidy_lab(page: Any) -> None:
     """Close the file browser and any notifications, so screenshots show the notebook."""
     page.evaluate("() => window.jupyterapp.shell.collapseLeft()")

@@ -78,6 +78,9 @@ def server_env(home: Path) -> dict[str, str]:
         "JUPYTER_TOKEN",
         "JUPYTER_PORT",
         "JUPYTERHUB_SERVICE_PREFIX",
+        # The pytest run turns keeping off for the repository's notebooks; these are copies,
+        # and the kernels keep demo videos beside them as they would for a user.
+        "LUMA_NB_KEEP_VIDEOS",
     ):
         env.pop(name, None)
     dirs = {

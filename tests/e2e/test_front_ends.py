@@ -8,6 +8,9 @@
   so the video must come through ``/user/ada/proxy/<port>/...``: its ``currentSrc`` is the
   proxied URL, every MP4 request went through the proxy (none to the sandbox's own port), Range
   answers 206 through it, seeking works, and the player says it was streamed through the proxy.
+  Then the notebook is saved, the server restarted (the kernel and its sandbox are gone), the
+  notebook's trust forgotten, and the notebook reopened: its video still plays and seeks, from
+  the copy kept beside it (``/user/ada/files/luma_nb_videos/<id>.mp4``).
 """
 
 from __future__ import annotations
@@ -18,25 +21,33 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from .driver import (
     DEMO_NOTE,
     FINISHED,
     Shots,
     check_video,
+    code_cells_trusted,
     fill_and_submit,
     find_form,
     login,
     open_in_lab,
     open_in_notebook7,
+    play_and_seek,
     run_all_cells,
     run_new_cell,
+    save_notebook,
     tidy_lab,
     watch_progress,
 )
 from .harness import ServerProcess, hub_lab_server, require_notebook
+
+#: Jupyter's /files/ URL of a kept copy (the page adds an ``_xsrf`` query).
+KEPT = re.compile(r"/user/ada/files/luma_nb_videos/[0-9a-f-]{36}\.mp4(\?|$)")
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +113,7 @@ def test_quickstart_in_notebook7(
 
 
 def test_quickstart_in_jupyterlab_under_a_hub_base_url_streams_through_the_proxy(
-    page: Any, page_log: Any, hub_lab: ServerProcess, notebook_root: Path
+    page: Any, page_log: Any, hub_lab: ServerProcess, notebook_root: Path, e2e_home: Path
 ) -> None:
     """On a Hub-like server the video loads through jupyter-server-proxy, not from the
     sandbox's own port (which a remote browser could not reach)."""
@@ -132,6 +143,40 @@ def test_quickstart_in_jupyterlab_under_a_hub_base_url_streams_through_the_proxy
     assert route.get_attribute("data-route") == "proxy", form.inner_text()
     assert "through the Jupyter server's proxy" in route.inner_text()
     print(f"Hub-like JupyterLab: {time.monotonic() - started:.1f} s, video {_brief(result)}")
+
+    # Saved, the server restarted (kernel and sandbox gone), trust forgotten, reopened.
+    kept = sorted((notebook_root / "luma_nb_videos").glob("*.mp4"))
+    assert kept, "no demo video was kept beside the notebook"
+    save_notebook(page)
+    hub_lab.stop()
+    for signatures in e2e_home.rglob("nbsignatures.db"):
+        signatures.unlink()
+    hub_lab.start(f"api/status?token={hub_lab.token}")
+    reopened = time.monotonic()
+    page_log.media.clear()
+    login(page, hub_lab.url, hub_lab.token)
+    open_in_lab(page, hub_lab.url, QUICKSTART)
+    tidy_lab(page)
+    assert not any(code_cells_trusted(page)), "the reopened notebook is trusted"
+    video = page.locator(".jp-OutputArea-output video").first
+    video.wait_for(state="attached", timeout=60_000)
+    video.evaluate("v => v.scrollIntoView({block: 'center'})")
+    state = play_and_seek(page, video)
+    assert KEPT.search(state["src"]), f"the reopened video did not play the kept copy: {state}"
+    seekable = state["seek"]["seekable"]
+    assert seekable and seekable[-1][1] >= state["duration"] - 0.1, state
+    # The browser may have buffered the whole (small) file; ask for a range as it would.
+    part = requests.get(
+        hub_lab.origin + urlsplit(state["src"]).path,
+        headers={"Range": "bytes=100-199", "Authorization": f"token {hub_lab.token}"},
+        timeout=30,
+    )
+    assert part.status_code == 206 and len(part.content) == 100, part.status_code
+    shots.take(page, "reopened-playing")
+    print(
+        f"reopened after a restart: {time.monotonic() - reopened:.1f} s, "
+        f"played {state['src']}, seeked to {state['seek']['currentTime']:.2f} s"
+    )
 
 
 def _brief(result: dict[str, Any]) -> str:
