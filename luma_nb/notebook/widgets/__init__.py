@@ -8,9 +8,9 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 ``text/html`` fallback (for nbconvert, nbval, and front-ends without the widget manager).
 
 - Stable ``text/plain``: ``ProgressView(prompt='...')`` (also what ``job`` shows as a cell result
-  in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``; the form's says what it is
-  for, where it works and the ``client.extend`` line that does the same (with the parent's id).
-  No ports or times.
+  in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``, ``ClassGallery('<class>')`` (or,
+  outside a class, its notice); the form's says what it is for, where it works and the
+  ``client.extend`` line that does the same (with the parent's id). No ports or times.
 - The form's ``text/html`` is a static card (banner, parent, how to use it), never a
   "needs a front-end" placeholder: it is what nbconvert, GitHub and VS Code without a widget
   renderer show.
@@ -26,9 +26,18 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 
 from __future__ import annotations
 
+from .class_gallery import ClassGallery
 from .form import ExtendForm, extend_form
 from .gallery import Gallery
 from .progress import ProgressView
 from .storyboard import Storyboard, storyboard
 
-__all__ = ("ExtendForm", "Gallery", "ProgressView", "Storyboard", "extend_form", "storyboard")
+__all__ = (
+    "ClassGallery",
+    "ExtendForm",
+    "Gallery",
+    "ProgressView",
+    "Storyboard",
+    "extend_form",
+    "storyboard",
+)
