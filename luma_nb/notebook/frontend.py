@@ -252,7 +252,10 @@ def colab_proxy_port(port: int) -> str | None:
         from google.colab.output import eval_js  # type: ignore[import-not-found]
     except ImportError:
         return None
-    answer = eval_js(f"google.colab.kernel.proxyPort({int(port)}, {{cache: false}})")
+    # Bounded: the page answers through the kernel's own channel, which may be busy.
+    answer = eval_js(
+        f"google.colab.kernel.proxyPort({int(port)}, {{cache: false}})", timeout_sec=PROBE_TIMEOUT
+    )
     return answer if isinstance(answer, str) and answer.startswith("https://") else None
 
 
