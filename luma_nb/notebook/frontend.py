@@ -41,6 +41,7 @@ __all__ = (
     "colab_route",
     "find_server",
     "forget_routes",
+    "in_kernel",
     "proxy_route",
     "remote_browser",
 )
@@ -75,6 +76,16 @@ class Route:
             f'<div class="luma-nb-route" data-route="{esc(self.how)}" '
             f'style="color:#666;font-size:85%">{esc(self.detail)}</div>'
         )
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (where widgets may render), False in a terminal or script."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def remote_browser(env: Mapping[str, str] | None = None) -> bool:

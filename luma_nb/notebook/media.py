@@ -25,7 +25,7 @@ import requests
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
 from .display import safe_url
-from .frontend import Route, browser_route, find_server, remote_browser
+from .frontend import Route, browser_route, find_server, in_kernel, remote_browser
 
 if TYPE_CHECKING:
     from IPython.display import Video
@@ -308,19 +308,13 @@ def keep_limit() -> int | None:
     setting = os.environ.get("LUMA_NB_KEEP_VIDEOS", "").strip().lower()
     if setting in ("0", "false", "no", "off"):
         return None
-    if setting not in ("1", "true", "yes", "on") and not _in_kernel():
+    if setting not in ("1", "true", "yes", "on") and not in_kernel():
         return None
     try:
         megabytes = float(os.environ.get("LUMA_NB_KEEP_VIDEOS_MB", DEFAULT_KEEP_MB))
     except ValueError:
         megabytes = DEFAULT_KEEP_MB
     return max(0, int(megabytes * 1024 * 1024)) or None
-
-
-def _in_kernel() -> bool:
-    from .showing import in_kernel
-
-    return in_kernel()
 
 
 def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
