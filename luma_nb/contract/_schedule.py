@@ -139,6 +139,8 @@ class _DefaultSchedule:
             last, period = self.tail
             if period > 0:
                 memory.step_tail.add((end - last) / period)
+        if len(self.changes) >= 2 and self.step >= _COARSE:
+            memory.step = self.step
 
     # -- delays ------------------------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class _DefaultSchedule:
         if not self.fresh:
             return policy.blind
         elapsed = now - self.started
-        low = policy.prior.quantile(0.03, above=elapsed)
+        low = policy.prior.quantile(0.03)
         if low is None or low <= elapsed:
             return policy.blind
         self.window = (self.started + low, math.inf)
@@ -213,6 +215,13 @@ class _DefaultSchedule:
             # One more look soon to measure the rate.
             return max(policy.minimum, min(policy.queue_max, policy.queue_start * 2))
         self.step = step_size(self.values)
+        if len(self.changes) == 1 and policy.learn:
+            # One jump so far: coarse if earlier jobs stepped by a divisor of it.
+            known = policy.memory.step
+            if known >= _COARSE and self.step % known == 0:
+                self.step = known
+            else:
+                self.step = 1.0
         coarse = (
             self.step >= _COARSE
             and self.changes

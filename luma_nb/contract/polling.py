@@ -91,6 +91,8 @@ class Memory:
         """How much later than estimated a task ended once it showed its last percentage."""
         self.step_tail = Samples(100)
         """For coarse steps: time from the last step to the end, in step periods."""
+        self.step = 0.0
+        """The coarse step size the last coarse job showed (0: none seen)."""
         self.finished = 0
         """Jobs seen to their end."""
         self.lock = threading.Lock()

@@ -86,6 +86,8 @@ class DurationPrior:
     """Weight of a duration seen in this session (a journal's durations weigh 1)."""
     points: int = 21
     """How many values stand for the documented range."""
+    fed: set[str] = field(default_factory=set, repr=False, compare=False)
+    """Which journals already gave their durations (so a second client adds none twice)."""
     _seen: Samples = field(init=False, repr=False, compare=False)
     _documented: Samples = field(init=False, repr=False, compare=False)
 
