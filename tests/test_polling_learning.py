@@ -210,9 +210,7 @@ def test_the_journal_feeds_the_prior_once(tmp_path) -> None:
     assert len(journal.durations("https://example.invalid")) == 3
     assert journal.durations("sandbox") == []
     policy = DefaultPolicy()
-    client = LumaClient(
-        "k", base_url="https://example.invalid", journal=journal.path, poll=policy
-    )
+    client = LumaClient("k", base_url="https://example.invalid", journal=journal.path, poll=policy)
     assert policy.prior.seen == 3
     again = LumaClient("k", base_url="https://example.invalid", journal=journal.path, poll=policy)
     assert policy.prior.seen == 3  # the same journal is not counted twice

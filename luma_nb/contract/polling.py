@@ -180,4 +180,3 @@ class DefaultPolicy:
         with self.memory.lock:
             factor = 1.0 + self._rng.uniform(0.0, self.jitter)
         return delay * factor
-

@@ -127,4 +127,3 @@ class DurationPrior:
 
     def _documented_len(self) -> int:
         return len(self._documented)
-
