@@ -6,12 +6,11 @@ import subprocess
 import sys
 import time
 
-from . import Section, Table, median, percentile
+from . import Section, Table, median
 
 NAME = "importtime"
 TITLE = "7. Import time"
 RUNS = {"full": 21, "quick": 9, "tiny": 2}
-GOAL_MS = 50.0
 #: ``import luma_nb`` may take at most this many times ``import requests`` (whole process).
 GOAL_RATIO = 1.5
 #: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
@@ -102,13 +101,14 @@ def run(size: str = "full") -> Section:
     for _ in range(runs):
         for label, code in codes.items():
             times[label].append(_time(code))
-    table = Table(("command", "median (ms)", "p90 (ms)", "-X importtime (ms)"))
+    table = Table(("command", "median (ms)", "min (ms)", "max (ms)", "-X importtime (ms)"))
     for label, values in times.items():
         module = label.split()[-1] if label.startswith("import") else None
         table.add(
             label,
             1000 * median(values),
-            1000 * percentile(values, 90),
+            1000 * min(values),
+            1000 * max(values),
             _own_time(module) if module else "–",
         )
     section.tables.append(table)
@@ -122,11 +122,13 @@ def run(size: str = "full") -> Section:
         f"{ratio:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
         ratio <= GOAL_RATIO,
     )
-    diff = 1000 * (median(times["import luma_nb"]) - median(times["import requests"]))
-    section.check(
-        f"`import luma_nb` within {GOAL_MS:.0f} ms of `import requests`",
-        f"{diff:+.1f} ms",
-        diff <= GOAL_MS,
+    diffs = [
+        1000 * (lu - rq)
+        for lu, rq in zip(times["import luma_nb"], times["import requests"], strict=True)
+    ]
+    section.notes.append(
+        "The same rounds as differences (no goal: they grow with machine load): "
+        f"{median(diffs):+.1f} ms (min {min(diffs):+.1f}, max {max(diffs):+.1f})."
     )
     extras = Table(
         ("module", "imported by", "-X importtime cumulative (ms)"),

@@ -14,7 +14,7 @@ from luma_nb.contract._schedule import step_size
 from luma_nb.contract.models import Task
 from luma_nb.contract.polling import DefaultPolicy, DurationPrior, FixedPolicy, PollPolicy
 from luma_nb.contract.priors import Samples
-from luma_nb.jobs.batching import pick, requests_for
+from luma_nb.jobs.batching import pick, requests_for, when
 from luma_nb.jobs.journal import Journal
 
 State = tuple[str, float | None]
@@ -244,7 +244,7 @@ def test_twenty_jobs_at_once_share_their_requests() -> None:
         delay = dict.fromkeys(due, 0.0)
         sent = looks = 0
         while due:
-            now = min(due.values())
+            now = when([(k, due[k], delay[k]) for k in due]) or 0.0
             keys = pick(now, [(k, due[k], delay[k]) for k in due])
             sent += requests_for(len(keys))
             for k in keys:
@@ -253,7 +253,7 @@ def test_twenty_jobs_at_once_share_their_requests() -> None:
                 delay[k] = schedules[k].observe(now, status, pct)
                 due[k] = now + delay[k]
                 if status == "finished":
-                    assert now - jobs[k][1] <= policy.dense * 1.2
+                    assert now - jobs[k][1] <= policy.dense * 1.2 + 1.0  # + the slack
                     del due[k], delay[k]
         return sent, looks
 

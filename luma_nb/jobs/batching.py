@@ -13,10 +13,14 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
 
-__all__ = ("CHUNK", "pick", "requests_for")
+__all__ = ("CHUNK", "SLACK", "SLACK_MAX", "pick", "requests_for", "when")
 
 #: Most ids in one ``/fetch-many`` request (the documented limit).
 CHUNK = 20
+#: A due job may wait this share of its delay (at most :data:`SLACK_MAX` seconds) for others
+#: to fall due, so the jobs of a client gather in one request (no more than the jitter).
+SLACK = 0.1
+SLACK_MAX = 1.0
 
 K = TypeVar("K", bound=Hashable)
 
@@ -24,6 +28,16 @@ K = TypeVar("K", bound=Hashable)
 def requests_for(ids: int) -> int:
     """HTTP requests needed to look at ``ids`` tasks at once."""
     return math.ceil(ids / CHUNK) if ids > 0 else 0
+
+
+def when(
+    jobs: Sequence[tuple[K, float, float]], *, slack: float = SLACK, most: float = SLACK_MAX
+) -> float | None:
+    """When the next request of a client is sent: the earliest due time plus its slack.
+
+    ``jobs`` are ``(key, due, delay)``; None when there are none.
+    """
+    return min((at + min(most, slack * delay) for _, at, delay in jobs), default=None)
 
 
 def pick(

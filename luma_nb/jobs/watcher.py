@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..contract.errors import LumaError, TaskFailedError, WaitTimeout
-from .batching import pick
+from .batching import SLACK, SLACK_MAX, pick
 from .watch import DEFAULT_TIMEOUT, PUSH_QUIET, Listener, Watch, WatchCancelled
 
 if TYPE_CHECKING:
@@ -212,7 +212,11 @@ class Watcher:
         with self._cond:
             if not self._watches:
                 return None
-            soonest = min(min(w.due, w.deadline) for w in self._watches.values())
+            # A due job waits its slack (a tenth of its delay, at most 1 s) for others to join.
+            soonest = min(
+                min(w.due + min(SLACK_MAX, SLACK * w.delay), w.deadline)
+                for w in self._watches.values()
+            )
             return max(0.0, soonest - self.clock())
 
     def _poll(self, batch: list[Watch]) -> list[Watch]:
