@@ -157,7 +157,8 @@ def run(size: str = "full") -> Section:
     section.notes.append(
         "Each job keeps its own schedule; a tick takes the due jobs and fills its chunks of 20 "
         "with the jobs due soonest after them (`luma_nb.jobs.batching.pick`), so their looks "
-        "fall into step. The durations are independent (6–30 s each here), so every finish "
+        f"fall into step. The durations are independent ({60 / speed:.0f}–{300 / speed:.0f} s "
+        "each here), so every finish "
         "needs looks of its own; the simulation in section 1 shows jobs that take about as long."
     )
     section.seconds = time.perf_counter() - started

@@ -26,7 +26,7 @@ TITLE = "1. Polling policy (simulated jobs)"
 
 #: The simulation's seed; the results are reported for it (and checked against others).
 SEED = 20240601
-JOBS = {"full": 2000, "quick": 400, "tiny": 12}
+JOBS = {"full": 1500, "quick": 300, "tiny": 12}
 #: A look never comes sooner than this after the previous one (guards a zero delay).
 _MIN_STEP = 1e-3
 _MAX_LOOKS = 100_000

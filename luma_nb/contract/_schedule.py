@@ -25,7 +25,6 @@ _MIN_LEARNED = 3
 _COARSE = 5.0
 #: The share of the run over which the recent rate is measured.
 _RECENT = 0.3
-_SINGLE_STEPS = False
 
 
 def step_size(values: list[float]) -> float:
@@ -259,7 +258,7 @@ class _DefaultSchedule:
         # The recent rate (or the whole run's, early on) or the latest one, whichever is
         # faster: the earliest plausible end, following a job that slows down.
         rate = self._recent_rate(t0, p0, t1, p1) or (p1 - p0) / (t1 - t0)
-        latest = self._latest_rate(t1, p1)
+        latest = self._latest_rate(t1)
         if latest is not None:
             rate = max(rate, latest)
         self.expected_end = t1 + (100.0 - p1) / rate
@@ -268,19 +267,14 @@ class _DefaultSchedule:
             low, high = self._at_top(low, high)
         return self._toward(now, low, high)
 
-    def _latest_rate(self, t1: float, p1: float) -> float | None:
-        """The rate of the latest change: timed from the last look at the old value for a jump
-        (a stall before it does not dilute it), from the change before for a single step (a
-        short gap between two looks would overstate it)."""
+    def _latest_rate(self, t1: float) -> float | None:
+        """The rate of the latest change, timed from the last look at the old value (so a
+        stall before a jump does not dilute it)."""
         if self.previous is None or t1 <= self.previous[0]:
             return None
+        assert self.latest is not None
         before, old = self.previous
-        quantum = max(1.0, self.step)
-        if p1 - old < 3 * quantum and len(self.changes) >= 2 and _SINGLE_STEPS:
-            start = self.changes[-2][1]
-            if t1 > start:
-                return (p1 - self.changes[-2][2]) / (t1 - start)
-        return (p1 - old) / (t1 - before)
+        return (self.latest[1] - old) / (t1 - before)
 
     def _recent_rate(self, t0: float, p0: float, t1: float, p1: float) -> float | None:
         """The rate over the recent part of the run (it follows a job that speeds up or slows).
