@@ -265,3 +265,16 @@ def test_twenty_jobs_at_once_share_their_requests() -> None:
     # Durations spread over minutes: each end needs a look of its own, the rest is shared.
     apart, looks = requests(20, spread=9.0)
     assert apart < looks / 4
+
+
+def test_a_real_wait_teaches_the_clients_policy(sandbox) -> None:
+    policy = DefaultPolicy(seed=3)
+    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, journal=None, poll=policy)
+    first, second = client.imagine("one"), client.imagine("two")
+    first.wait(timeout=120)
+    second.watch(timeout=120).wait(130)  # the watcher thread's waits teach it too
+    assert policy.memory.finished == 2
+    assert policy.prior.seen == 2
+    # Seconds-long sandbox jobs: the session's durations now outweigh "1-5 minutes".
+    assert (policy.prior.quantile(0.5) or 0.0) < 60.0
+    client.close()
