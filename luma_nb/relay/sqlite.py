@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .store import Budgets, LedgerEntry, Refusal, Student, SubmitRecord
+from ..contract.models import Task
+from .store import Budgets, GalleryItem, LedgerEntry, Refusal, Student, SubmitRecord
 
 __all__ = ("SQLiteStore",)
 
@@ -40,6 +41,7 @@ CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
@@ -48,6 +50,13 @@ _SPENT = (
     "SELECT COALESCE(SUM(CASE kind WHEN 'reserve' THEN credits "
     "WHEN 'release' THEN -credits WHEN 'refund' THEN -credits ELSE 0 END), 0) FROM ledger"
 )
+
+# Columns added after the first schema (added to older files on open).
+_TASK_COLUMNS = {
+    "shared": "INTEGER NOT NULL DEFAULT 1",
+    "hidden": "INTEGER NOT NULL DEFAULT 0",
+    "seq": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 class SQLiteStore:
@@ -67,6 +76,10 @@ class SQLiteStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}
+            for name, kind in _TASK_COLUMNS.items():
+                if name not in columns:  # a class file made before the column existed
+                    self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -322,6 +335,8 @@ class SQLiteStore:
                 "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
                 (json.dumps(dict(body)), int(terminal), self._clock(), task_id),
             )
+            if terminal:
+                self._bump(db, task_id)
             if terminal and failure is not None and row["submit_id"] is not None:
                 self._entry(
                     db,
@@ -348,3 +363,69 @@ class SQLiteStore:
                 (task_id, json.dumps(dict(body or {"task_id": task_id})), now, now),
             )
             db.execute("UPDATE tasks SET published = 1 WHERE task_id = ?", (task_id,))
+
+    # -- the class gallery -------------------------------------------------------------------
+
+    def _bump(self, db: sqlite3.Connection, task_id: str) -> None:
+        """Give the task the next number of the gallery's change sequence."""
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES ('gallery', 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1"
+        )
+        db.execute(
+            "UPDATE tasks SET seq = (SELECT value FROM counters WHERE name = 'gallery') "
+            "WHERE task_id = ?",
+            (task_id,),
+        )
+
+    def set_shared(self, task_id: str, student: Student, shared: bool) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET shared = ?, updated = ? WHERE task_id = ? AND student_id = ?",
+                (int(shared), self._clock(), task_id, student.id),
+            )
+            if cur.rowcount:
+                self._bump(db, task_id)
+        return bool(cur.rowcount)
+
+    def set_hidden(self, task_id: str, hidden: bool) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET hidden = ?, updated = ? WHERE task_id = ? "
+                "AND student_id IS NOT NULL",
+                (int(hidden), self._clock(), task_id),
+            )
+            if cur.rowcount:
+                self._bump(db, task_id)
+        return bool(cur.rowcount)
+
+    def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
+        with self._lock:
+            latest = self._db.execute(
+                "SELECT value FROM counters WHERE name = 'gallery'"
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT t.task_id, t.body, t.terminal, t.shared, t.hidden, t.seq, t.updated, "
+                "st.name, s.request FROM tasks t JOIN students st ON st.id = t.student_id "
+                "LEFT JOIN submits s ON s.id = t.submit_id "
+                "WHERE t.seq > ? ORDER BY t.seq",
+                (after,),
+            ).fetchall()
+        return (int(latest[0]) if latest else 0), [_gallery_item(r) for r in rows]
+
+
+def _gallery_item(row: sqlite3.Row) -> GalleryItem:
+    task = Task.from_json(json.loads(row["body"]), task_id=str(row["task_id"]))
+    request = json.loads(row["request"]) if row["request"] else {}
+    prompt = request.get("prompt") if isinstance(request, dict) else None
+    return GalleryItem(
+        task_id=str(row["task_id"]),
+        student=str(row["name"]),
+        seq=int(row["seq"]),
+        finished=bool(row["terminal"]) and task.is_finished,
+        shared=bool(row["shared"]),
+        hidden=bool(row["hidden"]),
+        video_url=task.video_url,
+        prompt=prompt if isinstance(prompt, str) else "",
+        updated=float(row["updated"]),
+    )
