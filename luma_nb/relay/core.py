@@ -22,6 +22,7 @@ import tornado.httpserver
 import tornado.netutil
 
 from ..api.client import LumaClient
+from ..api.deadline import guarded_session
 from ..contract.errors import (
     AuthenticationError,
     BadRequestError,
@@ -31,17 +32,19 @@ from ..contract.errors import (
     SubmitUncertainError,
 )
 from ..contract.polling import DefaultPolicy, PollPolicy
+from .backends import open_store
 from .checks import RateLimiter
 from .handlers import Forwarded, RelayContext, make_app
-from .poller import Poller
-from .sqlite import SQLiteStore
+from .poller import DEFAULT_LEASE, Poller, new_holder
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .tokens import IssuedToken, issue
 
-__all__ = ("DEFAULT_COST", "Relay")
+__all__ = ("DEFAULT_COST", "POLLER_HEADER", "Relay")
 
 log = logging.getLogger("luma_nb.relay")
 
+#: The header that names the polling relay (its lease holder) on its upstream polls.
+POLLER_HEADER = "X-Luma-NB-Poller"
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
@@ -57,7 +60,8 @@ class Relay:
     Parameters:
         upstream_url: the API the relay forwards to (the real API, or a sandbox's URL).
         api_key: the upstream key; else ``APIFRAME_API_KEY`` of the relay's environment.
-        db: the SQLite file of students, submits, tasks and the ledger (or a RelayStore).
+        db: where the students, submits, tasks and the ledger are kept: a SQLite file, a
+            ``postgresql://`` URL (several relay processes may share it), or a RelayStore.
         class_name: shown to students; else the one stored in ``db``, else ``"Class"``.
         class_budget, student_budget: credit limits (None: no limit).
         rate: submits per student per minute (None: no limit).
@@ -66,6 +70,10 @@ class Relay:
         poll: the polling policy of the class's one poller (default DefaultPolicy).
         rate_clock: clock of the rate limiter (injectable for tests).
         publish: task ids every student may fetch (e.g. the parents to extend).
+        upstream_timeout: seconds each upstream request may take.
+        lease: seconds this relay's claim to poll a task lasts unless renewed; relays sharing
+            one database poll each task from one of them only, and take over the tasks of a
+            relay that died once its leases expire.
     """
 
     def __init__(
@@ -85,11 +93,12 @@ class Relay:
         rate_clock: Callable[[], float] | None = None,
         publish: Sequence[str] = (),
         upstream_timeout: float = 30.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
         if not key.strip():
             raise ValueError("the relay needs the upstream key: set APIFRAME_API_KEY")
-        self.store: RelayStore = db if not isinstance(db, (str, Path)) else SQLiteStore(db)
+        self.store: RelayStore = db if not isinstance(db, (str, Path)) else open_store(db)
         if class_name:
             self.store.set_meta("class_name", class_name)
         self.class_name = class_name or self.store.get_meta("class_name") or "Class"
@@ -106,7 +115,24 @@ class Relay:
         self._make_upstream: Callable[[], LumaClient] = make_upstream
         self.upstream_url = self._make_upstream().base_url
         self._local = threading.local()
-        self.poller = Poller(self.store, self._make_upstream(), poll or DefaultPolicy())
+        holder = new_holder()
+        # The poller names itself to the upstream, so a sandbox's request log shows which
+        # relay polled (the lease is what keeps that to one relay per task).
+        polling = guarded_session()
+        polling.headers[POLLER_HEADER] = holder
+        self.poller = Poller(
+            self.store,
+            LumaClient(
+                key,
+                base_url=upstream_url,
+                journal=None,
+                timeout=upstream_timeout,
+                session=polling,
+            ),
+            poll or DefaultPolicy(),
+            lease=lease,
+            holder=holder,
+        )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
         self._ctx = RelayContext(
             store=self.store,

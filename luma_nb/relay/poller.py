@@ -4,14 +4,24 @@ Each tick fetches all open tasks at once, in chunks of 20 (⌈open tasks / 20⌉
 the next tick comes when the soonest task needs a look by the polling policy's pacing. So the
 upstream sees requests per class, not per student; students' fetches are answered from the
 store. ``last_look`` (wall-clock) is what the relay tells clients about its freshness.
+
+Several relay processes may share one database (PostgreSQL): each task is then polled by one
+of them only, the holder of its lease in the store (:meth:`RelayStore.claim`). A poller claims
+the tasks it is about to fetch, renews its leases every third of their length while it runs,
+and adopts the open tasks of the whole class from the store on the same beat, so when a relay
+dies another takes its tasks over once their leases expire. A task leased elsewhere is looked
+at again (a claim, not an upstream request) after half a lease; its state reaches this
+relay's students through the shared store.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from ..api.client import FETCH_MANY_MAX, LumaClient
@@ -26,6 +36,13 @@ log = logging.getLogger("luma_nb.relay")
 
 #: Longest sleep between two looks at an idle class (new submits wake the poller at once).
 _IDLE = 30.0
+#: Seconds a lease lasts unless renewed (another relay takes the task over after that).
+DEFAULT_LEASE = 15.0
+
+
+def new_holder() -> str:
+    """A name for one poller's leases, unique across processes and hosts."""
+    return f"relay-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class Poller:
@@ -38,7 +55,11 @@ class Poller:
         policy: PollPolicy,
         *,
         clock: Callable[[], float] = time.monotonic,
+        lease: float = DEFAULT_LEASE,
+        holder: str | None = None,
     ) -> None:
+        if not lease > 0:
+            raise ValueError("lease must be positive")
         self._store = store
         self._upstream = upstream
         self._policy = policy
@@ -54,6 +75,12 @@ class Poller:
         """How many ticks ran (for tests and the benchmark)."""
         self.upstream_requests = 0
         """HTTP requests sent upstream by the poller (⌈ids / 20⌉ per tick)."""
+        self.lease = lease
+        """Seconds a lease lasts unless renewed."""
+        self.holder = holder or new_holder()
+        """The name this poller's leases carry in the store."""
+        self._held: set[str] = set()
+        self._next_beat = 0.0
 
     def start(self) -> None:
         """Watch the open tasks already in the store (after a restart), then run."""
@@ -64,11 +91,15 @@ class Poller:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop and join the thread."""
+        """Stop and join the thread, then give up this poller's leases (others take over)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
+        try:
+            self._store.drop_leases(self.holder)
+        except Exception:  # the database may be gone; the leases then just expire
+            log.warning("relay: could not give up the polling leases", exc_info=True)
 
     def watch(self, task_id: str) -> None:
         """Start watching a task that was just submitted."""
@@ -86,25 +117,66 @@ class Poller:
         with self._lock:
             return len(self._schedules)
 
+    @property
+    def held(self) -> int:
+        """How many tasks this poller holds the lease of (polls upstream)."""
+        with self._lock:
+            return len(self._held)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                due = min((at for _, at in self._schedules.values()), default=None)
-            delay = _IDLE if due is None else max(0.0, due - self._clock())
-            if delay > 0:
-                self._wake.wait(delay)
-                self._wake.clear()
-                continue
             try:
+                if self._clock() >= self._next_beat:
+                    self.beat()
+                with self._lock:
+                    due = min((at for _, at in self._schedules.values()), default=None)
+                now = self._clock()
+                delay = min(_IDLE if due is None else due - now, self._next_beat - now)
+                if delay > 0:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+                    continue
                 self.tick()
             except Exception:  # never let the class's only poller die
                 log.exception("relay: poll tick failed")
                 self._stop.wait(1.0)
 
+    def beat(self) -> None:
+        """Renew the leases held, adopt the class's open tasks, forget those settled elsewhere.
+
+        Runs every third of a lease, so a lease never lapses while its holder is alive.
+        """
+        now = self._clock()
+        self._next_beat = now + self.lease / 3
+        open_ids = self._store.open_tasks()
+        still_open = set(open_ids)
+        with self._lock:
+            for task_id in list(self._schedules):
+                if task_id not in still_open:  # finished or failed: another relay saw it
+                    del self._schedules[task_id]
+            held = [t for t in self._held if t in self._schedules]
+        for task_id in open_ids:
+            self._add(task_id, now, fresh=False)
+        renewed = self._store.claim(held, self.holder, self.lease)
+        with self._lock:
+            self._held = set(renewed)
+
     def tick(self) -> None:
         """Look at every open task once (chunks of 20) and reschedule them."""
         with self._lock:
             ids = list(self._schedules)
+        if not ids:
+            return
+        mine = self._store.claim(ids, self.holder, self.lease)
+        now = self._clock()
+        with self._lock:
+            self._held = set(mine)
+            for task_id in set(ids) - self._held:
+                # Polled by another relay: try for its lease again after half a lease.
+                entry = self._schedules.get(task_id)
+                if entry is not None:
+                    self._schedules[task_id] = (entry[0], now + self.lease / 2)
+        ids = mine
         if not ids:
             return
         self.ticks += 1
@@ -116,8 +188,11 @@ class Poller:
             now = self._clock()
             log.warning("relay: upstream poll failed: %s", error)
             with self._lock:
-                for task_id, (schedule, _) in list(self._schedules.items()):
-                    self._schedules[task_id] = (schedule, now + schedule.error(now, retry))
+                for task_id in ids:
+                    entry = self._schedules.get(task_id)
+                    if entry is not None:
+                        schedule = entry[0]
+                        self._schedules[task_id] = (schedule, now + schedule.error(now, retry))
             return
         self.last_look = time.time()
         now = self._clock()

@@ -52,6 +52,8 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
 
+#: Leases claimed per statement (3 parameters each, well under SQLite's limit).
+_CLAIM_CHUNK = 200
 # Credits out of the budget: held by a reservation, minus those given back.
 _SPENT = (
     "SELECT COALESCE(SUM(CASE kind WHEN 'reserve' THEN credits "
@@ -441,18 +443,21 @@ class SQLStore:
             return []
         now = self._clock()
         held: list[str] = []
+        ids = list(dict.fromkeys(task_ids))
         with self._tx() as db:
-            for task_id in task_ids:
-                row = db.execute(
-                    "INSERT INTO leases (task_id, holder, expires) VALUES (?, ?, ?) "
+            for start in range(0, len(ids), _CLAIM_CHUNK):
+                chunk = ids[start : start + _CLAIM_CHUNK]
+                rows = ", ".join("(?, ?, ?)" for _ in chunk)
+                args = [v for task_id in chunk for v in (task_id, holder, now + seconds)]
+                found = db.execute(
+                    f"INSERT INTO leases (task_id, holder, expires) VALUES {rows} "  # noqa: S608
                     "ON CONFLICT (task_id) DO UPDATE SET holder = excluded.holder, "
                     "expires = excluded.expires "
                     "WHERE leases.holder = excluded.holder OR leases.expires <= ? "
                     "RETURNING task_id",
-                    (task_id, holder, now + seconds, now),
-                ).fetchone()
-                if row is not None:
-                    held.append(task_id)
+                    (*args, now),
+                ).fetchall()
+                held += [str(r[0]) for r in found]
         return held
 
     def leases(self) -> dict[str, tuple[str, float]]:

@@ -12,7 +12,7 @@ upstream accepted it, ``release`` gives the credits back for a submit the upstre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -196,6 +196,21 @@ class RelayStore(Protocol):
         """Let every student of the class fetch this task (adding it when unknown)."""
         ...
 
+    # -- leases (several relay processes on one database) -------------------------------------
+
+    def claim(self, task_ids: Sequence[str], holder: str, seconds: float) -> list[str]:
+        """Take or renew the polling lease of each task for ``seconds``; the ids now held."""
+        ...
+
+    def leases(self) -> dict[str, tuple[str, float]]:
+        """Every polling lease: task id -> (holder, wall-clock expiry)."""
+        ...
+
+    def drop_leases(self, holder: str) -> None:
+        """Give up every lease ``holder`` has."""
+        ...
+
     def close(self) -> None:
         """Release the database."""
         ...
+
