@@ -4,7 +4,8 @@
 temporary folder, as an unprivileged system user when the tests run as root (PostgreSQL
 refuses to run as root; ``setpriv`` drops the privileges), with trust authentication on
 loopback only. ``database()`` makes a fresh database and returns its DSN (with a dummy
-password in it, so the tests can check it is never shown). Without the package the tests fail with how to install it; they never skip.
+password in it, so the tests can check it is never shown). Without the package the tests
+fail with how to install it; they never skip.
 """
 
 from __future__ import annotations
