@@ -75,30 +75,61 @@ class PostgresServer:
                 pwd.getpwnam(USER)
             except KeyError:
                 subprocess.run(
-                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                     USER],
+                    [
+                        "useradd",
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        USER,
+                    ],
                     check=True,
                 )
             entry = pwd.getpwnam(USER)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
             # setpriv execs (no wrapper process), so signals reach postgres itself.
             self._prefix = [
-                "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
-                "--clear-groups", "--",
+                "setpriv",
+                f"--reuid={entry.pw_uid}",
+                f"--regid={entry.pw_gid}",
+                "--clear-groups",
+                "--",
             ]
         data, sockets = self.folder / "data", self.folder / "run"
         self._run("mkdir", str(data), str(sockets))
         self._run(
-            str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--no-sync", "--no-instructions",
+            str(self.bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
         )
         self._log = open(self.folder / "server.log", "wb")  # noqa: SIM115
         self._proc = subprocess.Popen(
             [
-                *self._prefix, str(self.bin / "postgres"), "-D", str(data),
-                "-h", "127.0.0.1", "-p", str(self.port), "-k", str(sockets),
-                "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "max_connections=200",
+                *self._prefix,
+                str(self.bin / "postgres"),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(sockets),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -482,4 +482,3 @@ class _Cursor:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the driver's cursor (fetchone, fetchall, rowcount)."""
         return self._db.execute(self._dialect.sql(sql), tuple(args))
-
