@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -282,7 +283,10 @@ def test_a_second_store_on_the_same_database_sees_everything(
 
 
 def test_leases_one_holder_at_a_time(store: RelayStore, clock: Clock) -> None:
+    for task_id in ("t1", "t2", "t3"):
+        store.publish(task_id)
     assert store.claim([], "a", 10) == []
+    assert store.claim(["unknown"], "a", 10) == []  # only the class's open tasks are leased
     assert store.claim(["t1", "t2", "t1"], "a", 10) == ["t1", "t2"]
     assert store.claim(["t1", "t2", "t3"], "b", 10) == ["t3"]
     clock.now += 6
@@ -304,10 +308,13 @@ def test_a_settled_task_gives_up_its_lease(store: RelayStore) -> None:
     assert store.claim(["t"], "a", 30) == ["t"]
     store.update_task("t", {"status": "finished"}, terminal=True, failure=None)
     assert store.leases() == {}
+    assert store.claim(["t"], "b", 30) == []  # a settled task is polled by nobody
 
 
 def test_many_claims_in_one_call(store: RelayStore) -> None:
     ids = [f"task-{n}" for n in range(450)]  # more than one statement's chunk
+    for task_id in ids:
+        store.publish(task_id)
     assert store.claim(ids, "a", 30) == ids
     assert store.claim(ids, "b", 30) == []
 
@@ -315,32 +322,45 @@ def test_many_claims_in_one_call(store: RelayStore) -> None:
 def test_concurrent_reserves_on_two_stores_never_overspend(
     store: RelayStore, make: Callable[..., RelayStore]
 ) -> None:
-    """Two stores (two connections, as two relay processes) reserve at once: exact budgets."""
+    """Two stores (two connections, as two relay processes) reserve at once: exact budgets.
+
+    Each student submits through both stores at once, so every student's budget and the
+    class's are raced for across the two connections.
+    """
     students = [store.add_student(f"s{n}", f"h{n}") for n in range(6)]
-    budgets = Budgets(class_budget=60, student_budget=18)
-    stores = [store, make()]
-    results: list[int | Refusal] = []
+    budgets = Budgets(class_budget=90, student_budget=18)
+
+    def slow_clock() -> float:
+        # The clock is read between the budget check and the insert: a slow one widens
+        # the window in which an unserialised second writer would overspend.
+        time.sleep(0.005)
+        return time.time()
+
+    stores = [make(slow_clock), make(slow_clock)]
+    results: list[tuple[int, int | Refusal]] = []
     lock = threading.Lock()
     start = threading.Barrier(12)
 
     def student(n: int) -> None:
         start.wait()
         for _ in range(6):
-            got = stores[n % 2].reserve(students[n % 6], "/luma-imagine", {}, 6, budgets)
+            got = stores[n // 6].reserve(students[n % 6], "/luma-imagine", {}, 6, budgets)
             with lock:
-                results.append(got)
+                results.append((n % 6, got))
 
     threads = [threading.Thread(target=student, args=(n,)) for n in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    accepted = [r for r in results if isinstance(r, int)]
-    assert len(results) == 72 and len(accepted) == 10  # 60 credits / 6
-    assert store.spent() == 60
+    accepted = [(who, r) for who, r in results if isinstance(r, int)]
+    assert len(results) == 72
+    assert len(accepted) == 15  # 90 credits / 6; the students could take 18
+    assert all(sum(1 for who, _ in accepted if who == n) <= 3 for n in range(6))
+    assert store.spent() == 90
     assert all(store.spent(s) <= 18 for s in students)
     reserves = [e for e in store.ledger() if e.kind == "reserve"]
-    assert sorted(e.submit_id for e in reserves) == sorted(accepted)
+    assert sorted(e.submit_id for e in reserves) == sorted(r for _, r in accepted)
 
 
 def test_redact_hides_the_password_in_every_form() -> None:

@@ -52,7 +52,7 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
 
-#: Leases claimed per statement (3 parameters each, well under SQLite's limit).
+#: Leases claimed per statement (one parameter each, well under SQLite's limit).
 _CLAIM_CHUNK = 200
 # Credits out of the budget: held by a reservation, minus those given back.
 _SPENT = (
@@ -437,28 +437,29 @@ class SQLStore:
         """Take or renew the polling lease of each task for ``seconds``; the ids ``holder`` holds.
 
         A task's lease is taken when it has none, when it expired, or when ``holder`` has it
-        already (then it is renewed). A task held by another live process is left to it.
+        already (then it is renewed). A task held by another live process is left to it, and
+        a task the store does not know or that finished or failed is never leased.
         """
-        if not task_ids:
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
             return []
         now = self._clock()
-        held: list[str] = []
-        ids = list(dict.fromkeys(task_ids))
+        held: set[str] = set()
         with self._tx() as db:
             for start in range(0, len(ids), _CLAIM_CHUNK):
                 chunk = ids[start : start + _CLAIM_CHUNK]
-                rows = ", ".join("(?, ?, ?)" for _ in chunk)
-                args = [v for task_id in chunk for v in (task_id, holder, now + seconds)]
+                marks = ", ".join("?" for _ in chunk)
                 found = db.execute(
-                    f"INSERT INTO leases (task_id, holder, expires) VALUES {rows} "  # noqa: S608
+                    "INSERT INTO leases (task_id, holder, expires) "  # noqa: S608
+                    f"SELECT task_id, ?, ? FROM tasks WHERE terminal = 0 AND task_id IN ({marks}) "
                     "ON CONFLICT (task_id) DO UPDATE SET holder = excluded.holder, "
                     "expires = excluded.expires "
                     "WHERE leases.holder = excluded.holder OR leases.expires <= ? "
                     "RETURNING task_id",
-                    (*args, now),
+                    (holder, now + seconds, *chunk, now),
                 ).fetchall()
-                held += [str(r[0]) for r in found]
-        return held
+                held.update(str(r[0]) for r in found)
+        return [task_id for task_id in ids if task_id in held]
 
     def leases(self) -> dict[str, tuple[str, float]]:
         """Every polling lease: task id -> (holder, wall-clock expiry)."""

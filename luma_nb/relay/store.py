@@ -213,4 +213,3 @@ class RelayStore(Protocol):
     def close(self) -> None:
         """Release the database."""
         ...
-

@@ -1,0 +1,190 @@
+"""Two relay processes (``luma-nb class serve``) sharing one class in one real PostgreSQL.
+
+The sandbox runs in this process, so its request log shows every upstream request, with the
+header that names the relay whose poller sent it. The relays are child processes on their own
+ports; the database is a real PostgreSQL server the suite starts (tests/pg_support.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from luma_nb import cli
+from luma_nb.relay.postgres import PostgresStore
+from luma_nb.sandbox import Sandbox
+from tests.pg_support import PASSWORD
+from tests.relay_procs import RelayProcess, polls_by_task, runs
+
+#: How often the relays' pollers look (the sandbox is fast too).
+POLL = "0.05"
+
+
+def _tokens(capsys: pytest.CaptureFixture[str], dsn: str, count: int) -> list[str]:
+    """``luma-nb class tokens --db postgresql://...``: the tokens, from its CSV."""
+    code = cli.main(["class", "tokens", "--count", str(count), "--db", dsn, "--name", "Lab"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert PASSWORD not in out + err
+    return [row["token"] for row in csv.DictReader(io.StringIO(out))]
+
+
+@pytest.fixture
+def relays(make_sandbox: Any, pg_dsn: str) -> Iterator[tuple[Sandbox, str, Any]]:
+    """A sandbox (unlimited credits) and a factory of relay processes on one database."""
+    sandbox = make_sandbox(credits=None)
+    started: list[RelayProcess] = []
+
+    def start(*options: str) -> RelayProcess:
+        relay = RelayProcess(sandbox.base_url, sandbox.api_key, pg_dsn, *options)
+        started.append(relay)
+        return relay
+
+    yield sandbox, pg_dsn, start
+    for relay in started:
+        relay.stop()
+    for relay in started:
+        assert PASSWORD not in relay.output(), "a relay printed the database password"
+
+
+def _imagine(url: str, token: str, prompt: str) -> requests.Response:
+    return requests.post(
+        url + "/luma-imagine",
+        json={"prompt": prompt},
+        headers={"Authorization": token},
+        timeout=60,
+    )
+
+
+def _wait_finished(url: str, token: str, task_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with requests.Session() as session:
+        session.headers["Authorization"] = token
+        while True:
+            answer = session.post(url + "/fetch", json={"task_id": task_id}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            if "video_url" in body or body.get("status") == "failed":
+                return body
+            assert time.monotonic() < deadline, f"{task_id} not finished: {body}"
+            time.sleep(0.05)
+
+
+def test_budgets_stay_exact_under_concurrent_submits_on_two_relays(
+    relays: tuple[Sandbox, str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox, dsn, start = relays
+    tokens = _tokens(capsys, dsn, 8)
+    budget = ("--class-budget", "90", "--student-budget", "18", "--poll-interval", POLL)
+    a, b = start(*budget), start(*budget)
+    # 8 students x 3 submits fit their own budgets (8 x 18 = 144), the class's 90 holds 15:
+    # 32 threads submit 4 times each, spread over both relays, all at once.
+    answers: list[tuple[int, int, str]] = []  # (student, status, body)
+    lock = threading.Lock()
+    go = threading.Barrier(32)
+
+    def student(n: int) -> None:
+        go.wait()
+        for k in range(4):
+            url = (a, b)[(n + k) % 2].url
+            answer = _imagine(url, tokens[n % 8], f"student {n % 8}, try {k}")
+            with lock:
+                answers.append((n % 8, answer.status_code, answer.text))
+
+    threads = [threading.Thread(target=student, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert len(answers) == 128
+    accepted = [s for s, status, _ in answers if status == 200]
+    refused = [(status, text) for _, status, text in answers if status != 200]
+    assert len(accepted) == 15, refused[:3]  # exactly what the class budget holds
+    assert all(status == 402 for status, _ in refused), {s for s, _ in refused}
+    assert all(accepted.count(n) <= 3 for n in range(8))  # 18 credits = 3 submits each
+    assert sandbox.count("/luma-imagine") == 15  # each accepted submit went upstream once
+
+    store = PostgresStore(dsn)
+    try:
+        ledger = store.ledger()
+        reserves = [e for e in ledger if e.kind == "reserve"]
+        charges = [e for e in ledger if e.kind == "charge"]
+        assert len(reserves) == len(charges) == 15
+        assert sum(e.credits for e in reserves) == store.spent() == 90
+        assert all(store.spent(s) <= 18 for s in store.students())
+        assert {e.submit_id for e in reserves} == {e.submit_id for e in charges}
+    finally:
+        store.close()
+    # The other class commands read the same database.
+    assert cli.main(["class", "status", "--db", dsn]) == 0
+    out, err = capsys.readouterr()
+    assert "credits spent: 90" in out and PASSWORD not in out + err
+
+
+def test_one_relay_polls_each_task_and_students_see_fresh_state_through_either(
+    relays: tuple[Sandbox, str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox, dsn, start = relays
+    tokens = _tokens(capsys, dsn, 4)
+    a = start("--poll-interval", POLL, "--lease", "3")
+    b = start("--poll-interval", POLL, "--lease", "3")
+    submitted: list[tuple[str, int]] = []
+    for n in range(8):
+        via = (a, b)[n % 2]
+        answer = _imagine(via.url, tokens[n % 4], f"shared class {n}")
+        assert answer.status_code == 200, answer.text
+        submitted.append((answer.json()["task_id"], n))
+    for task_id, n in submitted:
+        other = (b, a)[n % 2]  # asked through the relay the student did not submit to
+        body = _wait_finished(other.url, tokens[n % 4], task_id)
+        assert body["task_id"] == task_id and "video_url" in body
+
+    polls = polls_by_task(sandbox.requests)
+    holders = {h for task_id, _ in submitted for h, _ in polls.get(task_id, [])}
+    pids = {a.proc.pid, b.proc.pid}
+    assert {int(h.split("-")[1]) for h in holders} <= pids
+    for task_id, _ in submitted:
+        assert polls.get(task_id), f"nobody polled {task_id}"
+        assert len({h for h, _ in polls[task_id]}) == 1, runs(h for h, _ in polls[task_id])
+
+
+def test_the_other_relay_takes_over_the_tasks_of_a_relay_that_died(
+    relays: tuple[Sandbox, str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox, dsn, start = relays
+    tokens = _tokens(capsys, dsn, 2)
+    lease = ("--poll-interval", POLL, "--lease", "1.5")
+    a = start(*lease)
+    sandbox.pause_renders()  # the tasks stay open until the sandbox goes on
+    ids = []
+    for n in range(4):
+        answer = _imagine(a.url, tokens[n % 2], f"before the crash {n}")
+        assert answer.status_code == 200, answer.text
+        ids.append(answer.json()["task_id"])
+    deadline = time.monotonic() + 30
+    while not all(polls_by_task(sandbox.requests).get(t) for t in ids):
+        assert time.monotonic() < deadline, "relay A never polled its tasks"
+        time.sleep(0.05)
+    b = start(*lease)  # adopts A's open tasks from the database, but A holds their leases
+    time.sleep(1.0)  # B's beats (every lease / 3) find the tasks while A polls them
+    a.kill()
+    killed_at = time.monotonic()
+    sandbox.pause_renders(False)
+    for n, task_id in enumerate(ids):
+        body = _wait_finished(b.url, tokens[n % 2], task_id)
+        assert "video_url" in body
+
+    polls = polls_by_task(sandbox.requests)
+    a_pid, b_pid = str(a.proc.pid), str(b.proc.pid)
+    for task_id in ids:
+        order = runs(h.split("-")[1] for h, _ in polls[task_id])
+        assert order == [a_pid, b_pid], order  # A, then B, never both in turn
+        b_first = min(t for h, t in polls[task_id] if h.split("-")[1] == b_pid)
+        assert b_first > killed_at  # B waited for A's lease; it did not poll beside A
