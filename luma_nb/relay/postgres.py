@@ -52,7 +52,7 @@ class _Row(tuple):  # type: ignore[type-arg]
 
 
 def _rows(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
-    names = {}
+    names: dict[str, int] = {}
     for index, column in enumerate(cursor.description or ()):
         names.setdefault(column.name, index)  # a repeated name (``s.*, st.name``): the first
 
