@@ -229,9 +229,12 @@ def _luma_nb_home(
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server for the session (tests/pg_support.py); fails when missing."""
-    from tests.pg_support import PostgresServer
+    from tests.pg_support import PostgresMissing, PostgresServer
 
-    server = PostgresServer()
+    try:
+        server = PostgresServer()
+    except PostgresMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
     try:
         yield server
     finally:

@@ -5,7 +5,7 @@ temporary folder, as an unprivileged system user when the tests run as root (Pos
 refuses to run as root; ``setpriv`` drops the privileges), with trust authentication on
 loopback only. ``database()`` makes a fresh database and returns its DSN (with a dummy
 password in it, so the tests can check it is never shown). Without the package the tests
-fail with how to install it; they never skip.
+fail with how to install it (:class:`PostgresMissing`); they never skip.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 #: The system user the server runs as when the tests run as root.
 USER = "luma-pg"
 #: What the DSNs carry as password (ignored by trust authentication, never to be shown).
@@ -34,6 +32,10 @@ INSTALL = (
     "Debian's package. Install it with `apt-get install -y postgresql` (as root; .ci/run does "
     "this), or `pip install 'psycopg[binary]'` if psycopg is what is missing."
 )
+
+
+class PostgresMissing(RuntimeError):
+    """PostgreSQL's server (or psycopg) is not installed; the message says how to install it."""
 
 
 def bin_dir() -> Path | None:
@@ -59,11 +61,11 @@ class PostgresServer:
     def __init__(self) -> None:
         binaries = bin_dir()
         if binaries is None:
-            pytest.fail(INSTALL, pytrace=False)
+            raise PostgresMissing(INSTALL)
         try:
             import psycopg  # noqa: F401
         except ImportError:
-            pytest.fail(INSTALL, pytrace=False)
+            raise PostgresMissing(INSTALL) from None
         self.bin = binaries
         self.folder = Path(tempfile.mkdtemp(prefix="luma-pg-"))
         self.port = _free_port()
