@@ -188,3 +188,28 @@ def test_the_other_relay_takes_over_the_tasks_of_a_relay_that_died(
         assert order == [a_pid, b_pid], order  # A, then B, never both in turn
         b_first = min(t for h, t in polls[task_id] if h.split("-")[1] == b_pid)
         assert b_first > killed_at  # B waited for A's lease; it did not poll beside A
+
+
+def test_relay_with_a_postgresql_url_and_the_class_commands(
+    make_sandbox: Any, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from luma_nb.contract.polling import FixedPolicy
+    from luma_nb.relay import Relay
+
+    sandbox = make_sandbox()
+    tokens = _tokens(capsys, pg_dsn, 2)
+    relay = Relay(sandbox.base_url, api_key=sandbox.api_key, db=pg_dsn, poll=FixedPolicy(0.05))
+    with relay:
+        assert isinstance(relay.store, PostgresStore)
+        assert PASSWORD not in repr(relay.store) and relay.class_name == "Lab"
+        answer = _imagine(relay.base_url, tokens[0], "a class on PostgreSQL")
+        assert answer.status_code == 200, answer.text
+        assert "video_url" in _wait_finished(relay.base_url, tokens[0], answer.json()["task_id"])
+        names = [s.name for s in relay.store.students()]
+        assert cli.main(["class", "revoke", names[1], "--db", pg_dsn]) == 0
+        assert _imagine(relay.base_url, tokens[1], "revoked elsewhere").status_code == 401
+    out, err = capsys.readouterr()
+    assert PASSWORD not in out + err
+    assert cli.main(["class", "status", "--db", pg_dsn]) == 0
+    out, _ = capsys.readouterr()
+    assert "credits spent: 6" in out and "(revoked)" in out
