@@ -18,6 +18,7 @@ polled upstream only by the process holding its unexpired lease.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -142,7 +143,9 @@ class SQLStore:
             try:
                 yield _Cursor(db, self.dialect)
             except BaseException:
-                db.execute("ROLLBACK")
+                # A lost connection cannot roll back; the error that broke it is the one to see.
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
