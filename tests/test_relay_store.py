@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -375,3 +376,35 @@ def test_an_unreachable_database_says_where_without_the_password() -> None:
     with pytest.raises(ConnectionError) as caught:
         open_store(dsn)
     assert "127.0.0.1" in str(caught.value) and PASSWORD not in str(caught.value)
+
+
+FINISHED = {"status": "finished", "video_url": "https://cdn.example/v.mp4", "percentage": 100}
+
+
+def _task(store: RelayStore, student: Any, task_id: str, prompt: str = "a fox") -> None:
+    sid = store.reserve(student, "/luma-extend", {"prompt": prompt}, 6, NO_LIMIT)
+    assert isinstance(sid, int)
+    store.forwarded(sid, task_id, "luma-ext")
+
+
+def test_gallery_sequence_visibility_and_choices(store: RelayStore) -> None:
+    ada, bob = store.add_student("ada", "a"), store.add_student("bob", "b")
+    _task(store, ada, "t1", "a red fox")
+    _task(store, bob, "t2", "a blue owl")
+    store.publish("parent")  # the class's own parents are not students' videos
+    assert store.gallery() == (0, [])
+    store.update_task("t1", FINISHED, terminal=True, failure=None)
+    latest, items = store.gallery()
+    assert latest == 1 and [(i.task_id, i.student, i.prompt, i.seq) for i in items] == [
+        ("t1", "ada", "a red fox", 1)
+    ]
+    assert items[0].visible and items[0].video_url == FINISHED["video_url"]
+    assert store.set_shared("t1", bob, False) is False  # not bob's
+    assert store.set_shared("t1", ada, False) is True
+    assert store.set_hidden("t2", True) is True
+    assert store.set_hidden("parent", True) is False and store.set_hidden("nope", True) is False
+    latest, items = store.gallery(after=1)
+    assert latest == 3 and [(i.task_id, i.seq) for i in items] == [("t1", 2), ("t2", 3)]
+    assert not items[0].visible and not items[0].shared
+    assert items[1].hidden and not items[1].finished
+    assert store.gallery(after=3) == (3, [])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .store import Budgets, LedgerEntry, RelayStore, Student, SubmitRecord
+from .store import Budgets, GalleryItem, LedgerEntry, RelayStore, Student, SubmitRecord
 from .tokens import IssuedToken, hash_token
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = (
     "DEFAULT_COST",
     "Budgets",
+    "GalleryItem",
     "IssuedToken",
     "LedgerEntry",
     "Relay",

@@ -67,7 +67,7 @@ def _rows(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
 
 class _Postgres(Dialect):
     name = "postgresql"
-    insertion_order = "seq"
+    insertion_order = "arrival"
 
     def __init__(self) -> None:
         import psycopg
@@ -80,8 +80,11 @@ class _Postgres(Dialect):
     def schema(self, text: str) -> list[str]:
         text = text.replace("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY")
         text = text.replace(" REAL", " DOUBLE PRECISION")
-        # ``tasks`` keeps the order rows came in (SQLite's rowid) in ``seq``.
-        return [*super().schema(text), "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS seq BIGSERIAL"]
+        # ``tasks`` keeps the order rows came in (SQLite's rowid) in ``arrival``.
+        return [
+            *super().schema(text),
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS arrival BIGSERIAL",
+        ]
 
     def ledger_triggers(self) -> list[str]:
         return [
@@ -97,10 +100,13 @@ class _Postgres(Dialect):
         db.execute("BEGIN")
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
+    def begin_read(self, db: Any) -> None:
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
     def columns(self, db: Any, table: str) -> set[str]:
         rows = db.execute(
             "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = %s",
+            "WHERE table_schema = current_schema() AND table_name = ?",
             (table,),
         ).fetchall()
         return {str(row[0]) for row in rows}

@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .store import Budgets, LedgerEntry, Refusal, Student, SubmitRecord
+from ..contract.models import Task
+from .store import Budgets, GalleryItem, LedgerEntry, Refusal, Student, SubmitRecord
 
 __all__ = ("SCHEMA", "Dialect", "SQLStore")
 
@@ -49,10 +50,17 @@ CREATE TABLE IF NOT EXISTS ledger (
     task_id TEXT, kind TEXT NOT NULL, credits REAL NOT NULL, reason TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS leases (
     task_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
 
+# Columns of ``tasks`` added after the first schema (added to older databases on open).
+_TASK_COLUMNS = {
+    "shared": "INTEGER NOT NULL DEFAULT 1",
+    "hidden": "INTEGER NOT NULL DEFAULT 0",
+    "seq": "INTEGER NOT NULL DEFAULT 0",
+}
 #: Leases claimed per statement (one parameter each, well under SQLite's limit).
 _CLAIM_CHUNK = 200
 # Credits out of the budget: held by a reservation, minus those given back.
@@ -93,8 +101,12 @@ class Dialect:
         """Start a write transaction that no other writer (thread or process) interleaves."""
         db.execute("BEGIN IMMEDIATE")
 
+    def begin_read(self, db: Any) -> None:
+        """Start a read-only transaction: its statements see one snapshot, and wait for nobody."""
+        db.execute("BEGIN")
+
     def columns(self, db: Any, table: str) -> set[str]:
-        """The column names of ``table``."""
+        """The column names of ``table`` (``db`` takes ``?`` placeholders)."""
         return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
@@ -123,7 +135,9 @@ class SQLStore:
         raise NotImplementedError
 
     def _migrate(self, db: Any) -> None:
-        """Bring a database made by an older version up to :data:`SCHEMA` (inside ``_tx``)."""
+        """Bring a database made by an older version up to date (inside ``_tx``)."""
+        for name, declaration in _TASK_COLUMNS.items():
+            self._add_column(db, "tasks", name, declaration)
 
     def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
         """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""
@@ -148,6 +162,18 @@ class SQLStore:
                     db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[_Cursor]:
+        """Several reads that must agree (one snapshot), without taking the writers' lock."""
+        with self._lock:
+            db = self._conn()
+            self.dialect.begin_read(db)
+            try:
+                yield _Cursor(db, self.dialect)
+            finally:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
 
     @contextmanager
     def _read(self) -> Iterator[_Cursor]:
@@ -405,6 +431,7 @@ class SQLStore:
             )
             if terminal:
                 db.execute("DELETE FROM leases WHERE task_id = ?", (task_id,))
+                self._bump(db, task_id)
             if terminal and failure is not None and row["submit_id"] is not None:
                 self._entry(
                     db,
@@ -433,6 +460,53 @@ class SQLStore:
                 (task_id, json.dumps(dict(body or {"task_id": task_id})), now, now),
             )
             db.execute("UPDATE tasks SET published = 1 WHERE task_id = ?", (task_id,))
+
+    # -- the class gallery -------------------------------------------------------------------
+
+    def _bump(self, db: _Cursor, task_id: str) -> None:
+        """Give the task the next number of the gallery's change sequence."""
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES ('gallery', 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1"
+        )
+        db.execute(
+            "UPDATE tasks SET seq = (SELECT value FROM counters WHERE name = 'gallery') "
+            "WHERE task_id = ?",
+            (task_id,),
+        )
+
+    def set_shared(self, task_id: str, student: Student, shared: bool) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET shared = ?, updated = ? WHERE task_id = ? AND student_id = ?",
+                (int(shared), self._clock(), task_id, student.id),
+            )
+            if cur.rowcount:
+                self._bump(db, task_id)
+        return bool(cur.rowcount)
+
+    def set_hidden(self, task_id: str, hidden: bool) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE tasks SET hidden = ?, updated = ? WHERE task_id = ? "
+                "AND student_id IS NOT NULL",
+                (int(hidden), self._clock(), task_id),
+            )
+            if cur.rowcount:
+                self._bump(db, task_id)
+        return bool(cur.rowcount)
+
+    def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
+        with self._snapshot() as db:  # the latest number and the rows agree
+            latest = db.execute("SELECT value FROM counters WHERE name = 'gallery'").fetchone()
+            rows = db.execute(
+                "SELECT t.task_id, t.body, t.terminal, t.shared, t.hidden, t.seq, t.updated, "
+                "st.name, s.request FROM tasks t JOIN students st ON st.id = t.student_id "
+                "LEFT JOIN submits s ON s.id = t.submit_id "
+                "WHERE t.seq > ? ORDER BY t.seq",
+                (after,),
+            ).fetchall()
+        return (int(latest[0]) if latest else 0), [_gallery_item(r) for r in rows]
 
     # -- leases (several relay processes on one database) -------------------------------------
 
@@ -474,6 +548,23 @@ class SQLStore:
         """Give up every lease ``holder`` has (a relay stopping cleanly)."""
         with self._tx() as db:
             db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+
+
+def _gallery_item(row: Any) -> GalleryItem:
+    task = Task.from_json(json.loads(row["body"]), task_id=str(row["task_id"]))
+    request = json.loads(row["request"]) if row["request"] else {}
+    prompt = request.get("prompt") if isinstance(request, dict) else None
+    return GalleryItem(
+        task_id=str(row["task_id"]),
+        student=str(row["name"]),
+        seq=int(row["seq"]),
+        finished=bool(row["terminal"]) and task.is_finished,
+        shared=bool(row["shared"]),
+        hidden=bool(row["hidden"]),
+        video_url=task.video_url,
+        prompt=prompt if isinstance(prompt, str) else "",
+        updated=float(row["updated"]),
+    )
 
 
 class _Cursor:

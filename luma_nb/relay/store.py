@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 __all__ = (
     "Budgets",
+    "GalleryItem",
     "LedgerEntry",
     "Refusal",
     "RelayStore",
@@ -100,6 +101,42 @@ class LedgerEntry:
     """Why (the upstream's message for a release or refund)."""
     task_id: str | None = field(default=None)
     """The task it is about, when there is one."""
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """A student's task as the class gallery sees it.
+
+    A task is *visible* in the gallery when it finished with a video, its student shares it
+    (the default) and the teacher has not hidden it. Every change to one of these (a task
+    finishing, a student's choice, the teacher's) takes the next number of one class-wide
+    sequence, so a live gallery asks "what changed after ``seq``?" and gets both the videos
+    to add and those to take away.
+    """
+
+    task_id: str
+    """The upstream task id."""
+    student: str
+    """The student's name."""
+    seq: int
+    """The number of the last change to this item (class-wide, increasing)."""
+    finished: bool
+    """True when the task finished with a video."""
+    shared: bool
+    """The student's choice (default True)."""
+    hidden: bool
+    """True when the teacher hid it."""
+    video_url: str | None = None
+    """The video, once finished."""
+    prompt: str = ""
+    """The prompt the student sent."""
+    updated: float = 0.0
+    """Wall-clock time of the last change."""
+
+    @property
+    def visible(self) -> bool:
+        """Shown to the class: finished, shared and not hidden."""
+        return self.finished and self.shared and not self.hidden
 
 
 class RelayStore(Protocol):
@@ -208,6 +245,22 @@ class RelayStore(Protocol):
 
     def drop_leases(self, holder: str) -> None:
         """Give up every lease ``holder`` has."""
+        ...
+
+    # -- the class gallery -------------------------------------------------------------------
+
+    def set_shared(self, task_id: str, student: Student, shared: bool) -> bool:
+        """A student's choice to show their task in the class gallery; False when the task is
+        not theirs."""
+        ...
+
+    def set_hidden(self, task_id: str, hidden: bool) -> bool:
+        """The teacher hides (or shows again) a task in the gallery; False for an unknown task."""
+        ...
+
+    def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
+        """Students' tasks changed after sequence number ``after`` (all of them for 0), in the
+        order of their changes, and the class's latest sequence number."""
         ...
 
     def close(self) -> None:
