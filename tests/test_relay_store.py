@@ -22,7 +22,7 @@ import pytest
 from luma_nb.relay.backends import describe, open_store
 from luma_nb.relay.postgres import PostgresStore, redact
 from luma_nb.relay.sqlite import SQLiteStore
-from luma_nb.relay.store import Budgets, Refusal, RelayStore
+from luma_nb.relay.store import Budgets, Refusal, RelayStore, TaskUpdate
 from tests.pg_support import PASSWORD
 
 BACKENDS = ("sqlite", "postgres")
@@ -408,3 +408,21 @@ def test_gallery_sequence_visibility_and_choices(store: RelayStore) -> None:
     assert not items[0].visible and not items[0].shared
     assert items[1].hidden and not items[1].finished
     assert store.gallery(after=3) == (3, [])
+
+
+def test_update_tasks_in_one_call(store: RelayStore, clock: Clock) -> None:
+    ada = store.add_student("ada", "a")
+    ids = [f"t{n}" for n in range(120)]  # more than one transaction's chunk
+    for task_id in ids:
+        _task(store, ada, task_id)
+    updates = [TaskUpdate(t, {"task_id": t, "status": "processing"}, False) for t in ids]
+    updates[7] = TaskUpdate("t7", {"task_id": "t7", "status": "failed"}, True, "no reason")
+    updates.append(TaskUpdate("unknown", {"status": "finished"}, True))
+    store.update_tasks(updates)
+    assert store.task_body("t119", ada) == {"task_id": "t119", "status": "processing"}
+    assert store.open_tasks() == [t for t in ids if t != "t7"]
+    assert [e.task_id for e in store.ledger() if e.kind == "refund"] == ["t7"]
+    clock.now += 10
+    store.update_tasks(updates[:3])  # the same answers again: the tasks are as they were
+    assert [store.task_body(t, ada) for t in ids[:3]] == [u.body for u in updates[:3]]
+    assert [e.task_id for e in store.ledger() if e.kind == "refund"] == ["t7"]

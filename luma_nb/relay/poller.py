@@ -28,7 +28,7 @@ from ..api.client import FETCH_MANY_MAX, LumaClient
 from ..contract.errors import LumaError, RateLimitError
 from ..contract.models import Task
 from ..contract.polling import PollPolicy, Schedule
-from .store import RelayStore
+from .store import RelayStore, TaskUpdate
 
 __all__ = ("Poller",)
 
@@ -197,12 +197,12 @@ class Poller:
         self.last_look = time.time()
         now = self._clock()
         seen: dict[str, Task] = {}
+        updates = []
         for task in tasks:
             seen[task.task_id] = task
             failure = (task.error or "no reason given") if task.is_failed else None
-            self._store.update_task(
-                task.task_id, task.raw, terminal=task.is_terminal, failure=failure
-            )
+            updates.append(TaskUpdate(task.task_id, task.raw, task.is_terminal, failure))
+        self._store.update_tasks(updates)
         with self._lock:
             for task_id in ids:
                 entry = self._schedules.get(task_id)

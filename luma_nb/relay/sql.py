@@ -27,7 +27,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..contract.models import Task
-from .store import Budgets, GalleryItem, LedgerEntry, Refusal, Student, SubmitRecord
+from .store import (
+    Budgets,
+    GalleryItem,
+    LedgerEntry,
+    Refusal,
+    Student,
+    SubmitRecord,
+    TaskUpdate,
+)
 
 __all__ = ("SCHEMA", "Dialect", "SQLStore")
 
@@ -61,6 +69,8 @@ _TASK_COLUMNS = {
     "hidden": "INTEGER NOT NULL DEFAULT 0",
     "seq": "INTEGER NOT NULL DEFAULT 0",
 }
+#: Task updates per transaction in :meth:`SQLStore.update_tasks`.
+_UPDATE_CHUNK = 50
 #: Leases claimed per statement (one parameter each, well under SQLite's limit).
 _CLAIM_CHUNK = 200
 # Credits out of the budget: held by a reservation, minus those given back.
@@ -418,30 +428,59 @@ class SQLStore:
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
         with self._tx() as db:
-            row = db.execute(
-                "SELECT t.terminal, t.submit_id, s.cost, s.student_id FROM tasks t "
-                "LEFT JOIN submits s ON s.id = t.submit_id WHERE t.task_id = ?",
-                (task_id,),
-            ).fetchone()
-            if row is None or row["terminal"]:
-                return  # unknown, or settled already: a late answer changes nothing
-            db.execute(
-                "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
-                (json.dumps(dict(body)), int(terminal), self._clock(), task_id),
+            self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
+        # A poll tick's answers in a few transactions rather than one each: the writers'
+        # lock is taken (and the commit paid) once per chunk, and a submit waits at most
+        # one chunk behind the poller.
+        for start in range(0, len(updates), _UPDATE_CHUNK):
+            with self._tx() as db:
+                for update in updates[start : start + _UPDATE_CHUNK]:
+                    self._update_task(
+                        db,
+                        update.task_id,
+                        update.body,
+                        terminal=update.terminal,
+                        failure=update.failure,
+                    )
+
+    def _update_task(
+        self,
+        db: _Cursor,
+        task_id: str,
+        body: Mapping[str, Any],
+        *,
+        terminal: bool,
+        failure: str | None,
+    ) -> None:
+        row = db.execute(
+            "SELECT t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
+            "LEFT JOIN submits s ON s.id = t.submit_id WHERE t.task_id = ?",
+            (task_id,),
+        ).fetchone()
+        if row is None or row["terminal"]:
+            return  # unknown, or settled already: a late answer changes nothing
+        text = json.dumps(dict(body))
+        if not terminal and text == row["body"]:
+            return  # nothing new (a task waiting in line): no write
+        db.execute(
+            "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
+            (text, int(terminal), self._clock(), task_id),
+        )
+        if terminal:
+            db.execute("DELETE FROM leases WHERE task_id = ?", (task_id,))
+            self._bump(db, task_id)
+        if terminal and failure is not None and row["submit_id"] is not None:
+            self._entry(
+                db,
+                "refund",
+                float(row["cost"]),
+                student_id=row["student_id"],
+                submit_id=row["submit_id"],
+                task_id=task_id,
+                reason=f"the task failed upstream: {failure}",
             )
-            if terminal:
-                db.execute("DELETE FROM leases WHERE task_id = ?", (task_id,))
-                self._bump(db, task_id)
-            if terminal and failure is not None and row["submit_id"] is not None:
-                self._entry(
-                    db,
-                    "refund",
-                    float(row["cost"]),
-                    student_id=row["student_id"],
-                    submit_id=row["submit_id"],
-                    task_id=task_id,
-                    reason=f"the task failed upstream: {failure}",
-                )
 
     def open_tasks(self) -> list[str]:
         with self._read() as db:

@@ -24,6 +24,7 @@ __all__ = (
     "RelayStore",
     "Student",
     "SubmitRecord",
+    "TaskUpdate",
 )
 
 
@@ -139,6 +140,20 @@ class GalleryItem:
         return self.finished and self.shared and not self.hidden
 
 
+@dataclass(frozen=True)
+class TaskUpdate:
+    """What the upstream said about one task, for :meth:`RelayStore.update_tasks`."""
+
+    task_id: str
+    """The task."""
+    body: Mapping[str, Any]
+    """Its fetch body."""
+    terminal: bool
+    """True once it finished or failed."""
+    failure: str | None = None
+    """Why it failed (a first failure refunds its credits)."""
+
+
 class RelayStore(Protocol):
     """The relay's database. Implementations must be safe to call from several threads."""
 
@@ -223,6 +238,10 @@ class RelayStore(Protocol):
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
         """Store what the upstream said; a first ``failure`` refunds the task's credits."""
+        ...
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
+        """:meth:`update_task` for many tasks at once (a poll tick's answers)."""
         ...
 
     def open_tasks(self) -> list[str]:
