@@ -174,6 +174,12 @@ def test_the_other_relay_takes_over_the_tasks_of_a_relay_that_died(
         time.sleep(0.05)
     b = start(*lease)  # adopts A's open tasks from the database, but A holds their leases
     time.sleep(1.0)  # B's beats (every lease / 3) find the tasks while A polls them
+    seen = requests.post(
+        b.url + "/fetch", json={"task_id": ids[0]}, headers={"Authorization": tokens[0]}, timeout=30
+    )
+    assert seen.status_code == 200, seen.text
+    # B has polled nothing itself, yet tells how fresh the shared state is (A's last look).
+    assert float(seen.headers["X-Luma-NB-Polled-At"]) > time.time() - 30
     a.kill()
     killed_at = time.monotonic()
     sandbox.pause_renders(False)

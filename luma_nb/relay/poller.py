@@ -11,7 +11,8 @@ the tasks it is about to fetch, renews its leases every third of their length wh
 and adopts the open tasks of the whole class from the store on the same beat, so when a relay
 dies another takes its tasks over once their leases expire. A task leased elsewhere is looked
 at again (a claim, not an upstream request) after half a lease; its state reaches this
-relay's students through the shared store.
+relay's students through the shared store, and so does when the upstream was last asked
+(``last_look``, refreshed on each beat).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ log = logging.getLogger("luma_nb.relay")
 
 #: Longest sleep between two looks at an idle class (new submits wake the poller at once).
 _IDLE = 30.0
+#: The meta key of the class's last upstream poll (wall-clock), shared by its relays.
+_LAST_LOOK = "poller_last_look"
 #: Seconds a lease lasts unless renewed (another relay takes the task over after that).
 DEFAULT_LEASE = 15.0
 
@@ -148,6 +151,12 @@ class Poller:
         """
         now = self._clock()
         self._next_beat = now + self.lease / 3
+        try:
+            shared = float(self._store.get_meta(_LAST_LOOK) or 0.0)
+        except ValueError:
+            shared = 0.0
+        if shared > (self.last_look or 0.0):
+            self.last_look = shared
         open_ids = self._store.open_tasks()
         still_open = set(open_ids)
         with self._lock:
@@ -195,6 +204,9 @@ class Poller:
                         self._schedules[task_id] = (schedule, now + schedule.error(now, retry))
             return
         self.last_look = time.time()
+        # The class's relays share when the upstream was last asked (read back in beat()),
+        # so a relay whose tasks another one polls still tells its students how fresh they are.
+        self._store.set_meta(_LAST_LOOK, f"{self.last_look:.3f}")
         now = self._clock()
         seen: dict[str, Task] = {}
         updates = []
