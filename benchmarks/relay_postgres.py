@@ -63,7 +63,7 @@ class _RelayProcess:
 
 
 def _student(client: Any, via: int, out: list[dict[str, float]], start: threading.Barrier) -> None:
-    from luma_nb.contract.errors import InsufficientCreditsError
+    from luma_nb.contract.errors import InsufficientCreditsError, LumaError
 
     start.wait()
     began = time.perf_counter()
@@ -71,6 +71,9 @@ def _student(client: Any, via: int, out: list[dict[str, float]], start: threadin
         job = client.extend(_PARENT, "the camera pulls back")
     except InsufficientCreditsError:
         out.append({"submit": time.perf_counter() - began, "refused": 1.0, "ok": 0.0, "via": via})
+        return
+    except LumaError:  # no answer in time, or another failure: neither accepted nor refused
+        out.append({"submit": time.perf_counter() - began, "lost": 1.0, "ok": 0.0, "via": via})
         return
     submitted = time.perf_counter()
     task = job.wait(timeout=1200)
@@ -165,8 +168,9 @@ def run(size: str = "full") -> Section:
         section.missing = str(error)
         return section
     done = r["results"]
-    accepted = [d for d in done if not d["refused"]]
-    refused = len(done) - len(accepted)
+    lost = sum(1 for d in done if d.get("lost"))
+    accepted = [d for d in done if not d.get("refused") and not d.get("lost")]
+    refused = sum(1 for d in done if d.get("refused"))
     ok = sum(1 for d in accepted if d["ok"])
     stats = r["stats"]
     polled = [set(s["polled"]) for s in stats]
@@ -189,7 +193,12 @@ def run(size: str = "full") -> Section:
         *(_ms(s, 50) + " / " + _ms(s, 99) for s in submits),
         _ms(every, 50) + " / " + _ms(every, 99),
     )
-    table.add("submits accepted / refused (402)", "", "", f"{len(accepted)} / {refused}")
+    table.add(
+        "submits accepted / refused (402) / failed",
+        "",
+        "",
+        f"{len(accepted)} / {refused} / {lost}",
+    )
     table.add("jobs finished", "", "", f"{ok} / {len(accepted)}")
     table.add("wall time (s)", "", "", r["elapsed"])
     section.tables.append(table)

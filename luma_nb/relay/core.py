@@ -45,8 +45,6 @@ log = logging.getLogger("luma_nb.relay")
 
 #: The header that names the polling relay (its lease holder) on its upstream polls.
 POLLER_HEADER = "X-Luma-NB-Poller"
-#: Connections the listening socket queues before the relay accepts them.
-_BACKLOG = 2048
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
@@ -163,11 +161,7 @@ class Relay:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:
             self.store.publish(task_id)
-        # A class connects at once when a lesson starts: a short accept queue (Tornado's 128)
-        # would drop connections, which then retry only after 1, 3, 7 s...
-        sockets = tornado.netutil.bind_sockets(
-            self.port, self.host, family=socket.AF_INET, backlog=_BACKLOG
-        )
+        sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET)
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
         self._thread = threading.Thread(

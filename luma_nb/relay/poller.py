@@ -7,12 +7,12 @@ store. ``last_look`` (wall-clock) is what the relay tells clients about its fres
 
 Several relay processes may share one database (PostgreSQL): each task is then polled by one
 of them only, the holder of its lease in the store (:meth:`RelayStore.claim`). A poller claims
-the tasks it is about to fetch, renews its leases every third of their length while it runs,
-and adopts the open tasks of the whole class from the store on the same beat, so when a relay
-dies another takes its tasks over once their leases expire. A task leased elsewhere is looked
-at again (a claim, not an upstream request) after half a lease; its state reaches this
-relay's students through the shared store, and so does when the upstream was last asked
-(``last_look``, refreshed on each beat).
+the tasks it is about to fetch and renews its leases every third of their length from a thread
+of its own while it runs; as often, it adopts the open tasks of the whole class from the store.
+So when a relay dies another takes its tasks over once their leases expire. A task leased
+elsewhere is looked at again (a claim, not an upstream request) after half a lease; its state
+reaches this relay's students through the shared store, and so does when the upstream was last
+asked (``last_look``, refreshed on each beat).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class Poller:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._renewer: threading.Thread | None = None
         self.last_look: float | None = None
         """Wall-clock time of the last answer from the upstream (None before the first)."""
         self.ticks = 0
@@ -92,6 +93,10 @@ class Poller:
             self._add(task_id, now, fresh=False)
         self._thread = threading.Thread(target=self._run, name="luma-relay-poller", daemon=True)
         self._thread.start()
+        self._renewer = threading.Thread(
+            target=self._renew_loop, name="luma-relay-leases", daemon=True
+        )
+        self._renewer.start()
 
     def stop(self) -> None:
         """Stop and join the thread, then give up this poller's leases (others take over)."""
@@ -99,6 +104,8 @@ class Poller:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self._renewer is not None:
+            self._renewer.join(10)
         try:
             self._store.drop_leases(self.holder)
         except Exception:  # the database may be gone; the leases then just expire
@@ -145,9 +152,9 @@ class Poller:
                 self._stop.wait(1.0)
 
     def beat(self) -> None:
-        """Renew the leases held, adopt the class's open tasks, forget those settled elsewhere.
+        """Adopt the class's open tasks, forget those settled elsewhere, share the last look.
 
-        Runs every third of a lease, so a lease never lapses while its holder is alive.
+        Runs on the polling thread every third of a lease.
         """
         now = self._clock()
         self._next_beat = now + self.lease / 3
@@ -163,12 +170,27 @@ class Poller:
             for task_id in list(self._schedules):
                 if task_id not in still_open:  # finished or failed: another relay saw it
                     del self._schedules[task_id]
-            held = [t for t in self._held if t in self._schedules]
         for task_id in open_ids:
             self._add(task_id, now, fresh=False)
-        renewed = self._store.claim(held, self.holder, self.lease)
+
+    def renew(self) -> None:
+        """Renew the leases this poller holds (its own thread, every third of a lease).
+
+        Apart from the polling thread, so a slow tick (a slow upstream, a busy machine) does
+        not let the leases lapse while this relay is alive.
+        """
         with self._lock:
-            self._held = set(renewed)
+            held = list(self._held)
+        kept = set(self._store.claim(held, self.holder, self.lease))
+        with self._lock:
+            self._held -= set(held) - kept
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                self.renew()
+            except Exception:  # the database may be away for a moment: try on the next beat
+                log.warning("relay: could not renew the polling leases", exc_info=True)
 
     def tick(self) -> None:
         """Look at every open task once (chunks of 20) and reschedule them."""
