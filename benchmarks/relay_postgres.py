@@ -235,7 +235,7 @@ def run(size: str = "full") -> Section:
     section.notes.append(
         "All students connect in the same instant. A relay's listening socket queues 128 "
         "connections (Tornado's default); the kernel turns the rest away and their clients "
-        "try again after 1, 3, 7 s, which is most of the tail. The turned-away count is the "
+        "try again after 1, 3, 7 s: a large part of the tail. The turned-away count is the "
         "machine's (`ListenOverflows` in /proc/net/netstat) over the run."
     )
     section.seconds = time.perf_counter() - started
