@@ -252,6 +252,9 @@ EXPECT: dict[str, Check] = {
     "luma-nb class tokens": _tokens,
     "luma-nb class status": _class_status,
     "from luma_nb.jobs.webhooks import Receiver": _webhook,
+    "import luma_nb\n\ngallery = luma_nb.class_gallery()": lambda out, work, sandbox: _has(
+        out, "^No class gallery: ", "LUMA_NB_CLASS_URL and LUMA_NB_CLASS_TOKEN"
+    ),
     "luma-nb --help": _cli,
 }
 SERVER_EXPECT: dict[str, tuple[str, ...]] = {
