@@ -141,10 +141,29 @@ def test_one_relay_polls_each_task_and_students_see_fresh_state_through_either(
         answer = _imagine(via.url, tokens[n % 4], f"shared class {n}")
         assert answer.status_code == 200, answer.text
         submitted.append((answer.json()["task_id"], n))
+    woke: dict[str, Any] = {}
+
+    def long_poll() -> None:  # a gallery on B, waiting for the first video of the class
+        woke["body"] = requests.get(
+            b.url + "/class/gallery",
+            params={"after": 0, "wait": 30},
+            headers={"Authorization": tokens[1]},
+            timeout=90,
+        ).json()
+
+    waiter = threading.Thread(target=long_poll)
+    waiter.start()
     for task_id, n in submitted:
         other = (b, a)[n % 2]  # asked through the relay the student did not submit to
         body = _wait_finished(other.url, tokens[n % 4], task_id)
         assert body["task_id"] == task_id and "video_url" in body
+
+    waiter.join(90)
+    assert woke["body"]["videos"], woke  # woken by a change either relay made
+    gallery = requests.get(
+        a.url + "/class/gallery", headers={"Authorization": tokens[2]}, timeout=30
+    ).json()
+    assert {v["task_id"] for v in gallery["videos"]} == {t for t, _ in submitted}
 
     polls = polls_by_task(sandbox.requests)
     holders = {h for task_id, _ in submitted for h, _ in polls.get(task_id, [])}
