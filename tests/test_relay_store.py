@@ -426,3 +426,13 @@ def test_update_tasks_in_one_call(store: RelayStore, clock: Clock) -> None:
     store.update_tasks(updates[:3])  # the same answers again: the tasks are as they were
     assert [store.task_body(t, ada) for t in ids[:3]] == [u.body for u in updates[:3]]
     assert [e.task_id for e in store.ledger() if e.kind == "refund"] == ["t7"]
+
+
+def test_without_postgresql_the_tests_fail_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import pg_support
+
+    monkeypatch.setattr(pg_support, "bin_dir", lambda: None)
+    with pytest.raises(pg_support.PostgresMissing, match=r"apt-get install -y postgresql"):
+        pg_support.PostgresServer()
