@@ -97,19 +97,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("tokens", help="make student tokens: CSV on stdout, an HTML sheet")
     p.add_argument("--count", type=int, help="how many students (named student-01, ...)")
     p.add_argument("--names", type=Path, help="a file with one student name a line")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.add_argument("--html", type=Path, help="also write a printable sheet of cards here")
     p.add_argument("--url", help="the relay's URL, printed on the sheet")
     p.add_argument("--name", help="the class's name (stored for the relay)")
     p.set_defaults(class_run=_tokens)
 
     p = sub.add_parser("status", help="credits spent, per student, and uncertain submits")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.set_defaults(class_run=_status)
 
     p = sub.add_parser("revoke", help="refuse a student's token from now on")
     p.add_argument("student", help="the student's name")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.set_defaults(class_run=_revoke)
 
 
