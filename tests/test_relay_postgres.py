@@ -2,7 +2,8 @@
 
 The sandbox runs in this process, so its request log shows every upstream request, with the
 header that names the relay whose poller sent it. The relays are child processes on their own
-ports; the database is a real PostgreSQL server the suite starts (tests/pg_support.py).
+ports; the database is a real PostgreSQL server the suite starts (tests/pg_support.py). The
+last test shows the same leases at work for two relays on one SQLite file.
 """
 
 from __future__ import annotations
@@ -239,3 +240,32 @@ def test_relay_with_a_postgresql_url_and_the_class_commands(
     assert cli.main(["class", "status", "--db", pg_dsn]) == 0
     out, _ = capsys.readouterr()
     assert "credits spent: 6" in out and "(revoked)" in out
+
+
+def test_two_relays_on_one_sqlite_file_share_the_polling_too(
+    make_sandbox: Any, tmp_path: Any
+) -> None:
+    """The lease is the store's, written once: two relays on one SQLite file poll apart."""
+    from luma_nb.contract.polling import FixedPolicy
+    from luma_nb.relay import Relay
+
+    sandbox = make_sandbox(credits=None)
+    db = tmp_path / "class.sqlite"
+    options: dict[str, Any] = {"api_key": sandbox.api_key, "poll": FixedPolicy(0.05), "lease": 3}
+    with (
+        Relay(sandbox.base_url, db=db, **options) as a,
+        Relay(sandbox.base_url, db=db, **options) as b,
+    ):
+        (token,) = a.add_students(1)
+        ids = []
+        for n in range(6):
+            answer = _imagine((a, b)[n % 2].base_url, token.token, f"on one file {n}")
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.json()["task_id"])
+        for n, task_id in enumerate(ids):
+            _wait_finished((b, a)[n % 2].base_url, token.token, task_id)
+        holders = {a.poller.holder, b.poller.holder}
+    polls = polls_by_task(sandbox.requests)
+    for task_id in ids:
+        assert polls.get(task_id), task_id
+        assert len({h for h, _ in polls[task_id]}) == 1 and polls[task_id][0][0] in holders
