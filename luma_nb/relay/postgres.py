@@ -77,9 +77,12 @@ class _Postgres(Dialect):
     def sql(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
 
+    def types(self, text: str) -> str:
+        # A row id SQLite assigns itself (an ``id INTEGER PRIMARY KEY``) is a sequence here.
+        text = re.sub(r"\bid INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", text)
+        return re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)  # PostgreSQL's REAL is 4 bytes
+
     def schema(self, text: str) -> list[str]:
-        text = text.replace("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY")
-        text = text.replace(" REAL", " DOUBLE PRECISION")
         # ``tasks`` keeps the order rows came in (SQLite's rowid) in ``arrival``.
         return [
             *super().schema(text),

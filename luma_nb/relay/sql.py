@@ -93,9 +93,14 @@ class Dialect:
         """A statement written with ``?`` placeholders, in this database's form."""
         return text
 
+    def types(self, text: str) -> str:
+        """Column declarations written for SQLite (``INTEGER PRIMARY KEY``, ``REAL``) in this
+        database's types."""
+        return text
+
     def schema(self, text: str) -> list[str]:
         """The statements that create ``text``'s tables (types adapted) and the triggers."""
-        statements = [s.strip() for s in text.split(";") if s.strip()]
+        statements = [s.strip() for s in self.types(text).split(";") if s.strip()]
         return statements + self.ledger_triggers()
 
     def ledger_triggers(self) -> list[str]:
@@ -152,7 +157,8 @@ class SQLStore:
     def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
         """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""
         if column not in self.dialect.columns(db, table):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            kind = self.dialect.types(declaration)
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _conn(self) -> Any:
         """The connection (call with the lock held)."""
