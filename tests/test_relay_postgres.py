@@ -269,3 +269,29 @@ def test_two_relays_on_one_sqlite_file_share_the_polling_too(
     for task_id in ids:
         assert polls.get(task_id), task_id
         assert len({h for h, _ in polls[task_id]}) == 1 and polls[task_id][0][0] in holders
+
+
+def test_a_relay_starting_beside_a_live_one_leaves_its_submits_on_their_way(
+    make_sandbox: Any, pg_dsn: str
+) -> None:
+    from luma_nb.relay import Relay
+    from luma_nb.relay.store import Budgets
+
+    sandbox = make_sandbox()
+    with Relay(sandbox.base_url, api_key=sandbox.api_key, db=pg_dsn) as a:
+        a.add_students(1)
+        student = a.store.students()[0]
+        # A submit of A's, between holding its credits and hearing from the upstream.
+        on_its_way = a.store.reserve(student, "/luma-imagine", {"prompt": "x"}, 6, Budgets())
+        with Relay(sandbox.base_url, api_key=sandbox.api_key, db=pg_dsn) as b:
+            assert [s.id for s in b.store.submits("reserved")] == [on_its_way]
+            a.store.release(on_its_way, "the upstream said no")  # A settles it: released
+            assert b.store.spent() == 0
+    # Alone again (both stopped cleanly), a restart recovers what was left at once.
+    store = PostgresStore(pg_dsn)
+    try:
+        left = store.reserve(student, "/luma-imagine", {"prompt": "y"}, 6, Budgets())
+    finally:
+        store.close()
+    with Relay(sandbox.base_url, api_key=sandbox.api_key, db=pg_dsn) as c:
+        assert [s.id for s in c.uncertain()] == [left]

@@ -436,3 +436,20 @@ def test_without_postgresql_the_tests_fail_saying_how_to_install_it(
     monkeypatch.setattr(pg_support, "bin_dir", lambda: None)
     with pytest.raises(pg_support.PostgresMissing, match=r"apt-get install -y postgresql"):
         pg_support.PostgresServer()
+
+
+def test_recover_before_a_time_and_heartbeats(store: RelayStore, clock: Clock) -> None:
+    ada = store.add_student("ada", "a")
+    old = store.reserve(ada, "/luma-imagine", {}, 6, NO_LIMIT)
+    clock.now += 100
+    new = store.reserve(ada, "/luma-imagine", {}, 6, NO_LIMIT)
+    assert store.recover("too old", before=clock.now - 50) == 1
+    assert [s.id for s in store.submits("uncertain")] == [old]
+    assert [s.id for s in store.submits("reserved")] == [new]
+    store.heartbeat("relay-a", 10)
+    store.heartbeat("relay-b", 30)
+    assert store.live_relays() == ["relay-a", "relay-b"]
+    clock.now += 20
+    assert store.live_relays() == ["relay-b"]
+    store.drop_leases("relay-b")
+    assert store.live_relays() == []

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +49,10 @@ POLLER_HEADER = "X-Luma-NB-Poller"
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
+_STOPPED = "the relay stopped while this submit was on its way"
+#: Seconds after which a submit still "reserved" cannot be on its way any more (the upstream
+#: timeout, with a long queue of submits before it, is far shorter).
+_STALE = 600.0
 _UNCERTAIN = (
     "The upstream answer to this submit was lost: the job may exist and its credits stay "
     "reserved. The relay did not send it again; your teacher sees it in the class status."
@@ -115,6 +120,7 @@ class Relay:
         self._make_upstream: Callable[[], LumaClient] = make_upstream
         self.upstream_url = self._make_upstream().base_url
         self._local = threading.local()
+        self._stale = max(_STALE, 10 * upstream_timeout)
         holder = new_holder()
         # The poller names itself to the upstream, so a sandbox's request log shows which
         # relay polled (the lease is what keeps that to one relay per task).
@@ -132,6 +138,7 @@ class Relay:
             poll or DefaultPolicy(),
             lease=lease,
             holder=holder,
+            on_renew=self._sweep,
         )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
         self._ctx = RelayContext(
@@ -152,11 +159,21 @@ class Relay:
 
     # -- life ------------------------------------------------------------------------------
 
+    def _sweep(self) -> None:
+        """Reservations of a relay that died, too old to be on their way: uncertain."""
+        left = self.store.recover(_STOPPED, before=time.time() - self._stale)
+        if left:
+            log.warning("relay: %d submit(s) of a stopped relay are uncertain", left)
+
     def start(self) -> Relay:
         """Recover from a crash, bind, and serve from a daemon thread; returns self when ready."""
         if self._state != "new":
             raise RuntimeError("a Relay starts once; make a new one (the store survives)")
-        left = self.store.recover("the relay stopped while this submit was on its way")
+        # Submits left "reserved" by a relay that stopped are uncertain. While another relay
+        # shares the database, a reserved submit may be one of its own, on its way: only those
+        # too old for that are, and the sweep goes on while this relay runs.
+        others = [h for h in self.store.live_relays() if h != self.poller.holder]
+        left = self.store.recover(_STOPPED, before=time.time() - self._stale if others else None)
         if left:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:

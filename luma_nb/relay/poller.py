@@ -60,6 +60,7 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         lease: float = DEFAULT_LEASE,
         holder: str | None = None,
+        on_renew: Callable[[], object] | None = None,
     ) -> None:
         if not lease > 0:
             raise ValueError("lease must be positive")
@@ -84,10 +85,12 @@ class Poller:
         self.holder = holder or new_holder()
         """The name this poller's leases carry in the store."""
         self._held: set[str] = set()
+        self._on_renew = on_renew
         self._next_beat = 0.0
 
     def start(self) -> None:
         """Watch the open tasks already in the store (after a restart), then run."""
+        self._store.heartbeat(self.holder, self.lease)
         now = self._clock()
         for task_id in self._store.open_tasks():
             self._add(task_id, now, fresh=False)
@@ -174,11 +177,12 @@ class Poller:
             self._add(task_id, now, fresh=False)
 
     def renew(self) -> None:
-        """Renew the leases this poller holds (its own thread, every third of a lease).
+        """Renew this relay's heartbeat and the leases it holds (every third of a lease).
 
         Apart from the polling thread, so a slow tick (a slow upstream, a busy machine) does
         not let the leases lapse while this relay is alive.
         """
+        self._store.heartbeat(self.holder, self.lease)
         with self._lock:
             held = list(self._held)
         kept = set(self._store.claim(held, self.holder, self.lease))
@@ -189,6 +193,8 @@ class Poller:
         while not self._stop.wait(self.lease / 3):
             try:
                 self.renew()
+                if self._on_renew is not None:
+                    self._on_renew()
             except Exception:  # the database may be away for a moment: try on the next beat
                 log.warning("relay: could not renew the polling leases", exc_info=True)
 

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE TABLE IF NOT EXISTS leases (
     task_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS relays (holder TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
@@ -361,13 +362,15 @@ class SQLStore:
     def release(self, submit_id: int, reason: str) -> None:
         self._settle(submit_id, "refused", reason)
 
-    def recover(self, reason: str) -> int:
+    def recover(self, reason: str, before: float | None = None) -> int:
+        sql = (
+            "UPDATE submits SET state = 'uncertain', note = ?, updated = ? WHERE state = 'reserved'"
+        )
+        args: tuple[Any, ...] = (reason, self._clock())
+        if before is not None:
+            sql, args = sql + " AND updated < ?", (*args, before)
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE submits SET state = 'uncertain', note = ?, updated = ? "
-                "WHERE state = 'reserved'",
-                (reason, self._clock()),
-            )
+            cur = db.execute(sql, args)
         return int(cur.rowcount)
 
     def spent(self, student: Student | None = None) -> float:
@@ -590,9 +593,27 @@ class SQLStore:
         return {str(r[0]): (str(r[1]), float(r[2])) for r in rows}
 
     def drop_leases(self, holder: str) -> None:
-        """Give up every lease ``holder`` has (a relay stopping cleanly)."""
+        """Give up every lease ``holder`` has, and its heartbeat (a relay stopping cleanly)."""
         with self._tx() as db:
             db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+            db.execute("DELETE FROM relays WHERE holder = ?", (holder,))
+
+    def heartbeat(self, holder: str, seconds: float) -> None:
+        """Say that relay ``holder`` is alive for the next ``seconds``."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO relays (holder, expires) VALUES (?, ?) "
+                "ON CONFLICT (holder) DO UPDATE SET expires = excluded.expires",
+                (holder, self._clock() + seconds),
+            )
+
+    def live_relays(self) -> list[str]:
+        """The relays whose heartbeat has not expired."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT holder FROM relays WHERE expires > ? ORDER BY holder", (self._clock(),)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
 
 def _gallery_item(row: Any) -> GalleryItem:

@@ -208,8 +208,12 @@ class RelayStore(Protocol):
         """The upstream refused the submit: give the held credits back."""
         ...
 
-    def recover(self, reason: str) -> int:
-        """Mark submits left ``reserved`` by a crash as uncertain; returns how many."""
+    def recover(self, reason: str, before: float | None = None) -> int:
+        """Mark submits left ``reserved`` by a crash as uncertain; returns how many.
+
+        With ``before`` (wall-clock), only those last changed before it: a relay sharing the
+        database with live ones recovers only reservations too old to be on their way.
+        """
         ...
 
     def spent(self, student: Student | None = None) -> float:
@@ -263,7 +267,15 @@ class RelayStore(Protocol):
         ...
 
     def drop_leases(self, holder: str) -> None:
-        """Give up every lease ``holder`` has."""
+        """Give up every lease ``holder`` has, and its heartbeat."""
+        ...
+
+    def heartbeat(self, holder: str, seconds: float) -> None:
+        """Say that relay ``holder`` is alive for the next ``seconds``."""
+        ...
+
+    def live_relays(self) -> list[str]:
+        """The relays whose heartbeat has not expired."""
         ...
 
     # -- the class gallery -------------------------------------------------------------------
