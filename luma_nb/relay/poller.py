@@ -167,13 +167,15 @@ class Poller:
             shared = 0.0
         if shared > (self.last_look or 0.0):
             self.last_look = shared
+        with self._lock:
+            known = set(self._schedules)  # a task watched after the read below is not judged
         open_ids = self._store.open_tasks()
         still_open = set(open_ids)
         with self._lock:
-            for task_id in list(self._schedules):
-                if task_id not in still_open:  # finished or failed: another relay saw it
-                    del self._schedules[task_id]
-        for task_id in open_ids:
+            for task_id in known - still_open:  # finished or failed: another relay saw it
+                self._schedules.pop(task_id, None)
+            new = [t for t in open_ids if t not in self._schedules]
+        for task_id in new:
             self._add(task_id, now, fresh=False)
 
     def renew(self) -> None:
