@@ -32,10 +32,12 @@ from ..contract.errors import (
 )
 from ..contract.polling import DefaultPolicy, PollPolicy
 from .checks import RateLimiter
+from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .poller import Poller
 from .sqlite import SQLiteStore
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
+from .teacher import Teacher
 from .tokens import IssuedToken, issue
 
 __all__ = ("DEFAULT_COST", "Relay")
@@ -59,7 +61,9 @@ class Relay:
         api_key: the upstream key; else ``APIFRAME_API_KEY`` of the relay's environment.
         db: the SQLite file of students, submits, tasks and the ledger (or a RelayStore).
         class_name: shown to students; else the one stored in ``db``, else ``"Class"``.
-        class_budget, student_budget: credit limits (None: no limit).
+        class_budget, student_budget: credit limits (None: no limit); the defaults only, until
+            the teacher sets a budget on the dashboard (stored in ``db``, so it wins over
+            these across restarts).
         rate: submits per student per minute (None: no limit).
         costs: credits per submit endpoint (default 6 each).
         host, port: where to listen (port 0 picks a free one).
@@ -118,6 +122,9 @@ class Relay:
             watch=self.poller.watch,
             last_look=lambda: self.poller.last_look,
         )
+        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
+        """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
+        self._ctx.teacher = self.teacher
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +158,9 @@ class Relay:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
-        server = tornado.httpserver.HTTPServer(make_app(self._ctx), max_body_size=8 * 1024 * 1024)
+        app = make_app(self._ctx)
+        install_dashboard(app, self._ctx)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
         server.add_sockets(sockets)
         loop.call_soon(ready.set)
         try:

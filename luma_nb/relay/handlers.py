@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import tornado.web
@@ -22,6 +22,9 @@ from ..contract.errors import ValidationError
 from .checks import RateLimiter, fetch_ids, submit_body
 from .store import Budgets, RelayStore, Student
 from .tokens import hash_token
+
+if TYPE_CHECKING:
+    from .teacher import Teacher
 
 __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
@@ -59,9 +62,13 @@ class RelayContext:
     last_look: Callable[[], float | None]
     served: Counter[str] = field(default_factory=Counter)
     """Answers given, by path (what the class asked of the relay)."""
+    teacher: Teacher | None = None
+    """The teacher's controls (pause, budgets in the store, approve mode) and dashboard."""
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
+        if self.teacher is not None:
+            return self.teacher.remaining(student)
         lefts = []
         if self.budgets.student_budget is not None:
             lefts.append(self.budgets.student_budget - self.store.spent(student))
@@ -160,23 +167,49 @@ class SubmitHandler(_Api):
         await self._run()
 
     async def serve(self, student: Student, payload: Any) -> None:
-        ctx, path = self.ctx, self.request.path
+        ctx, path, teacher = self.ctx, self.request.path, self.ctx.teacher
         body = submit_body(path, payload)
+        if teacher is not None:
+            paused = teacher.paused(student)
+            if paused is not None:  # before anything is reserved or counted
+                self.refuse(403, paused, student)
+                return
+            parent = body.get("parent_task_id")
+            if isinstance(parent, str):
+                upstream = ctx.store.upstream_of(parent)
+                if upstream is None:
+                    self.refuse(
+                        400,
+                        "That video still waits for your teacher's approval; extend it once "
+                        "it has finished.",
+                        student,
+                    )
+                    return
+                body = body | {"parent_task_id": upstream}
         wait = ctx.rate.take(student.id)
         if wait is not None:
-            self.answer(
+            self.refuse(
                 429,
-                errors(f"Too many submits: at most {ctx.rate.per_minute:g} per minute"),
+                f"Too many submits: at most {ctx.rate.per_minute:g} per minute",
+                student,
                 {"Retry-After": f"{wait:.0f}"},
             )
             return
-        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], ctx.budgets)
+        budgets = ctx.budgets if teacher is None else teacher.budgets(student)
+        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], budgets)
         if not isinstance(reserved, int):
             ctx.rate.give_back(student.id)
-            self.answer(402, errors(reserved.message))
+            self.refuse(402, reserved.message, student)
+            return
+        if teacher is not None and teacher.approve_on():
+            # Answered at once with a relay-made id, so the student's client never hangs;
+            # its fetches say it waits for the teacher until it is approved or rejected.
+            self.answer(200, {"task_id": teacher.hold(reserved, path)})
             return
         result = await ctx.forward(path, body, reserved)
         if result.task_id is None:
+            if teacher is not None:
+                teacher.refused(student, result.message)
             headers = {}
             if result.retry_after is not None:
                 headers["Retry-After"] = f"{result.retry_after:.0f}"
@@ -184,6 +217,14 @@ class SubmitHandler(_Api):
             return
         ctx.watch(result.task_id)
         self.answer(200, {"task_id": result.task_id})
+
+    def refuse(
+        self, status: int, message: str, student: Student, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer an error in the documented shape; the teacher's table shows the last one."""
+        if self.ctx.teacher is not None:
+            self.ctx.teacher.refused(student, message)
+        self.answer(status, errors(message), headers)
 
 
 class FetchHandler(_Api):

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.models import Task
-from .store import Budgets, GalleryItem, LedgerEntry, Refusal, Student, SubmitRecord
+from .store import (
+    Budgets,
+    ClassTask,
+    Controls,
+    GalleryItem,
+    LedgerEntry,
+    Refusal,
+    Student,
+    SubmitRecord,
+)
 
 __all__ = ("SQLiteStore",)
 
@@ -42,6 +51,9 @@ CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS controls (
+    student_id INTEGER PRIMARY KEY REFERENCES students(id), paused INTEGER NOT NULL DEFAULT 0,
+    budget REAL);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
@@ -56,6 +68,9 @@ _TASK_COLUMNS = {
     "shared": "INTEGER NOT NULL DEFAULT 1",
     "hidden": "INTEGER NOT NULL DEFAULT 0",
     "seq": "INTEGER NOT NULL DEFAULT 0",
+    # A relay-made id (a submit held for the teacher's approval) and the upstream task it became.
+    "relayed": "INTEGER NOT NULL DEFAULT 0",
+    "upstream_id": "TEXT",
 }
 
 
@@ -205,32 +220,72 @@ class SQLiteStore:
 
     def forwarded(self, submit_id: int, task_id: str, task_type: str) -> None:
         with self._tx() as db:
-            row = self._submit_row(db, submit_id)
-            now = self._clock()
+            self._forwarded(db, self._submit_row(db, submit_id), task_id, task_type)
+
+    def _forwarded(
+        self, db: sqlite3.Connection, row: sqlite3.Row, task_id: str, task_type: str, note: str = ""
+    ) -> None:
+        """Charge a submit the upstream accepted as ``task_id``; a held submit keeps the id its
+        student holds, which maps to ``task_id`` from now on."""
+        now, submit_id = self._clock(), int(row["id"])
+        mine = self._relayed(db, row)
+        if mine is not None:
+            body = {"task_id": mine, "task_type": task_type, "status": "pending"}
             db.execute(
-                "UPDATE submits SET state = 'forwarded', task_id = ?, updated = ? WHERE id = ?",
-                (task_id, now, submit_id),
+                "UPDATE tasks SET upstream_id = ?, body = ?, updated = ? WHERE task_id = ?",
+                (task_id, json.dumps(body), now, mine),
             )
+            note = note or f"forwarded upstream as {task_id}"
+        else:
             body = {"task_id": task_id, "task_type": task_type, "status": "pending"}
             db.execute(
                 "INSERT OR IGNORE INTO tasks (task_id, student_id, submit_id, body, created, "
                 "updated) VALUES (?, ?, ?, ?, ?, ?)",
                 (task_id, row["student_id"], submit_id, json.dumps(body), now, now),
             )
-            self._entry(
-                db,
-                "charge",
-                row["cost"],
-                student_id=row["student_id"],
-                submit_id=submit_id,
-                task_id=task_id,
-            )
+        db.execute(
+            "UPDATE submits SET state = 'forwarded', task_id = ?, updated = ? WHERE id = ?",
+            (mine or task_id, now, submit_id),
+        )
+        self._entry(
+            db,
+            "charge",
+            row["cost"],
+            student_id=row["student_id"],
+            submit_id=submit_id,
+            task_id=mine or task_id,
+            reason=note,
+        )
 
-    def _settle(self, submit_id: int, state: str, reason: str) -> None:
+    @staticmethod
+    def _relayed(db: sqlite3.Connection, row: sqlite3.Row) -> str | None:
+        """The relay-made task id of a submit that was held for approval, else None."""
+        if row["task_id"] is None:
+            return None
+        found = db.execute(
+            "SELECT task_id FROM tasks WHERE task_id = ? AND relayed = 1", (row["task_id"],)
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def _end_relayed(self, db: sqlite3.Connection, row: sqlite3.Row, message: str) -> None:
+        """A held submit that will never run: its relay-made task fails with ``message``."""
+        mine = self._relayed(db, row)
+        if mine is None:
+            return
+        old = db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()
+        task_type = json.loads(old["body"]).get("task_type")
+        body = {"task_id": mine, "task_type": task_type, "status": "failed", "message": message}
+        db.execute(
+            "UPDATE tasks SET body = ?, terminal = 1, updated = ? WHERE task_id = ?",
+            (json.dumps(body), self._clock(), mine),
+        )
+        self._bump(db, mine)
+
+    def _settle(self, submit_id: int, state: str, reason: str, *, was: str = "reserved") -> bool:
         with self._tx() as db:
             row = self._submit_row(db, submit_id)
-            if row["state"] != "reserved":
-                return
+            if row["state"] != was:
+                return False
             db.execute(
                 "UPDATE submits SET state = ?, note = ?, updated = ? WHERE id = ?",
                 (state, reason, self._clock(), submit_id),
@@ -242,11 +297,26 @@ class SQLiteStore:
                     row["cost"],
                     student_id=row["student_id"],
                     submit_id=submit_id,
+                    task_id=self._relayed(db, row),
                     reason=reason,
                 )
+                self._end_relayed(db, row, reason)
+        return True
 
     def uncertain(self, submit_id: int, reason: str) -> None:
         self._settle(submit_id, "uncertain", reason)
+        with self._tx() as db:  # a held submit's student sees why it still waits
+            row = self._submit_row(db, submit_id)
+            mine = self._relayed(db, row)
+            if mine is not None and row["state"] == "uncertain":
+                old = json.loads(
+                    db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()[0]
+                )
+                old["progress_note"] = "the video service's answer was lost; your teacher checks"
+                db.execute(
+                    "UPDATE tasks SET body = ?, updated = ? WHERE task_id = ?",
+                    (json.dumps(old), self._clock(), mine),
+                )
 
     def release(self, submit_id: int, reason: str) -> None:
         self._settle(submit_id, "refused", reason)
@@ -325,15 +395,18 @@ class SQLiteStore:
     ) -> None:
         with self._tx() as db:
             row = db.execute(
-                "SELECT t.terminal, t.submit_id, s.cost, s.student_id FROM tasks t "
-                "LEFT JOIN submits s ON s.id = t.submit_id WHERE t.task_id = ?",
-                (task_id,),
+                "SELECT t.task_id, t.terminal, t.submit_id, s.cost, s.student_id FROM tasks t "
+                "LEFT JOIN submits s ON s.id = t.submit_id "
+                "WHERE t.task_id = ? OR t.upstream_id = ?",
+                (task_id, task_id),
             ).fetchone()
             if row is None or row["terminal"]:
                 return  # unknown, or settled already: a late answer changes nothing
+            task_id = str(row["task_id"])  # the id the student holds, in every body
+            kept = dict(body) | {"task_id": task_id}
             db.execute(
                 "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
-                (json.dumps(dict(body)), int(terminal), self._clock(), task_id),
+                (json.dumps(kept), int(terminal), self._clock(), task_id),
             )
             if terminal:
                 self._bump(db, task_id)
@@ -351,7 +424,8 @@ class SQLiteStore:
     def open_tasks(self) -> list[str]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT task_id FROM tasks WHERE terminal = 0 ORDER BY created, rowid"
+                "SELECT COALESCE(upstream_id, task_id) FROM tasks WHERE terminal = 0 "
+                "AND (relayed = 0 OR upstream_id IS NOT NULL) ORDER BY created, rowid"
             ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -412,6 +486,108 @@ class SQLiteStore:
                 (after,),
             ).fetchall()
         return (int(latest[0]) if latest else 0), [_gallery_item(r) for r in rows]
+
+    # -- the teacher's controls --------------------------------------------------------------
+
+    def controls(self) -> dict[str, Controls]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT st.name, c.paused, c.budget FROM students st "
+                "LEFT JOIN controls c ON c.student_id = st.id ORDER BY st.id"
+            ).fetchall()
+        return {
+            str(r["name"]): Controls(
+                bool(r["paused"]), None if r["budget"] is None else float(r["budget"])
+            )
+            for r in rows
+        }
+
+    def _control(self, name: str, column: str, value: Any) -> bool:
+        with self._tx() as db:
+            found = db.execute("SELECT id FROM students WHERE name = ?", (name,)).fetchone()
+            if found is None:
+                return False
+            db.execute(
+                f"INSERT INTO controls (student_id, {column}) VALUES (?, ?) "  # noqa: S608
+                f"ON CONFLICT (student_id) DO UPDATE SET {column} = excluded.{column}",
+                (found[0], value),
+            )
+        return True
+
+    def set_paused(self, name: str, paused: bool) -> bool:
+        return self._control(name, "paused", int(paused))
+
+    def set_budget(self, name: str, budget: float | None) -> bool:
+        return self._control(name, "budget", budget)
+
+    def class_tasks(self) -> list[ClassTask]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.task_id, t.body, t.updated, st.name FROM tasks t "
+                "JOIN students st ON st.id = t.student_id ORDER BY t.created, t.task_id"
+            ).fetchall()
+        found = []
+        for r in rows:
+            task = Task.from_json(json.loads(r["body"]), task_id=str(r["task_id"]))
+            found.append(
+                ClassTask(str(r["task_id"]), str(r["name"]), task.status, task.error, r["updated"])
+            )
+        return found
+
+    def hold(self, submit_id: int, task_id: str, body: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            row = self._submit_row(db, submit_id)
+            now = self._clock()
+            db.execute(
+                "UPDATE submits SET state = 'held', task_id = ?, updated = ? "
+                "WHERE id = ? AND state = 'reserved'",
+                (task_id, now, submit_id),
+            )
+            db.execute(
+                "INSERT INTO tasks (task_id, student_id, submit_id, body, relayed, created, "
+                "updated) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (task_id, row["student_id"], submit_id, json.dumps(dict(body)), now, now),
+            )
+
+    def claim(self, submit_id: int) -> SubmitRecord | None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE submits SET state = 'reserved', updated = ? "
+                "WHERE id = ? AND state = 'held'",
+                (self._clock(), submit_id),
+            )
+        if not cur.rowcount:
+            return None
+        return next(r for r in self.submits() if r.id == submit_id)
+
+    def reject(self, submit_id: int, reason: str) -> bool:
+        try:
+            return self._settle(submit_id, "refused", reason, was="held")
+        except KeyError:
+            return False
+
+    def resolve(self, submit_id: int, task_id: str | None, reason: str) -> bool:
+        if task_id is None:
+            try:
+                return self._settle(submit_id, "refused", reason, was="uncertain")
+            except KeyError:
+                return False
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+            if row is None or row["state"] != "uncertain":
+                return False
+            kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
+            self._forwarded(db, row, task_id, kind, note=reason)
+        return True
+
+    def upstream_of(self, task_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT relayed, upstream_id FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+        if row is None or not row["relayed"]:
+            return task_id
+        return None if row["upstream_id"] is None else str(row["upstream_id"])
 
 
 def _gallery_item(row: sqlite3.Row) -> GalleryItem:

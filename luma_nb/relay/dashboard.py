@@ -1,0 +1,535 @@
+"""The teacher's dashboard at ``/teacher``: the class live, and the teacher's controls.
+
+Plain server-rendered HTML. Every form posts with Tornado's XSRF token (checked on every POST
+here; the students' API stays token-authenticated JSON) and works without JavaScript; the one
+served script (no inline code, so the Content-Security-Policy allows ``'self'`` scripts only)
+polls ``/teacher/live.json`` every 2 s and swaps in the sections that changed, keeping a video
+that plays. Everything a student typed (names, prompts) is escaped; no page, JSON or log line
+carries a key or a token.
+
+Who is a teacher is decided by :func:`is_teacher`, which asks each check in the application's
+``luma_teacher_checks`` list: the standalone relay's is :func:`session_teacher` (the signed
+session cookie that the login page sets for the teacher's token). Another deployment (a Hub's
+OAuth) appends its own check and may point ``luma_teacher_login`` at its own login.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import html
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from typing import Any
+
+import tornado.web
+
+from .handlers import RelayContext
+from .settings import cookie_secret, teacher_session
+from .teacher import Outcome, Teacher
+
+__all__ = ("SESSION_COOKIE", "TeacherCheck", "csv_cell", "install", "is_teacher", "ledger_csv")
+
+#: The dashboard's session cookie (signed, HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "luma_teacher"
+#: A session lasts a school day at most.
+SESSION_DAYS = 1.0
+#: ``async check(handler) -> who or None``: one way to recognise a teacher.
+TeacherCheck = Callable[[tornado.web.RequestHandler], Awaitable[str | None]]
+
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src http: https:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_SLOT = "\x00xsrf\x00"
+
+
+def esc(value: Any) -> str:
+    """HTML-escaped text (quotes too), for content and attribute values alike."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _credits(value: float | None) -> str:
+    return "no limit" if value is None else f"{value:g}"
+
+
+async def session_teacher(handler: tornado.web.RequestHandler) -> str | None:
+    """The standalone relay's check: the session cookie of the current teacher token."""
+    ctx: RelayContext = handler.settings["relay"]
+    value = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+    expected = teacher_session(ctx.store)
+    if value is None or expected is None:
+        return None
+    return "teacher" if hmac.compare_digest(value, expected.encode()) else None
+
+
+async def is_teacher(handler: tornado.web.RequestHandler) -> str | None:
+    """Who the teacher making this request is, or None: the first check that knows them."""
+    checks: list[TeacherCheck] = handler.settings.get("luma_teacher_checks", [session_teacher])
+    for check in checks:
+        who = await check(handler)
+        if who:
+            return who
+    return None
+
+
+class _Page(tornado.web.RequestHandler):
+    """Security headers, the teacher check, XSRF on every POST, errors without details."""
+
+    needs_teacher = True
+    teacher_name: str | None = None
+
+    @property
+    def ctx(self) -> RelayContext:
+        ctx: RelayContext = self.settings["relay"]
+        return ctx
+
+    @property
+    def teacher(self) -> Teacher:
+        assert self.ctx.teacher is not None
+        return self.ctx.teacher
+
+    def url(self, path: str = "") -> str:
+        return str(self.settings.get("luma_prefix", "")) + "/teacher" + path
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", _CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Luma-NB-Service", "relay")
+
+    async def prepare(self) -> None:
+        if self.request.method not in ("GET", "HEAD"):
+            self.check_xsrf_cookie()  # raises 403 without the form's (or header's) token
+        self.teacher_name = await is_teacher(self)
+        if self.needs_teacher and self.teacher_name is None:
+            if self.request.method == "GET" and self.request.path == self.url():
+                login = self.settings.get("luma_teacher_login") or self.url("/login")
+                self.redirect(login)
+            else:
+                self.send_error(403, reason="Log in as the teacher first")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {self._reason}\n")
+
+    def xsrf_input(self) -> str:
+        return f'<input type="hidden" name="_xsrf" value="{esc(self.xsrf_token.decode())}">'
+
+
+class LoginHandler(_Page):
+    needs_teacher = False
+
+    def get(self) -> None:
+        self.page(200, "")
+
+    def post(self) -> None:
+        token = self.get_body_argument("token", "")
+        session = teacher_session(self.ctx.store, token) if token.strip() else None
+        if session is None:
+            self.page(403, "That is not the teacher's token.")
+            return
+        self.set_signed_cookie(
+            SESSION_COOKIE,
+            session,
+            expires_days=None,  # gone with the browser; the signature expires after a day
+            path=self.url(),
+            httponly=True,
+            samesite="Strict",
+            secure=self.request.protocol == "https",
+        )
+        self.redirect(self.url(), status=303)
+
+    def page(self, status: int, error: str) -> None:
+        self.set_status(status)
+        message = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
+        self.finish(
+            _document(
+                self,
+                "Teacher login",
+                f"""<main class="login"><h1>{esc(self.ctx.class_name)}: teacher login</h1>
+{message}<form method="post" action="{esc(self.url("/login"))}">{self.xsrf_input()}
+<label>Teacher token <input type="password" name="token" autocomplete="off" required
+ autofocus></label> <button type="submit">Log in</button></form>
+<p class="hint">Make one with <code>luma-nb class teacher-token</code>; it is shown once.</p>
+</main>""",
+            )
+        )
+
+
+class LogoutHandler(_Page):
+    needs_teacher = False
+
+    def post(self) -> None:
+        self.clear_cookie(SESSION_COOKIE, path=self.url())
+        self.redirect(self.url("/login"), status=303)
+
+
+class DashboardHandler(_Page):
+    def get(self) -> None:
+        state = self.teacher.snapshot()
+        sections = "\n".join(
+            f'<section id="{name}"><h2>{esc(title)}</h2>{_container(name, self, state)}</section>'
+            for name, title in _TITLES.items()
+        )
+        body = f"""<header><h1>{esc(self.ctx.class_name)}: the class</h1>
+<form method="post" action="{esc(self.url("/logout"))}">{self.xsrf_input()}
+<button type="submit">Log out</button></form>
+<p id="flash" role="status" aria-live="polite"></p></header>
+<main data-live="{esc(self.url("/live.json"))}" data-xsrf="{esc(self.xsrf_token.decode())}">
+{sections}
+<p class="hint"><a href="{esc(self.url("/ledger.csv"))}" download>Download the ledger (CSV)</a>
+</p></main>"""
+        self.finish(_document(self, "Teacher's dashboard", body, script=True))
+
+
+class LiveHandler(_Page):
+    def get(self) -> None:
+        state = self.teacher.snapshot()
+        fragments = {name: _fragment(name, self, state) for name in _TITLES}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"state": state, "html": fragments, "at": time.time()}))
+
+
+class ActionHandler(_Page):
+    async def post(self, action: str) -> None:
+        outcome = await self.run(action)
+        if self.request.headers.get("X-Luma-Dashboard") == "1":
+            self.set_header("Content-Type", "application/json")
+            self.set_status(200 if outcome.ok else 400)
+            self.finish(json.dumps({"ok": outcome.ok, "message": outcome.message}))
+        else:
+            self.redirect(self.url(), status=303)
+
+    async def run(self, action: str) -> Outcome:
+        arg = self.get_body_argument
+        teacher = self.teacher
+        name = arg("name", "").strip() or None
+        try:
+            if action == "pause":
+                return teacher.pause(arg("paused", "1") == "1", name)
+            if action == "budget":
+                text = arg("value", "").strip()
+                return teacher.set_budget(arg("scope", ""), float(text) if text else None, name)
+            if action == "approve-mode":
+                return teacher.approve_mode(arg("on", "0") == "1")
+            if action == "hide":
+                return teacher.hide(arg("task_id", ""), arg("hidden", "1") == "1")
+            submit_id = int(arg("submit_id", ""))
+        except ValueError:
+            return Outcome(False, "That is not a number.")
+        if action == "approve":
+            return await teacher.approve(submit_id)
+        if action == "reject":
+            return teacher.reject(submit_id, arg("reason", ""))
+        if action == "resolve":
+            ran = arg("ran", "1") == "1"
+            return teacher.resolve(submit_id, arg("task_id", "") if ran else None)
+        raise tornado.web.HTTPError(404, reason=f"no action {action}")
+
+
+class LedgerHandler(_Page):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", 'attachment; filename="ledger.csv"')
+        self.finish(ledger_csv(self.ctx))
+
+
+class StaticHandler(_Page):
+    needs_teacher = False
+
+    def get(self, name: str) -> None:
+        kind = _STATIC.get(name)
+        if kind is None:
+            raise tornado.web.HTTPError(404, reason="Not found")
+        self.set_header("Content-Type", f"{kind}; charset=utf-8")
+        self.finish(files(__package__).joinpath("dashboard_static").joinpath(name).read_bytes())
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a ``'``."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\r", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "|", "%") else text
+
+
+def ledger_csv(ctx: RelayContext) -> str:
+    """The ledger as CSV, oldest first, safe to open in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        ["id", "at_utc", "student", "submit_id", "task_id", "kind", "credits", "reason"]
+    )
+    for entry in ctx.store.ledger():
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.at))
+        writer.writerow(
+            [
+                entry.id,
+                at,
+                csv_cell(entry.student or ""),
+                "" if entry.submit_id is None else entry.submit_id,
+                csv_cell(entry.task_id or ""),
+                entry.kind,
+                f"{entry.credits:g}",
+                csv_cell(entry.reason),
+            ]
+        )
+    return out.getvalue()
+
+
+# -- the page's sections: keyed children, so the script swaps only the ones that changed -------
+
+_TITLES = {
+    "controls": "Controls",
+    "students": "Students",
+    "held": "Waiting for your approval",
+    "uncertain": "Uncertain submits",
+    "gallery": "Class gallery",
+}
+
+
+def _container(name: str, page: _Page, state: dict[str, Any]) -> str:
+    inner = _fragment(name, page, state)
+    if name == "students":
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "Student",
+                "State",
+                "Used",
+                "Budget",
+                "Left",
+                "Running",
+                "Finished",
+                "Failed",
+                "Waiting",
+                "Last error",
+                "",
+            )
+        )
+        return (
+            f'<table><thead><tr>{head}</tr></thead><tbody data-section="students">{inner}'
+            "</tbody></table>"
+        )
+    return f'<div data-section="{name}">{inner}</div>'
+
+
+def _fragment(name: str, page: _Page, state: dict[str, Any]) -> str:
+    items: list[tuple[str, str]] = _RENDER[name](page, state)
+    token = page.xsrf_input()
+    parts = []
+    for key, markup in items:
+        sig = hashlib.sha256(markup.encode()).hexdigest()[:16]  # without the per-page token
+        markup = markup.replace(_SLOT, token)
+        # The key and signature go on the item's first tag.
+        head, _, rest = markup.partition(">")
+        parts.append(f'{head} data-key="{esc(key)}" data-sig="{sig}">{rest}')
+    return "".join(parts)
+
+
+def _form(page: _Page, action: str, fields: dict[str, str], label: str, extra: str = "") -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in fields.items()
+    )
+    return (
+        f'<form method="post" class="inline" action="{esc(page.url("/act/" + action))}">'
+        f'{_SLOT}{hidden}{extra}<button type="submit">{esc(label)}</button></form>'
+    )
+
+
+def _controls(page: _Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    paused = state["class_paused"]
+    approve = state["approve"]
+    pause = _form(
+        page,
+        "pause",
+        {"paused": "0" if paused else "1"},
+        "Resume the class" if paused else "Pause the class",
+    )
+    mode = _form(
+        page,
+        "approve-mode",
+        {"on": "0" if approve else "1"},
+        "Turn approve mode off" if approve else "Turn approve mode on",
+    )
+    number = '<input type="number" name="value" min="0" step="any" placeholder="no limit">'
+    options = "".join(f"<option>{esc(s['name'])}</option>" for s in state["students"])
+    return [
+        (
+            "switches",
+            f'<div class="row"><p>Submits: <strong class="state">'
+            f"{'paused for the whole class' if paused else 'open'}</strong></p>{pause}"
+            f'<p>Approve mode: <strong class="state">{"on" if approve else "off"}</strong></p>'
+            f"{mode}</div>",
+        ),
+        (
+            "budgets",
+            f'<div class="row"><p>Spent by the class: {state["spent"]:g} credits. Class budget: '
+            f"{_credits(state['class_budget'])}; each student: "
+            f"{_credits(state['student_budget'])}.</p>"
+            + _form(
+                page,
+                "budget",
+                {"scope": "class"},
+                "Set the class budget",
+                "<label>Class " + number + "</label>",
+            )
+            + _form(
+                page,
+                "budget",
+                {"scope": "student"},
+                "Set each student's budget",
+                "<label>Each student " + number + "</label>",
+            )
+            + _form(
+                page,
+                "budget",
+                {"scope": "one"},
+                "Set one student's budget",
+                f'<label>Student <select name="name">{options}</select></label>'
+                "<label> " + number + "</label>",
+            )
+            + "</div>",
+        ),
+    ]
+
+
+def _students(page: _Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for s in state["students"]:
+        status = "revoked" if s["revoked"] else "paused" if s["paused"] else "active"
+        budget = _credits(s["budget"]) + (" (own)" if s["own_budget"] is not None else "")
+        action = _form(
+            page,
+            "pause",
+            {"name": s["name"], "paused": "0" if s["paused"] else "1"},
+            "Resume" if s["paused"] else "Pause",
+        )
+        cells = [
+            s["name"],
+            status,
+            f"{s['used']:g}",
+            budget,
+            _credits(s["left"]),
+            s["running"],
+            s["finished"],
+            s["failed"],
+            s["held"],
+            s["last_error"],
+        ]
+        tds = "".join(f"<td>{esc(c)}</td>" for c in cells)
+        rows.append((s["name"], f"<tr>{tds}<td>{action}</td></tr>"))
+    return rows or [("none", '<tr><td colspan="11">No students yet.</td></tr>')]
+
+
+def _held(page: _Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    items = []
+    for h in state["held"]:
+        sid = str(h["submit_id"])
+        reason = '<input type="text" name="reason" maxlength="300" placeholder="why (optional)">'
+        items.append(
+            (
+                sid,
+                f'<div class="card held"><p><strong>{esc(h["student"])}</strong> '
+                f"({esc(h['endpoint'].lstrip('/'))}, #{sid}):</p>"
+                f'<blockquote class="prompt">{esc(h["prompt"])}</blockquote>'
+                + _form(page, "approve", {"submit_id": sid}, "Approve")
+                + _form(page, "reject", {"submit_id": sid}, "Reject", reason)
+                + "</div>",
+            )
+        )
+    return items or [("none", "<p>Nothing waits for you.</p>")]
+
+
+def _uncertain(page: _Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    items = []
+    for u in state["uncertain"]:
+        sid = str(u["submit_id"])
+        box = '<input type="text" name="task_id" placeholder="the task id" required>'
+        items.append(
+            (
+                sid,
+                f'<div class="card"><p><strong>{esc(u["student"])}</strong> '
+                f"({esc(u['endpoint'].lstrip('/'))}, #{sid}, {u['cost']:g} credits held): "
+                f'{esc(u["note"])}</p><blockquote class="prompt">{esc(u["prompt"])}</blockquote>'
+                + _form(page, "resolve", {"submit_id": sid, "ran": "1"}, "It ran: charge it", box)
+                + _form(page, "resolve", {"submit_id": sid, "ran": "0"}, "It never ran: release")
+                + "</div>",
+            )
+        )
+    return items or [("none", "<p>None: every submit has a known fate.</p>")]
+
+
+def _gallery(page: _Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    items = []
+    for g in state["gallery"]:
+        url = str(g["video_url"] or "")
+        if not url.startswith(("https://", "http://")):
+            continue
+        hidden = g["hidden"]
+        note = " (hidden from the class)" if hidden else "" if g["shared"] else " (not shared)"
+        button = _form(
+            page,
+            "hide",
+            {"task_id": g["task_id"], "hidden": "0" if hidden else "1"},
+            "Show" if hidden else "Hide",
+        )
+        items.append(
+            (
+                g["task_id"],
+                f'<figure class="video{" hidden" if hidden else ""}">'
+                f'<video controls preload="metadata" src="{esc(url)}"></video>'
+                f"<figcaption><strong>{esc(g['student'])}</strong>{esc(note)}: "
+                f"{esc(g['prompt'])}</figcaption>{button}</figure>",
+            )
+        )
+    return items or [("none", "<p>No finished videos yet.</p>")]
+
+
+_RENDER: dict[str, Callable[[_Page, dict[str, Any]], list[tuple[str, str]]]] = {
+    "controls": _controls,
+    "students": _students,
+    "held": _held,
+    "uncertain": _uncertain,
+    "gallery": _gallery,
+}
+
+
+def _document(page: _Page, title: str, body: str, *, script: bool = False) -> str:
+    src = f'<script src="{esc(page.url("/static/dashboard.js"))}" defer></script>' if script else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{esc(page.url("/static/dashboard.css"))}">{src}</head>
+<body>{body}</body></html>
+"""
+
+
+def install(app: tornado.web.Application, ctx: RelayContext, prefix: str = "") -> None:
+    """Add the dashboard's routes (under ``prefix``) and its cookie settings to the relay's app."""
+    app.settings.setdefault("cookie_secret", cookie_secret(ctx.store))
+    app.settings.setdefault("xsrf_cookie_kwargs", {"httponly": True, "samesite": "Strict"})
+    app.settings.setdefault("luma_teacher_checks", [session_teacher])
+    app.settings.setdefault("luma_prefix", prefix)
+    base = prefix + "/teacher"
+    app.add_handlers(
+        r".*",
+        [
+            (base, DashboardHandler),
+            (base + "/login", LoginHandler),
+            (base + "/logout", LogoutHandler),
+            (base + "/live.json", LiveHandler),
+            (base + "/ledger.csv", LedgerHandler),
+            (base + r"/act/([a-z-]+)", ActionHandler),
+            (base + r"/static/([a-z.]+)", StaticHandler),
+        ],
+    )
