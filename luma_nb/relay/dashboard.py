@@ -46,7 +46,11 @@ _CSP = (
     "media-src http: https:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
-_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_STATIC = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
 _SLOT = "\x00xsrf\x00"
 
 
@@ -509,6 +513,7 @@ def _document(page: _Page, title: str, body: str, *, script: bool = False) -> st
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="{esc(page.url("/static/favicon.svg"))}" type="image/svg+xml">
 <link rel="stylesheet" href="{esc(page.url("/static/dashboard.css"))}">{src}</head>
 <body>{body}</body></html>
 """

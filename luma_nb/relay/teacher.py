@@ -204,10 +204,11 @@ class Teacher:
         spent_class = store.spent()
         tasks = store.class_tasks()
         submits = store.submits()
+        held = {s.task_id for s in submits if s.state == "held"}  # counted as waiting
         rows = []
         for student in store.students():
             own = controls.get(student.name, Controls())
-            mine = [t for t in tasks if t.student == student.name]
+            mine = [t for t in tasks if t.student == student.name and t.task_id not in held]
             used = store.spent(student)
             budget = own.budget if own.budget is not None else budgets.student_budget
             lefts = [] if budget is None else [budget - used]
