@@ -549,7 +549,7 @@ class SQLiteStore:
                 (task_id, row["student_id"], submit_id, json.dumps(dict(body)), now, now),
             )
 
-    def claim(self, submit_id: int) -> SubmitRecord | None:
+    def take_held(self, submit_id: int) -> SubmitRecord | None:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE submits SET state = 'reserved', updated = ? "

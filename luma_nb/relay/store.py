@@ -307,7 +307,7 @@ class RelayStore(Protocol):
         whose fetches answer ``body`` (a waiting status) until it is forwarded or rejected."""
         ...
 
-    def claim(self, submit_id: int) -> SubmitRecord | None:
+    def take_held(self, submit_id: int) -> SubmitRecord | None:
         """Take a held submit to forward it (held -> reserved, once); None when it is not held
         (approved or rejected already)."""
         ...

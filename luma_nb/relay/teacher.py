@@ -152,7 +152,7 @@ class Teacher:
 
     async def approve(self, submit_id: int) -> Outcome:
         """Forward a held submit (once); its student's task id maps to the upstream task."""
-        record = self.store.claim(submit_id)
+        record = self.store.take_held(submit_id)
         if record is None:
             return Outcome(False, f"Submit #{submit_id} is not waiting for approval.")
         result = await self.forward(record.endpoint, dict(record.request), submit_id)
