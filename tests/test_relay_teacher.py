@@ -216,3 +216,29 @@ def test_an_uncertain_submit_that_never_ran_gives_the_credits_back(room, teacher
         "the teacher found it never ran",
     )
     assert teacher.live()["state"]["uncertain"] == []
+
+
+def test_the_teacher_token_command_shows_it_once_and_stores_its_hash(room):
+    made = subprocess.run(
+        [sys.executable, "-m", "luma_nb.cli", "class", "teacher-token", "--db", str(room.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = made.stdout.strip()
+    assert token.startswith("lnbt_") and "shown only this once" in made.stderr
+    files = [room.db, room.db.with_name(room.db.name + "-wal")]
+    stored = b"".join(f.read_bytes() for f in files if f.exists())
+    assert token.encode() not in stored  # only its hash is kept
+    teacher = TeacherSession(room, token)
+    assert teacher.get("/teacher").status_code == 200
+    again = subprocess.run(
+        [sys.executable, "-m", "luma_nb.cli", "class", "teacher-token", "--db", str(room.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert again != token
+    assert teacher.get("/teacher/live.json").status_code == 403  # the new token ends it
