@@ -208,3 +208,21 @@ def test_no_key_or_token_in_any_page_json_csv_or_log(room, caplog):
     assert "/teacher/act/approve" in logged  # the log has the requests, not their secrets
     for secret in secrets:
         assert secret not in logged
+
+
+def test_another_deployment_adds_its_own_teacher_check(room):
+    """The hook a Hub deployment uses: a check of its own, asked after the session cookie."""
+    from luma_nb.relay.dashboard import add_teacher_check
+
+    async def header_check(handler):
+        # Stands for a Hub's OAuth: here, a header only this test sends.
+        return "hub-admin" if handler.request.headers.get("X-Test-Teacher") == "yes" else None
+
+    add_teacher_check(room.relay.app, header_check, login_url="/hub/login")
+    url = room.url + "/teacher"
+    ok = requests.get(url + "/live.json", headers={"X-Test-Teacher": "yes"}, timeout=10)
+    assert ok.status_code == 200 and "students" in ok.json()["state"]
+    assert requests.get(url + "/live.json", timeout=10).status_code == 403
+    stranger = requests.get(url, timeout=10, allow_redirects=False)
+    assert stranger.headers["Location"] == "/hub/login"
+    assert TeacherSession(room).get("/teacher").status_code == 200  # the token still works

@@ -20,6 +20,7 @@ from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
 from ..api.client import LumaClient
 from ..contract.errors import (
@@ -127,6 +128,8 @@ class Relay:
         self._ctx.teacher = self.teacher
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
+        self.app: tornado.web.Application | None = None
+        """The Tornado application, once serving (e.g. to add a teacher check)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._state = "new"
@@ -160,6 +163,7 @@ class Relay:
         self._loop = loop
         app = make_app(self._ctx)
         install_dashboard(app, self._ctx)
+        self.app = app
         server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
         server.add_sockets(sockets)
         loop.call_soon(ready.set)

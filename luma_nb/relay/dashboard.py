@@ -32,7 +32,16 @@ from .handlers import RelayContext
 from .settings import cookie_secret, teacher_session
 from .teacher import Outcome, Teacher
 
-__all__ = ("SESSION_COOKIE", "TeacherCheck", "csv_cell", "install", "is_teacher", "ledger_csv")
+__all__ = (
+    "SESSION_COOKIE",
+    "TeacherCheck",
+    "add_teacher_check",
+    "csv_cell",
+    "install",
+    "is_teacher",
+    "ledger_csv",
+    "session_teacher",
+)
 
 #: The dashboard's session cookie (signed, HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "luma_teacher"
@@ -81,6 +90,16 @@ async def is_teacher(handler: tornado.web.RequestHandler) -> str | None:
         if who:
             return who
     return None
+
+
+def add_teacher_check(
+    app: tornado.web.Application, check: TeacherCheck, *, login_url: str | None = None
+) -> None:
+    """Let ``check`` recognise teachers too (asked after the session cookie), e.g. a Hub's
+    admins or a named group; ``login_url`` is where a stranger to ``/teacher`` is sent."""
+    app.settings.setdefault("luma_teacher_checks", [session_teacher]).append(check)
+    if login_url is not None:
+        app.settings["luma_teacher_login"] = login_url
 
 
 class _Page(tornado.web.RequestHandler):
