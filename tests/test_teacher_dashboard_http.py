@@ -224,5 +224,5 @@ def test_another_deployment_adds_its_own_teacher_check(room):
     assert ok.status_code == 200 and "students" in ok.json()["state"]
     assert requests.get(url + "/live.json", timeout=10).status_code == 403
     stranger = requests.get(url, timeout=10, allow_redirects=False)
-    assert stranger.headers["Location"] == "/hub/login"
+    assert stranger.headers["Location"] == "/hub/login?next=/teacher"
     assert TeacherSession(room).get("/teacher").status_code == 200  # the token still works

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
+from urllib.parse import quote
 
 import tornado.web
 
@@ -135,8 +136,11 @@ class _Page(tornado.web.RequestHandler):
         self.teacher_name = await is_teacher(self)
         if self.needs_teacher and self.teacher_name is None:
             if self.request.method == "GET" and self.request.path == self.url():
-                login = self.settings.get("luma_teacher_login") or self.url("/login")
-                self.redirect(login)
+                other = self.settings.get("luma_teacher_login")
+                # Another deployment's login comes back to this page afterwards.
+                self.redirect(
+                    f"{other}?next={quote(self.url(), safe='/')}" if other else self.url("/login")
+                )
             else:
                 self.send_error(403, reason="Log in as the teacher first")
 

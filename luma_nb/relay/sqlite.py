@@ -530,7 +530,9 @@ class SQLiteStore:
         for r in rows:
             task = Task.from_json(json.loads(r["body"]), task_id=str(r["task_id"]))
             found.append(
-                ClassTask(str(r["task_id"]), str(r["name"]), task.status, task.error, r["updated"])
+                ClassTask(
+                    str(r["task_id"]), str(r["name"]), task.status, task.error, float(r["updated"])
+                )
             )
         return found
 
