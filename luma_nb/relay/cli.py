@@ -255,6 +255,10 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         print(f"class relay {relay.class_name!r} on {relay.base_url} -> {relay.upstream_url}")
+        print(
+            f"teacher's dashboard: {relay.base_url}/teacher "
+            "(its token: luma-nb class teacher-token)"
+        )
         print(f"students set LUMA_NB_CLASS_URL={relay.base_url} (Ctrl-C stops)", flush=True)
         done.wait()
     except KeyboardInterrupt:
