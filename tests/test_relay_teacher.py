@@ -242,3 +242,34 @@ def test_the_teacher_token_command_shows_it_once_and_stores_its_hash(room):
     ).stdout.strip()
     assert again != token
     assert teacher.get("/teacher/live.json").status_code == 403  # the new token ends it
+
+
+def test_approved_submits_the_upstream_refuses_loses_or_fails_end_for_the_student(room, teacher):
+    assert teacher.act("approve-mode", on="1")["ok"]
+    client = room.client(0)
+    refused, lost, failing = (client.imagine(p) for p in ("refused", "lost", "failing"))
+    held = {h["prompt"]: str(h["submit_id"]) for h in _held(teacher, 3)}
+
+    room.sandbox.faults.add(path="/luma-imagine", kind="500")
+    outcome = teacher.act("approve", submit_id=held["refused"])
+    assert not outcome["ok"] and "not accepted" in outcome["message"]
+    with pytest.raises(TaskFailedError):
+        refused.wait(timeout=30)
+
+    room.sandbox.faults.add(path="/luma-imagine", kind="drop")
+    assert not teacher.act("approve", submit_id=held["lost"])["ok"]
+    still = client.fetch(lost.task_id)
+    assert still.status == "pending" and "teacher" in (still.note or "")
+    [uncertain] = teacher.live()["state"]["uncertain"]
+    assert teacher.act("resolve", submit_id=str(uncertain["submit_id"]), ran="0")["ok"]
+    with pytest.raises(TaskFailedError):
+        lost.wait(timeout=30)
+
+    room.sandbox.faults.next_task(fail="GPU quota exceeded")
+    assert teacher.act("approve", submit_id=held["failing"])["ok"]
+    with pytest.raises(TaskFailedError) as caught:
+        failing.wait(timeout=30)
+    assert caught.value.task.task_id == failing.task_id
+    assert "GPU quota exceeded" in (caught.value.task.error or "")
+    assert room.relay.store.spent() == 0  # released, released, refunded
+    assert [e.kind for e in room.relay.ledger()].count("refund") == 1
