@@ -12,6 +12,7 @@ from .contract.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    ClassOnlyError,
     InsufficientCreditsError,
     JournalError,
     LumaError,
@@ -32,6 +33,7 @@ from .jobs.job import Job
 # Notebook-facing names are imported on first use, so ``import luma_nb`` stays as light as
 # ``import requests`` (ipywidgets and IPython load only when a widget or video is asked for).
 _LAZY = {
+    "ClassGallery": "luma_nb.notebook.widgets",
     "ExtendForm": "luma_nb.notebook.widgets",
     "Gallery": "luma_nb.notebook.widgets",
     "ProgressView": "luma_nb.notebook.widgets",
@@ -40,6 +42,7 @@ _LAZY = {
     "Journal": "luma_nb.jobs.journal",
     "history": "luma_nb.jobs.journal",
     "resume": "luma_nb.jobs.journal",
+    "class_gallery": "luma_nb._gallery",
 }
 #: Modules reachable as attributes (``from luma_nb import media``), loaded on first use.
 _LAZY_MODULES = {"media": "luma_nb.notebook.media"}
@@ -68,6 +71,8 @@ __all__ = (
     "Account",
     "AuthenticationError",
     "BadRequestError",
+    "ClassGallery",
+    "ClassOnlyError",
     "DefaultPolicy",
     "ExtendForm",
     "FixedPolicy",
@@ -89,6 +94,7 @@ __all__ = (
     "ValidationError",
     "WaitTimeout",
     "__version__",
+    "class_gallery",
     "default_client",
     "extend_form",
     "history",

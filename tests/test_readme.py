@@ -259,6 +259,9 @@ EXPECT: dict[str, Check] = {
     "luma-nb class status": _class_status,
     "luma-nb class teacher-token": _teacher_token,
     "from luma_nb.jobs.webhooks import Receiver": _webhook,
+    "import luma_nb\n\ngallery = luma_nb.class_gallery()": lambda out, work, sandbox: _has(
+        out, "^No class gallery: ", "LUMA_NB_CLASS_URL and LUMA_NB_CLASS_TOKEN"
+    ),
     "luma-nb --help": _cli,
 }
 SERVER_EXPECT: dict[str, tuple[str, ...]] = {

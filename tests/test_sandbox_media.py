@@ -253,3 +253,14 @@ def test_an_unreadable_task_file_is_skipped(tmp_path: Path) -> None:
 def test_an_empty_api_key_is_refused() -> None:
     with pytest.raises(ValueError):
         Sandbox(api_key=" ")
+
+
+def test_render_workers_leave_ctrl_c_to_the_sandbox() -> None:
+    # An interrupted or shut-down kernel signals its whole process group; the render workers
+    # must not answer with KeyboardInterrupt tracebacks of their own.
+    import signal
+
+    from luma_nb.sandbox.work import process_pool
+
+    handler = process_pool().submit(signal.getsignal, signal.SIGINT).result(timeout=120)
+    assert handler == signal.SIG_IGN

@@ -226,3 +226,17 @@ def test_another_deployment_adds_its_own_teacher_check(room):
     stranger = requests.get(url, timeout=10, allow_redirects=False)
     assert stranger.headers["Location"] == "/hub/login?next=/teacher"
     assert TeacherSession(room).get("/teacher").status_code == 200  # the token still works
+
+
+def test_a_video_the_teacher_hides_leaves_the_students_gallery(room):
+    teacher = TeacherSession(room)
+    client = room.client(0)
+    task = room.client(1).imagine("a lantern").wait(timeout=30)
+    first = client.class_gallery(0)
+    assert [v.task_id for v in first.videos] == [task.task_id]
+    assert teacher.act("hide", task_id=task.task_id, hidden="1")["ok"]
+    later = client.class_gallery(first.seq, wait=10)
+    assert later.seq > first.seq and later.removed == (task.task_id,) and not later.videos
+    assert teacher.act("hide", task_id=task.task_id, hidden="0")["ok"]
+    again = client.class_gallery(later.seq, wait=10)
+    assert [v.task_id for v in again.videos] == [task.task_id]

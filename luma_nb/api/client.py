@@ -16,21 +16,24 @@ from ..contract.errors import (
     BadRequestError,
     MissingAPIKeyError,
     ServerError,
+    TransportError,
     ValidationError,
 )
+from ..contract.gallery import GalleryUpdate
 from ..contract.models import Account, Task
 from ..contract.polling import DefaultPolicy, PollPolicy
 from ..contract.redact import redact
 from ..contract.service import SERVICES, class_name, service_from_headers
 from ..contract.waiting import Waiter
 from . import hooks, waiting
-from .deadline import guarded_session
+from .deadline import Deadline, DeadlinePassed, TooLarge, guarded_session, read_capped
 from .hooks import ClientObserver
 from .submits import Submits
-from .transport import exchange, parse_answer
+from .transport import describe_transport, exchange, parse_answer
 
 if TYPE_CHECKING:
     from ..jobs.job import Job
+    from .gallery import GalleryStream
 
 __all__ = ("DEFAULT_BASE_URL", "LumaClient")
 
@@ -184,6 +187,42 @@ class LumaClient(Submits):
         self._learn_service(response.headers)
         return parse_answer(response, body_text, path, payload if submit else None)
 
+    def _stream(
+        self, path: str, *, headers: Mapping[str, str], read_timeout: float
+    ) -> requests.Response:
+        """Open a streamed GET (server-sent events): its headers within the client's deadline,
+        then each read of the body within ``read_timeout`` seconds (the caller reads it). Error
+        statuses raise as :meth:`_request` does."""
+        if self.__api_key is None:
+            raise MissingAPIKeyError()
+        sent = {
+            "Authorization": self.__api_key,
+            "User-Agent": f"luma_nb/{__version__}",
+            **headers,
+        }
+        try:
+            with Deadline(self.timeout) as deadline:
+                response = self._session.get(
+                    self.base_url + path,
+                    headers=sent,
+                    timeout=(max(0.05, min(self.timeout, deadline.remaining())), read_timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                self._learn_service(response.headers)
+                if not 200 <= response.status_code < 300:
+                    raw = read_capped(response, deadline, 64 * 1024)
+                    text = redact(raw.decode("utf-8", errors="replace"), self.__api_key)
+                    parse_answer(response, text, path, None)
+        except (requests.RequestException, DeadlinePassed, TooLarge) as error:
+            reason = (
+                describe_transport(error)
+                if isinstance(error, requests.RequestException)
+                else f"no answer within the {self.timeout:g} s deadline"
+            )
+            raise TransportError(f"GET {path} failed: {reason}", endpoint=path) from None
+        return response
+
     def _learn_service(self, headers: Mapping[str, str]) -> None:
         announced = service_from_headers(headers)
         if announced is not None:
@@ -244,6 +283,30 @@ class LumaClient(Submits):
                 200, ["the account answer was not a JSON object"], endpoint="/account"
             )
         return Account.from_json(body)
+
+    # -- the class gallery (a classroom relay only) -----------------------------------------
+
+    def class_gallery(self, after: int = 0, *, wait: float = 0) -> GalleryUpdate:
+        """The class gallery's changes after sequence number ``after`` (0: all of it), waiting
+        up to ``wait`` seconds (at most 30) for news. Raises :class:`ClassOnlyError` when this
+        client does not talk to a classroom relay."""
+        from .gallery import class_gallery
+
+        return class_gallery(self, after, wait=wait)
+
+    def gallery_events(self, after: int = 0, **options: Any) -> GalleryStream:
+        """The class gallery, live (server-sent events, reconnecting after a drop): iterate it
+        for updates, ``close()`` it from any thread (see :class:`~.gallery.GalleryStream`)."""
+        from .gallery import GalleryStream
+
+        return GalleryStream(self, after, **options)
+
+    def share(self, task_id: str, shared: bool = True) -> None:
+        """Show (``shared=True``, the default of every task) or stop showing one of your own
+        tasks in the class gallery. Raises :class:`ClassOnlyError` outside a class."""
+        from .gallery import share
+
+        share(self, task_id, shared)
 
     def _record(self, task: Task) -> None:
         self._emit("task_seen", task)

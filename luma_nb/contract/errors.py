@@ -17,6 +17,7 @@ __all__ = (
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ClassOnlyError",
     "InsufficientCreditsError",
     "LumaError",
     "MissingAPIKeyError",
@@ -65,6 +66,11 @@ class TransportError(LumaError):
     def __init__(self, message: str, *, endpoint: str | None = None) -> None:
         super().__init__(message)
         self.endpoint = endpoint
+
+
+class ClassOnlyError(LumaError):
+    """The call needs a classroom relay (``LUMA_NB_CLASS_URL``), and this client talks to
+    something else (the API itself, or the offline sandbox)."""
 
 
 class APIError(LumaError):

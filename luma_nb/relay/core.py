@@ -171,6 +171,8 @@ class Relay:
             loop.run_forever()
         finally:
             server.stop()
+            # Live gallery streams end their answers themselves (an "event: close") first.
+            loop.run_until_complete(self._ctx.gallery.drain())
             loop.run_until_complete(server.close_all_connections())
             loop.close()
 

@@ -218,6 +218,7 @@ class LiveHandler(_Page):
 class ActionHandler(_Page):
     async def post(self, action: str) -> None:
         outcome = await self.run(action)
+        self.ctx.gallery.poke()  # a hidden (or rejected) video leaves the students' galleries now
         if self.request.headers.get("X-Luma-Dashboard") == "1":
             self.set_header("Content-Type", "application/json")
             self.set_status(200 if outcome.ok else 400)

@@ -8,6 +8,7 @@ the documented shape ``{"errors": [{"msg": ...}]}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import tornado.iostream
 import tornado.web
 
 from ..contract.errors import ValidationError
 from .checks import RateLimiter, fetch_ids, submit_body
+from .gallery import LiveGallery, poll_body, stream_batch
 from .store import Budgets, RelayStore, Student
 from .tokens import hash_token
 
@@ -64,6 +67,11 @@ class RelayContext:
     """Answers given, by path (what the class asked of the relay)."""
     teacher: Teacher | None = None
     """The teacher's controls (pause, budgets in the store, approve mode) and dashboard."""
+    gallery: LiveGallery = field(init=False)
+    """Wakes the live class gallery's waiting answers (see :mod:`luma_nb.relay.gallery`)."""
+
+    def __post_init__(self) -> None:
+        self.gallery = LiveGallery(self.store)
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
@@ -265,12 +273,139 @@ class AccountHandler(_Api):
         )
 
 
+# -- the class gallery (students' side) -------------------------------------------------------
+
+#: Longest wait a long-poll may ask for (seconds).
+MAX_GALLERY_WAIT = 30.0
+
+
+def _seq_arg(text: str | None, name: str) -> int:
+    """A sequence number from a query argument or Last-Event-ID (ValidationError if not one)."""
+    value = (text or "0").strip() or "0"
+    if not value.isdigit() or len(value) > 18:
+        raise ValidationError(f"{name} must be a sequence number (0 or more), got {value[:40]!r}")
+    return int(value)
+
+
+class GalleryPollHandler(_Api):
+    """``GET /class/gallery?after=N&wait=S``: the gallery's changes after N, waiting up to S s
+    (at most 30) for one when there is none yet."""
+
+    allowed = "GET"
+
+    async def get(self) -> None:  # type: ignore[override]
+        await self._run()
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        store, live = self.ctx.store, self.ctx.gallery
+        after = _seq_arg(self.get_query_argument("after", "0"), "after")
+        text = self.get_query_argument("wait", "0") or "0"
+        try:
+            wait = float(text)
+        except ValueError:
+            wait = float("nan")
+        if not 0 <= wait <= MAX_GALLERY_WAIT:
+            raise ValidationError(f"wait must be 0 to {MAX_GALLERY_WAIT:g} seconds")
+        latest, items = store.gallery(after)
+        reset = after > latest  # the class's gallery started over: send it whole
+        if reset:
+            after = 0
+            latest, items = store.gallery(0)
+        if not items and wait > 0 and await live.wait(latest, wait):
+            latest, items = store.gallery(after)
+        self.answer(200, poll_body(latest, items, initial=after == 0, reset=reset))
+
+
+class GalleryEventsHandler(_Base):
+    """``GET /class/gallery/events``: the gallery as server-sent events, resumable with
+    ``Last-Event-ID`` (or ``?after=N``), a keep-alive comment when idle, ended when the relay
+    stops (an ``event: close``) or the token is revoked."""
+
+    _gone = False
+    _waiting: asyncio.Future[bool] | None = None
+
+    async def get(self) -> None:
+        student = self.student()
+        if student is None:
+            self.answer(401, errors("Unknown or revoked class token"))
+            return
+        header = self.request.headers.get("Last-Event-ID")
+        try:
+            after = _seq_arg(header if header else self.get_query_argument("after", "0"), "after")
+        except ValidationError as error:
+            self.answer(400, errors(str(error)))
+            return
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("X-Accel-Buffering", "no")  # a proxy in front must not buffer it
+        live, store = self.ctx.gallery, self.ctx.store
+        live.streams += 1
+        try:
+            self.write("retry: 3000\n\n")
+            latest, items = store.gallery(after)
+            if after > latest:
+                self.write("event: reset\ndata: {}\n\n")
+                after = 0
+                latest, items = store.gallery(0)
+            initial = after == 0
+            while True:
+                if items or initial:
+                    self.write(stream_batch(latest, items, initial=initial))
+                else:
+                    self.write(": keep-alive\n\n")
+                initial, after = False, latest
+                await self.flush()
+                self._waiting = asyncio.ensure_future(live.wait(after, live.heartbeat))
+                try:
+                    await self._waiting
+                except asyncio.CancelledError:
+                    if not self._gone:
+                        raise
+                if self._gone or live.closed or self.student() is None:
+                    break
+                latest, items = store.gallery(after)
+            if live.closed and not self._gone:
+                self.write("event: close\ndata: {}\n\n")
+            self.finish()
+        except tornado.iostream.StreamClosedError:
+            pass
+        finally:
+            live.streams -= 1
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+
+class ShareHandler(_Api):
+    """``POST /class/share`` ``{"task_id", "shared"}``: a student's choice to show one of their
+    own tasks in the class gallery (404 for any other task)."""
+
+    async def post(self) -> None:  # type: ignore[override]
+        await self._run()
+
+    async def serve(self, student: Student, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            raise ValidationError("Send a JSON object with task_id and shared")
+        task_id, shared = payload.get("task_id"), payload.get("shared")
+        if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > 200:
+            raise ValidationError("task_id must be the id of one of your tasks")
+        if not isinstance(shared, bool):
+            raise ValidationError("shared must be true or false")
+        if not self.ctx.store.set_shared(task_id.strip(), student, shared):
+            self.answer(404, errors("Task not found among your tasks"))
+            return
+        self.ctx.gallery.poke()
+        self.answer(200, {"task_id": task_id.strip(), "shared": shared})
+
+
 class NotFound(_Base):
     def prepare(self) -> None:
         self.answer(404, errors(f"Not found: {self.request.path}"))
 
 
 _PATHS = frozenset({"/luma-extend", "/luma-imagine", "/fetch", "/fetch-many", "/account"})
+_GALLERY_PATHS = frozenset({"/class/gallery", "/class/gallery/events", "/class/share"})
 
 
 def make_app(ctx: RelayContext) -> tornado.web.Application:
@@ -282,6 +417,9 @@ def make_app(ctx: RelayContext) -> tornado.web.Application:
             (r"/fetch", FetchHandler),
             (r"/fetch-many", FetchHandler),
             (r"/account", AccountHandler),
+            (r"/class/gallery", GalleryPollHandler),
+            (r"/class/gallery/events", GalleryEventsHandler),
+            (r"/class/share", ShareHandler),
         ],
         default_handler_class=NotFound,
         log_function=_log_request,
@@ -293,7 +431,8 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     # Method, path, status and time only: never headers (tokens) or bodies.
     request = handler.request
     ctx: RelayContext = handler.application.settings["relay"]
-    ctx.served[request.path if request.path in _PATHS else "other"] += 1
+    known = request.path in _PATHS or request.path in _GALLERY_PATHS
+    ctx.served[request.path if known else "other"] += 1
     log.info(
         "%d %s %s %.1f ms",
         handler.get_status(),

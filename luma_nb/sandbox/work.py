@@ -11,6 +11,7 @@ import atexit
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -96,7 +97,15 @@ def run_job(job: RenderJob) -> str:
 
 
 def warm_up() -> None:
-    """Import the video stack in a fresh worker, so its first job does not pay for it."""
+    """Prepare a fresh worker: ignore Ctrl-C, and import the video stack so its first job does
+    not pay for it.
+
+    The workers share the sandbox's process group, so an interrupt meant for the sandbox (a
+    kernel being interrupted or shut down, Ctrl-C in a terminal) reaches them too; the sandbox
+    decides what happens to their jobs, and a worker printing a KeyboardInterrupt traceback
+    into the notebook would only be noise.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import remux, video  # noqa: F401
 
     video._require_extra()

@@ -9,7 +9,8 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 
 - Stable ``text/plain``: ``ProgressView(prompt='...')`` (also what ``job`` shows as a cell result
   in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``,
-  ``ExtendForm (needs a front-end with ipywidgets to be used)``. No ids, ports or times.
+  ``ExtendForm (needs a front-end with ipywidgets to be used)``, ``ClassGallery('<class>')`` (or,
+  outside a class, its notice). No ids, ports or times.
 - Volatile ``text/html`` (sanitize it or do not compare it): task ids (random UUIDs unless the
   sandbox has a ``seed``), the status at the moment of display (``pending``/``staged``/...), and
   video URLs, which carry the sandbox's port (``http://127.0.0.1:PORT/media/<id>.mp4``).
@@ -22,9 +23,18 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 
 from __future__ import annotations
 
+from .class_gallery import ClassGallery
 from .form import ExtendForm, extend_form
 from .gallery import Gallery
 from .progress import ProgressView
 from .storyboard import Storyboard, storyboard
 
-__all__ = ("ExtendForm", "Gallery", "ProgressView", "Storyboard", "extend_form", "storyboard")
+__all__ = (
+    "ClassGallery",
+    "ExtendForm",
+    "Gallery",
+    "ProgressView",
+    "Storyboard",
+    "extend_form",
+    "storyboard",
+)

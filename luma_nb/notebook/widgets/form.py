@@ -263,6 +263,8 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
         self.jobs.append(job)
         _recent.remember(job)
         self._message.value = message_html("Submitted: progress below.", "ok")
+        if self.client.service == "relay" and not self._share.value:
+            self._keep_out_of_gallery(job)
         self._jobs_box.children = (ProgressView(job), *self._jobs_box.children)
         self._parent.options = _recent.recent_ids(self.client)
         self._refresh_credits()
@@ -272,6 +274,16 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
             except Exception as error:
                 self._message.value = message_html(f"on_submit callback failed: {error}")
         return job
+
+    def _keep_out_of_gallery(self, job: Job) -> None:
+        """The student unticked "Share in the class gallery": tell the relay for this task."""
+        try:
+            self.client.share(job.task_id, False)
+        except Exception as error:
+            self._message.value = message_html(
+                f"Submitted, but the class gallery choice was not saved: {_readable(error)}",
+                "warn",
+            )
 
     def _refresh_credits(self) -> None:
         """Ask the account endpoint for credits off the kernel thread; show them if it answers."""
@@ -283,6 +295,7 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
                 return  # credits are a courtesy: no answer, no line
             finally:
                 self._mode.value = self._mode_html()  # the answer says which service it is
+                self._show_share()
             name = account.raw.get("class")  # only a class relay sends it
             if not isinstance(name, str) and self.client.service == "relay":
                 name = self.client.class_name

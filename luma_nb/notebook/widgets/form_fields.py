@@ -87,6 +87,14 @@ class FormFields:
             titles=("Advanced",),
             selected_index=None,
         )
+        self._share = widgets.Checkbox(
+            value=True,
+            description="Share in the class gallery",
+            tooltip="Your classmates see the finished video; your teacher can hide it.",
+            style=_STYLE,
+            layout={"width": "auto"},
+        )
+        self._show_share()
         self._submit = widgets.Button(
             description="Submit extend", button_style="primary", icon="play", disabled=True
         )
@@ -126,9 +134,14 @@ class FormFields:
             self._aspect,
             self._aspect_note,
             self._advanced,
+            self._share,
             widgets.HBox([self._submit, self._message], layout={"align_items": "center"}),
             self._jobs_box,
         ]
+
+    def _show_share(self) -> None:
+        """The "Share in the class gallery" box is there only on a class relay."""
+        self._share.layout.display = None if self.client.service == "relay" else "none"
 
     def _mode_html(self) -> str:
         if self.client.service == "relay":

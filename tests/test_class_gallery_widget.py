@@ -1,0 +1,160 @@
+"""The class gallery widget and the form's share choice, driven in-process against a real relay
+in front of the sandbox (assertions on kernel-side widget values, as in test_widgets.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ipywidgets as widgets
+import pytest
+
+import luma_nb
+from luma_nb import LumaClient
+from luma_nb.notebook.widgets import ClassGallery, extend_form
+from luma_nb.notebook.widgets.class_gallery import NO_CLASS
+from luma_nb.sandbox import Sandbox
+from tests.relay_support import Classroom
+
+WAIT = 30.0
+EVIL = '"><script>alert(1)</script>'
+
+
+@pytest.fixture
+def room(sandbox: Sandbox, tmp_path) -> Iterator[Classroom]:
+    classroom = Classroom(sandbox, tmp_path, students=2)
+    yield classroom
+    classroom.close()
+
+
+def test_the_widget_shows_videos_as_they_arrive_and_leave_and_stops(room):
+    gallery = ClassGallery(room.client(0), columns=2)
+    try:
+        assert isinstance(gallery, widgets.VBox) and gallery.available
+        assert gallery.follow is not None
+        assert gallery.follow.wait_until(lambda f: f.state == "live", WAIT)
+        assert gallery.value == [] and gallery._grid.children == ()
+
+        author = room.client(1)
+        job = author.extend(room.sandbox.demo_parents[0].task_id, EVIL)
+        job.wait(timeout=WAIT)
+        assert gallery.follow.wait_until(lambda f: job.task_id in f.videos, WAIT)
+        [card] = gallery._grid.children
+        caption, player = card.children
+        assert "<script>" not in caption.value and "&lt;script&gt;" in caption.value
+        assert room.tokens[1].name in caption.value
+        [shown] = player.outputs
+        assert f"/media/{job.task_id}.mp4" in shown["data"]["text/html"]
+        assert "1 video ·" in gallery._header.value and "live" in gallery._header.value
+        assert repr(gallery) == "ClassGallery('Year 9 Art')"
+        bundle = gallery._repr_mimebundle_()
+        assert bundle["text/plain"] == "ClassGallery('Year 9 Art')"
+        assert "&lt;script&gt;" in bundle["text/html"] and "<script>" not in bundle["text/html"]
+
+        assert room.relay.store.set_hidden(job.task_id, True)  # the teacher hides it
+        assert gallery.follow.wait_until(lambda f: not f.videos, WAIT)
+        assert gallery._grid.children == ()
+        assert "0 videos" in gallery._header.value
+
+        gallery._stop.click()  # the Stop button
+        assert not gallery.follow.running and gallery.follow.state == "stopped"
+        assert gallery._stop.disabled and "stopped" in gallery._header.value
+    finally:
+        gallery.stop()
+    gallery.stop()  # again: nothing happens
+
+
+def test_the_widget_can_long_poll_too(room):
+    gallery = ClassGallery(room.client(0), transport="poll")
+    try:
+        job = room.client(1).extend(room.sandbox.demo_parents[0].task_id, "polled")
+        job.wait(timeout=WAIT)
+        assert gallery.follow is not None
+        assert gallery.follow.wait_until(lambda f: job.task_id in f.videos, WAIT)
+        assert len(gallery._grid.children) == 1
+    finally:
+        gallery.stop()
+    assert gallery.follow.state == "stopped"
+
+
+def test_without_a_class_it_says_so_and_how_to_join(monkeypatch, sandbox):
+    monkeypatch.delenv("LUMA_NB_CLASS_URL", raising=False)
+    gallery = luma_nb.class_gallery()
+    assert isinstance(gallery, ClassGallery) and not gallery.available
+    assert repr(gallery) == NO_CLASS and "LUMA_NB_CLASS_URL" in NO_CLASS
+    assert gallery._repr_mimebundle_()["text/plain"] == NO_CLASS
+    assert gallery.value == [] and gallery.follow is None
+    gallery.stop()
+
+    monkeypatch.setenv("LUMA_NB_CLASS_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", "")
+    assert "LUMA_NB_CLASS_TOKEN" in repr(luma_nb.class_gallery())
+
+    demo = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox", journal=None)
+    notice = repr(luma_nb.class_gallery(demo))
+    assert "No class gallery" in notice and "offline sandbox" in notice
+    demo.close()
+
+
+def test_class_gallery_follows_the_configured_class(room, monkeypatch):
+    from luma_nb import defaults
+
+    monkeypatch.setenv("LUMA_NB_CLASS_URL", room.url)
+    monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", room.tokens[0].token)
+    monkeypatch.setattr(defaults, "_client", None)
+    gallery = luma_nb.class_gallery()
+    try:
+        assert gallery.available and gallery.client is defaults.default_client()
+        assert luma_nb.ClassGallery is ClassGallery
+        assert gallery.follow is not None
+        assert gallery.follow.wait_until(lambda f: f.state == "live", WAIT)
+    finally:
+        gallery.stop()
+        monkeypatch.setattr(defaults, "_client", None)
+
+
+def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
+    client = room.client(0)
+    client.account()  # the relay says who it is
+    form = extend_form(client, parent_task_id=sandbox.demo_parents[0].task_id)
+    assert form._share.value is True and form._share.layout.display is None
+    assert form._share.description == "Share in the class gallery"
+
+    form._prompt.value = "kept to myself"
+    form._share.value = False
+    job = form.submit()
+    assert job is not None
+    form._prompt.value = "for everyone"
+    form._share.value = True
+    form._last_submit = float("-inf")  # past the double-click guard
+    other = form.submit()
+    assert other is not None
+    job.wait(timeout=WAIT)
+    other.wait(timeout=WAIT)
+    items = {i.task_id: i for i in room.relay.store.gallery()[1]}
+    assert not items[job.task_id].shared and not items[job.task_id].visible
+    assert items[other.task_id].visible
+
+    demo = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox", journal=None)
+    assert extend_form(demo)._share.layout.display == "none"
+    demo.close()
+
+
+def test_the_classroom_notebook_shows_the_class_gallery_in_a_class(room, tmp_path):
+    from tests._notebooks import (
+        NOTEBOOKS,
+        copy_notebooks,
+        demo_env,
+        environment,
+        execute,
+        output_text,
+    )
+
+    [copy] = copy_notebooks(tmp_path / "nb", [NOTEBOOKS / "04-classroom.ipynb"])
+    env = demo_env(tmp_path / "home") | {
+        "LUMA_NB_CLASS_URL": room.url,
+        "LUMA_NB_CLASS_TOKEN": room.tokens[0].token,
+    }
+    with environment(env):
+        text = output_text(execute(copy, timeout=120))
+    assert "ClassGallery('Year 9 Art')" in text and "Gallery(0 jobs)" not in text
+    assert room.tokens[0].token not in text
