@@ -122,8 +122,10 @@ class _Page(tornado.web.RequestHandler):
     async def prepare(self) -> None:
         if self.request.method not in ("GET", "HEAD"):
             self.check_xsrf_cookie()  # raises 403 without the form's (or header's) token
+        if not self.needs_teacher:
+            return  # the login page and the static files: no teacher check to pay for
         self.teacher_name = await is_teacher(self)
-        if self.needs_teacher and self.teacher_name is None:
+        if self.teacher_name is None:
             if self.request.method == "GET" and self.request.path == self.url():
                 other = self.settings.get("luma_teacher_login")
                 # Another deployment's login comes back to this page afterwards.
