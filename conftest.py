@@ -28,6 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["LUMA_NB_SANDBOX_SPEED"] = "200"
     # The same outputs as the committed ones (by URL), even on a JupyterHub.
     os.environ["LUMA_NB_REMOTE_BROWSER"] = "0"
+    # No copies of demo videos beside the repository's notebooks (the browser test's scratch
+    # copies keep them; tests/test_media.py covers the folder).
+    os.environ["LUMA_NB_KEEP_VIDEOS"] = "0"
     _home = tempfile.mkdtemp(prefix="luma-nb-pytest-home-")
     os.environ["LUMA_NB_HOME"] = _home
     option = config.option

@@ -40,6 +40,8 @@ def demo_env(home: Path, base: Mapping[str, str] | None = None) -> dict[str, str
         LUMA_NB_SANDBOX_SPEED=TEST_SPEED,
         # Videos by URL, as on a laptop; Binder's remote browser is covered by media tests.
         LUMA_NB_REMOTE_BROWSER="0",
+        # No copies of the demo videos beside the repository's notebooks.
+        LUMA_NB_KEEP_VIDEOS="0",
     )
     return env
 

@@ -119,10 +119,12 @@ def test_every_notebook_executes_in_the_binder_environment(venv: Path, tmp_path:
         ]
         assert not errors, f"{path.name}: {errors}"
         if path.name == "01-quickstart.ipynb":
-            # binder/start said the browser is remote: the sandbox video is embedded, not linked.
+            # binder/start said the browser is remote, and nbconvert is no Jupyter server to
+            # proxy through: the sandbox video is embedded, not linked, and the output says why.
             cell = next(c for c in executed["cells"] if "job.watch()" in "".join(c["source"]))
             shown = json.dumps(cell["outputs"])
             assert "data:video/mp4;base64," in shown and "127.0.0.1" not in shown, shown[:500]
+            assert "Embedded in the notebook: the browser has no route" in shown, shown[-800:]
     assert sorted(timings) == [p.name for p in notebook_paths()]
     print("executed in the binder venv (s):", timings)
 
@@ -178,6 +180,16 @@ def lab(venv: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         os.killpg(process.pid, 15)
         process.wait(30)
         log.close()
+
+
+def test_jupyter_server_proxy_streams_a_sandbox_video(lab: tuple[str, Path], sandbox) -> None:
+    """The route remote browsers use on Binder: {base_url}proxy/<port>/..., Range included."""
+    url, _ = lab
+    port = sandbox.base_url.rstrip("/").rsplit(":", 1)[1].split("/")[0]
+    video = f"/media/{sandbox.demo_parents[0].task_id}.mp4"
+    whole = requests.get(sandbox.base_url.rstrip("/") + video, timeout=30).content
+    part = requests.get(f"{url}/proxy/{port}{video}", headers={"Range": "bytes=10-19"}, timeout=30)
+    assert part.status_code == 206 and part.content == whole[10:20], part.status_code
 
 
 def test_classroom_renders_in_voila_without_code_and_mp4s_are_served(lab: tuple[str, Path]) -> None:

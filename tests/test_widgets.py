@@ -392,6 +392,7 @@ def test_unknown_statuses_are_shown_as_they_came(sandbox, client):
     view = ProgressView(job)
     seen: list[str] = []
     view.watch.add_listener(lambda w: seen.append(view._status.value))  # runs after the view's
+    seen.append(view._status.value)  # what it showed before this listener came (a fast look)
     view.watch.wait(30)
     assert any("<b>queued_for_gpu</b>" in s for s in seen)
 

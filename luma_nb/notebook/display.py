@@ -22,6 +22,8 @@ __all__ = (
     "DEMO_NOTE",
     "esc",
     "eta_seconds",
+    "form_html",
+    "form_text",
     "format_seconds",
     "image_html",
     "job_html",
@@ -160,4 +162,47 @@ def job_html(job: Job, *, width: int | None = 480, note: str | None = None) -> s
     if task is not None and task.is_finished and task.video_url:
         parts.append(video_html(task.video_url, width=width))
     parts.append("</div>")
+    return "".join(parts)
+
+
+#: Where the live widgets work; said by the static renderings that stand in for them.
+LIVE_FRONT_ENDS = "JupyterLab, Notebook 7, Voila, VS Code or Colab with the kernel running"
+
+
+def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:
+    """Plain text standing in for the extend form where widgets do not render."""
+    parent = parent_task_id or "<parent task id>"
+    lines = [
+        f"ExtendForm for task {parent}: type a prompt, press Submit, watch it, play the video.",
+        f"It is a live form: it works in {LIVE_FRONT_ENDS}.",
+        f'In code: job = client.extend("{parent}", "what happens next")',
+    ]
+    preview = prompt_preview(prompt)
+    if preview:
+        lines.insert(1, f"prompt: {preview}")
+    return "\n".join(lines)
+
+
+def form_html(mode_html: str, parent_task_id: str | None, prompt: str | None = None) -> str:
+    """Static HTML standing in for the extend form (nbconvert, GitHub, no widget manager).
+
+    ``mode_html`` is the form's own banner (already HTML: demo mode, class, live API).
+    """
+    parent = parent_task_id or "<parent task id>"
+    parts = [
+        '<div class="luma-nb-form-static" '
+        'style="border:1px solid #ccc;border-radius:4px;padding:8px 12px;max-width:640px">',
+        f"<div>{mode_html}</div>" if mode_html else "",
+        f"<div><b>Extend a video</b>: parent task <code>{esc(parent)}</code></div>",
+    ]
+    preview = prompt_preview(prompt)
+    if preview:
+        parts.append(f"<div><b>Prompt:</b> {esc(preview)}</div>")
+    parts += [
+        "<div>Type a prompt, press <b>Submit</b>, watch the progress, play the video.</div>",
+        f'<div style="color:#666;font-size:90%">A live form: it works in {esc(LIVE_FRONT_ENDS)}. '
+        f"In code: <code>job = client.extend(&quot;{esc(parent)}&quot;, "
+        "&quot;what happens next&quot;)</code></div>",
+        "</div>",
+    ]
     return "".join(parts)

@@ -2,7 +2,9 @@
 
 By default a video is shown by its URL, which keeps notebooks small. A sandbox video's URL is on
 the kernel's loopback, which a browser elsewhere (Binder, JupyterHub, Colab) cannot reach: there,
-such videos are embedded instead (see :func:`remote_browser`). ``download_to=`` saves it
+it goes through the Jupyter server's jupyter-server-proxy or Colab's port proxy when one is
+detected, and is embedded only when no route exists (:mod:`luma_nb.notebook.frontend`); a line
+under the player says which way was used. ``download_to=`` saves it
 next to the notebook and plays the local file (Jupyter serves it; Voila needs ``.mp4`` in its
 file allow-list). ``embed=True`` puts the bytes into the notebook, below a size cap: JupyterLab
 strips embedded data URLs from untrusted notebooks, so prefer a file for sharing.
@@ -14,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ import requests
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
 from .display import safe_url
+from .frontend import Route, browser_route, find_server, in_kernel, remote_browser
 
 if TYPE_CHECKING:
     from IPython.display import Video
@@ -244,6 +246,131 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+#: The route of a video nobody needs to be told about (a public URL, an explicit choice).
+_NO_NOTE = Route("direct", "", "")
+
+
+def _routed_video(task_id: str, route: Route, **options: Any) -> Video:
+    """An ``IPython.display.Video`` of ``task_id`` that says under the player how it came.
+
+    Its ``text/plain`` names the task and where the video is (instead of an object repr), and
+    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``file``, ``embed``).
+    """
+    cls = _routed_class()
+    made = cls(**options)
+    made.task_id = task_id  # type: ignore[attr-defined]
+    made.route = route  # type: ignore[attr-defined]
+    return made
+
+
+_ROUTED: list[type[Video]] = []
+
+
+def _routed_class() -> type[Video]:
+    if _ROUTED:
+        return _ROUTED[0]
+    from IPython.display import Video
+
+    class _Routed(Video):
+        task_id: str
+        route: Route
+
+        def _repr_html_(self) -> str:
+            html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
+            return html + self.route.caption_html() if self.route.detail else html
+
+        def __repr__(self) -> str:
+            where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
+            line = f"Video of task {self.task_id}: {where}"
+            return line + (f"\n{self.route.detail}" if self.route.detail else "")
+
+    _Routed.__name__ = _Routed.__qualname__ = "RoutedVideo"
+    _ROUTED.append(_Routed)
+    return _Routed
+
+
+# -- demo videos kept beside the notebook ----------------------------------------------------
+
+#: The folder, beside the notebook, where finished demo videos are kept (served by Jupyter's
+#: ``/files/`` route), so a saved notebook plays them after the sandbox is gone.
+KEEP_FOLDER = "luma_nb_videos"
+#: Default bound of that folder (``LUMA_NB_KEEP_VIDEOS_MB``); the oldest files go first.
+DEFAULT_KEEP_MB = 100
+
+
+def keep_limit() -> int | None:
+    """Bytes the kept-videos folder may hold, or None when demo videos are not kept.
+
+    ``LUMA_NB_KEEP_VIDEOS=0`` turns keeping off, ``1`` on; unset, it is on inside a Jupyter
+    kernel (where a notebook sits in the working directory) and off in scripts.
+    ``LUMA_NB_KEEP_VIDEOS_MB`` bounds the folder (default 100 MB).
+    """
+    setting = os.environ.get("LUMA_NB_KEEP_VIDEOS", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return None
+    if setting not in ("1", "true", "yes", "on") and not in_kernel():
+        return None
+    try:
+        megabytes = float(os.environ.get("LUMA_NB_KEEP_VIDEOS_MB", DEFAULT_KEEP_MB))
+    except ValueError:
+        megabytes = DEFAULT_KEEP_MB
+    return max(0, int(megabytes * 1024 * 1024)) or None
+
+
+def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
+    """The demo video saved in :data:`KEEP_FOLDER` (path relative to the notebook), or None
+    (keeping off, no Jupyter server serving this folder, over the bound, not savable)."""
+    limit = keep_limit()
+    if limit is None or not files_route():
+        return None
+    folder = Path.cwd() / KEEP_FOLDER
+    target = folder / file_name(task.task_id)
+    if not target.is_file():
+        try:
+            save(task, folder, session=http, max_bytes=limit, journal=None)
+        except (MediaError, OSError):
+            return None
+    bound_folder(folder, limit, keep=target)
+    return f"{KEEP_FOLDER}/{target.name}" if target.is_file() else None
+
+
+def files_route() -> bool:
+    """True when a Jupyter server started this kernel and serves its working directory
+    (``{base_url}files/...``), so a path relative to the notebook reaches the browser."""
+    server = find_server()
+    if server is None or not server.root_dir:
+        return False
+    try:
+        Path.cwd().resolve().relative_to(Path(server.root_dir).expanduser().resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def bound_folder(folder: Path, limit: int, *, keep: Path | None = None) -> list[Path]:
+    """Delete the oldest ``*.mp4`` files of ``folder`` until it holds at most ``limit`` bytes.
+
+    ``keep`` (the file just saved) goes last. Only MP4 files are counted or touched. Returns
+    the deleted paths.
+    """
+    files = []
+    for path in folder.glob("*.mp4"):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            files.append((path == keep, stat.st_mtime, stat.st_size, path))
+    files.sort(key=lambda item: (item[0], item[1]))
+    total = sum(size for _, _, size, _ in files)
+    removed = []
+    for _, _, size, path in files:
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+            total -= size
+    return removed
+
+
 def video(
     task_or_job: Task | Job,
     *,
@@ -252,6 +379,7 @@ def video(
     max_embed_bytes: int = DEFAULT_MAX_EMBED_BYTES,
     width: int | None = 480,
     session: requests.Session | None = None,
+    keep: bool | None = None,
 ) -> Video:
     """An ``IPython.display.Video`` of a finished task or job.
 
@@ -259,24 +387,35 @@ def video(
     :func:`save` and played from its path relative to the working directory (the notebook's);
     with ``embed=True`` the bytes are embedded, if at most ``max_embed_bytes``.
 
+    A sandbox (loopback) video, which is gone once the kernel stops, is by default (``keep``
+    None: inside a kernel, see :func:`keep_limit`) kept in :data:`KEEP_FOLDER` beside the
+    notebook and played from there when the kernel's Jupyter server serves that folder: the
+    saved notebook then plays it when reopened, trusted or not, on Binder too. Otherwise it goes
+    the way :func:`~luma_nb.notebook.frontend.browser_route` finds (by URL, through Jupyter's or
+    Colab's proxy, or embedded when no route exists). A line under the player says which.
+    ``keep=False`` (the live widgets, which a saved notebook does not keep) skips the copy.
+
     Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
     would exceed the cap.
     """
-    from IPython.display import Video
-
     task = _task_of(task_or_job)
     url = safe_url(task.video_url)
     if url is None:
         raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
     http = _session_of(task_or_job, session)
-    if download_to is None and not embed and is_loopback_url(url) and remote_browser():
-        embed = True
+    route = _NO_NOTE
+    if download_to is None and not embed and is_loopback_url(url):
+        route = browser_route(url)
+        kept = _kept_copy(task, http) if keep is not False and route.how != "colab" else None
+        if kept is not None:
+            return _routed_video(task.task_id, _kept_route(kept), url=kept, width=width)
+        embed = route.how == "embed"
     if download_to is not None:
         # The job (not its task) is saved: the journal to tell is its client's, maybe none.
         path = save(task_or_job, download_to, session=http)
         if embed:
-            return _embedded(path, max_embed_bytes, width)
-        return Video(filename=_relative(path), width=width)  # type: ignore[no-untyped-call]
+            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+        return _routed_video(task.task_id, route, filename=_relative(path), width=width)
     if embed:
         with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
             try:
@@ -284,33 +423,28 @@ def video(
                 path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
-            return _embedded(path, max_embed_bytes, width)
-    return Video(url=url, width=width)  # type: ignore[no-untyped-call]
+            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+    shown = route.url_for(url) if route.how != "direct" else url
+    return _routed_video(task.task_id, route, url=shown or url, width=width)
 
 
-def remote_browser() -> bool:
-    """True when the browser probably runs on another machine than the kernel.
-
-    ``LUMA_NB_REMOTE_BROWSER=1`` (or ``0``) decides; unset, it is True on JupyterHub and Binder
-    (``JUPYTERHUB_SERVICE_PREFIX``) and in Colab. Then :func:`video` embeds videos whose URL is
-    on the kernel's loopback (the sandbox's), since the browser cannot load them.
-    """
-    setting = os.environ.get("LUMA_NB_REMOTE_BROWSER", "").strip().lower()
-    if setting in ("1", "true", "yes", "on"):
-        return True
-    if setting in ("0", "false", "no", "off"):
-        return False
-    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")) or "google.colab" in sys.modules
+def _kept_route(kept: str) -> Route:
+    return Route(
+        "file",
+        "",
+        f"Played from the copy kept beside the notebook ({kept}, served by the Jupyter "
+        "server): it plays again when the notebook is reopened, after the demo sandbox is gone.",
+    )
 
 
-def _embedded(path: Path, max_embed_bytes: int, width: int | None) -> Video:
-    from IPython.display import Video
-
+def _embedded(
+    path: Path, max_embed_bytes: int, width: int | None, task_id: str, route: Route
+) -> Video:
     size = path.stat().st_size
     if size > max_embed_bytes:
         raise MediaError(_too_big_to_embed(size, max_embed_bytes))
-    return Video(  # type: ignore[no-untyped-call]
-        data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+    return _routed_video(
+        task_id, route, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
     )
 
 

@@ -11,21 +11,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..jobs.watcher import get_watcher
 from .display import DEMO_NOTE, job_html, job_text, status_text
+from .frontend import in_kernel
 
 if TYPE_CHECKING:
     from ..jobs.job import Job
 
 __all__ = ("in_kernel", "job_bundle", "show", "show_blocking", "show_view", "text_bundle")
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (where widgets may render), False in a terminal or script."""
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def text_bundle(job: Job) -> dict[str, Any]:

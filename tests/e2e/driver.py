@@ -165,22 +165,27 @@ def video_state(video: Any) -> dict[str, Any]:
     return dict(video.evaluate(_WAIT_LOADED_JS))
 
 
-def parent_duration(video_src: str, parent_id: str | None) -> float:
+def parent_duration(
+    video_src: str, parent_id: str | None, headers: dict[str, str] | None = None
+) -> float:
     """The parent's duration, measured from the MP4 the same sandbox serves.
 
     ``parent_id`` None (the page did not name the parent) measures every demo parent and takes
-    the longest, since the extension must outlast whichever it continues.
+    the longest, since the extension must outlast whichever it continues. The parent is read
+    by the same route as ``video_src`` (the sandbox itself, or the Jupyter server's proxy,
+    for which ``headers`` carry the token).
     """
     import av
 
     from luma_nb.sandbox import DEMO_PARENTS
 
     parts = urlsplit(video_src)
-    base = f"{parts.scheme}://{parts.netloc}"
+    folder = parts.path.rsplit("/", 1)[0]
+    base = f"{parts.scheme}://{parts.netloc}{folder}"
     ids = [parent_id] if parent_id else [p.task_id for p in DEMO_PARENTS]
     longest = 0.0
     for task_id in ids:
-        response = requests.get(f"{base}/media/{task_id}.mp4", timeout=60)
+        response = requests.get(f"{base}/{task_id}.mp4", headers=headers, timeout=60)
         response.raise_for_status()
         with av.open(io.BytesIO(response.content)) as container:
             assert container.duration is not None, f"no duration in {task_id}.mp4"
@@ -188,15 +193,20 @@ def parent_duration(video_src: str, parent_id: str | None) -> float:
     return longest
 
 
-def check_video(page: Any, form: Any, shots: Shots, page_log: Any) -> dict[str, Any]:
-    """The finished form's video loads, outlasts its parent, plays, and seeks (Range) mid-way."""
+def check_video(
+    page: Any, form: Any, shots: Shots, page_log: Any, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The finished form's video loads, outlasts its parent, plays, and seeks (Range) mid-way.
+
+    ``headers`` authenticate the test's own request for the parent (a server with a token).
+    """
     video = form.locator("video").first
     video.wait_for(state="attached")
     state = video_state(video)
     assert state["error"] is None, f"video error: {state}"
     assert state["readyState"] >= 2, f"video has no current frame: {state}"
     named = PARENT_ID.search(form_text(form))
-    parent = parent_duration(state["src"], named.group(1) if named else None)
+    parent = parent_duration(state["src"], named.group(1) if named else None, headers)
     assert state["duration"] > parent + 0.5, (
         f"extension lasts {state['duration']:.2f} s, not longer than its parent ({parent:.2f} s)"
     )
@@ -262,6 +272,58 @@ def open_in_lab(page: Any, server_url: str, name: str) -> None:
     page.locator(IDLE).wait_for(state="attached", timeout=120_000)
     # The indicator can say idle before the kernel's websocket is up; cells run then are lost.
     page.wait_for_function(_KERNEL_READY_JS, arg=name, timeout=120_000, polling=250)
+
+
+def login(page: Any, server_url: str, token: str) -> None:
+    """Log in to a server that wants a token, as its ``?token=`` link does (sets the cookie)."""
+    page.goto(f"{server_url}api/status?token={token}")
+    cookies = page.context.cookies()
+    assert any(c["name"].startswith("username-") for c in cookies), f"no login cookie: {cookies}"
+
+
+def open_in_notebook7(page: Any, server_url: str, name: str) -> None:
+    """Open ``name`` in the Notebook 7 interface (``/notebooks/...``); wait for its kernel.
+
+    Notebook 7 is built from JupyterLab's parts: the same app object (exposed), commands and
+    cell markup, so the other steps here work in it too.
+    """
+    page.goto(f"{server_url}notebooks/{name}")
+    page.locator(IDLE).wait_for(state="attached", timeout=120_000)
+    page.wait_for_function(_KERNEL_READY_JS, arg=name, timeout=120_000, polling=250)
+
+
+_SAVE_JS = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.save();
+    return panel.context.model.dirty;
+}"""
+
+_TRUSTED_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .filter(c => c.model.type === 'code').map(c => c.model.trusted)"""
+
+
+def save_notebook(page: Any) -> None:
+    """Save the open notebook (as Ctrl-S does) and wait until it is written."""
+    dirty = page.evaluate(_SAVE_JS)
+    assert dirty is False, "the notebook is still unsaved"
+
+
+def code_cells_trusted(page: Any) -> list[bool]:
+    """Whether each code cell of the open notebook is trusted (its outputs unsanitised)."""
+    return list(page.evaluate(_TRUSTED_JS))
+
+
+def play_and_seek(page: Any, video: Any) -> dict[str, Any]:
+    """Load ``video``, play it a moment, seek to its middle; the states seen."""
+    state = video_state(video)
+    assert state["error"] is None and state["readyState"] >= 2, f"video does not load: {state}"
+    handle = video.element_handle()
+    video.evaluate("v => { v.muted = true; v.play(); }")
+    page.wait_for_function("v => !v.paused && v.currentTime > 0.3", arg=handle, timeout=30_000)
+    middle = state["duration"] / 2
+    seek = dict(page.evaluate(_SEEK_JS, [handle, middle]))
+    assert seek["error"] is None and abs(seek["currentTime"] - middle) < 0.3, seek
+    return {**state, "seek": seek}
 
 
 def tidy_lab(page: Any) -> None:

@@ -78,6 +78,9 @@ def server_env(home: Path) -> dict[str, str]:
         "JUPYTER_TOKEN",
         "JUPYTER_PORT",
         "JUPYTERHUB_SERVICE_PREFIX",
+        # The pytest run turns keeping off for the repository's notebooks; these are copies,
+        # and the kernels keep demo videos beside them as they would for a user.
+        "LUMA_NB_KEEP_VIDEOS",
     ):
         env.pop(name, None)
     dirs = {
@@ -133,11 +136,20 @@ class ServerProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: The server's base URL path (``/user/ada/`` for a Hub-like one).
+    base_path: str = "/"
+    #: The token the server wants ("" for none).
+    token: str = ""
 
     @property
     def url(self) -> str:
         """The server's base URL, ending with a slash."""
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>`` (no path)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_path: str, timeout: float = 90.0) -> ServerProcess:
         """Start the server and wait until ``ready_path`` answers below 400.
@@ -248,7 +260,38 @@ def _group_alive(pgid: int) -> bool:
 
 
 def lab_server(root: Path, home: Path) -> ServerProcess:
-    """JupyterLab over ``root``: no token, no password, app exposed for the command API."""
+    """JupyterLab over ``root``: no token, no password, app exposed for the command API.
+
+    The same server also serves the Notebook 7 interface (``/tree``, ``/notebooks/...``).
+    """
+    args = _lab_args(root, home)
+    return ServerProcess("JupyterLab", args, server_env(home), root, home / "jupyterlab.log")
+
+
+def hub_lab_server(root: Path, home: Path, base_path: str, token: str) -> ServerProcess:
+    """JupyterLab as a JupyterHub single-user server runs it: under ``base_path``, with a
+    token, ``JUPYTERHUB_SERVICE_PREFIX`` set and jupyter-server-proxy loaded.
+
+    The browser is treated as remote (as on a Hub): nothing tells luma_nb otherwise, so demo
+    videos must find their way through the server's proxy.
+    """
+    args = _lab_args(root, home, token=token)
+    args.append(f"--ServerApp.base_url={base_path}")
+    env = server_env(home)
+    env.pop("LUMA_NB_REMOTE_BROWSER", None)
+    env["JUPYTERHUB_SERVICE_PREFIX"] = base_path
+    return ServerProcess(
+        "JupyterLab (Hub-like)",
+        args,
+        env,
+        root,
+        home / "jupyterlab-hub.log",
+        base_path=base_path,
+        token=token,
+    )
+
+
+def _lab_args(root: Path, home: Path, *, token: str = "") -> list[str]:
     settings = home / "lab_settings"
     plugin = settings / "@jupyterlab" / "apputils-extension"
     notification = plugin / "notification.jupyterlab-settings"
@@ -268,14 +311,15 @@ def lab_server(root: Path, home: Path) -> ServerProcess:
         "--port={port}",
         "--ServerApp.port_retries=0",
         "--allow-root",
-        "--IdentityProvider.token=",
+        f"--IdentityProvider.token={token}",
         "--ServerApp.password=",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         f"--ServerApp.root_dir={root}",
         f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={home / 'lab_workspaces'}",
     ]
-    return ServerProcess("JupyterLab", args, server_env(home), root, home / "jupyterlab.log")
+    return args
 
 
 def voila_server(root: Path, home: Path) -> ServerProcess:

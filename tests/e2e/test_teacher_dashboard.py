@@ -134,7 +134,7 @@ def test_the_teacher_watches_approves_and_pauses_the_class(
     assert finished and finished[0].is_finished and finished[0].task_id == held_job.task_id
     assert room.upstream_submits() == 3
 
-    # Pause one student: their next submit is refused; the other's goes on.
+    # Pause one student: their next submit is refused before anything is reserved.
     page.get_by_role("button", name="Turn approve mode off").click()
     _row(page, "student-02").get_by_role("button", name="Pause").click()
     expect(_cell(page, "student-02", 1)).to_have_text("paused")

@@ -8,9 +8,12 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 ``text/html`` fallback (for nbconvert, nbval, and front-ends without the widget manager).
 
 - Stable ``text/plain``: ``ProgressView(prompt='...')`` (also what ``job`` shows as a cell result
-  in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``,
-  ``ExtendForm (needs a front-end with ipywidgets to be used)``, ``ClassGallery('<class>')`` (or,
-  outside a class, its notice). No ids, ports or times.
+  in a kernel), ``Gallery(3 jobs)``, ``Storyboard(2 extends)``, ``ClassGallery('<class>')`` (or,
+  outside a class, its notice); the form's says what it is for, where it works and the
+  ``client.extend`` line that does the same (with the parent's id). No ports or times.
+- The form's ``text/html`` is a static card (banner, parent, how to use it), never a
+  "needs a front-end" placeholder: it is what nbconvert, GitHub and VS Code without a widget
+  renderer show.
 - Volatile ``text/html`` (sanitize it or do not compare it): task ids (random UUIDs unless the
   sandbox has a ``seed``), the status at the moment of display (``pending``/``staged``/...), and
   video URLs, which carry the sandbox's port (``http://127.0.0.1:PORT/media/<id>.mp4``).

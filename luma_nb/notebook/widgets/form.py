@@ -14,7 +14,7 @@ from ...contract import validation as check
 from ...contract.bodies import common_fields
 from ...contract.errors import LumaError, ValidationError
 from ...contract.statuses import ASPECT_RATIOS
-from ..display import image_html
+from ..display import form_html, form_text, image_html
 from . import _recent
 from ._style import message_html
 from .form_fields import FormFields, class_banner
@@ -107,7 +107,12 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
         data = super()._repr_mimebundle_(**kwargs)
         if data is None:
             return None
-        data["text/plain"] = "ExtendForm (needs a front-end with ipywidgets to be used)"
+        # Where widgets do not render (nbconvert, GitHub, VS Code without a widget renderer),
+        # what the form is for and the line of code that does the same.
+        data["text/plain"] = form_text(self._parent.value, self._prompt.value)
+        # The banner as of construction, not the live one (a thread may be updating it).
+        mode = "<b>Class relay</b>" if self.client.service == "relay" else self._mode_html()
+        data["text/html"] = form_html(mode, self._parent.value, self._prompt.value)
         return dict(data)
 
     # -- validation -------------------------------------------------------------------------

@@ -82,5 +82,8 @@ class Gallery(widgets.GridBox):  # type: ignore[misc]
         if data is None:
             return None
         data["text/plain"] = repr(self)
-        data["text/html"] = "".join(job_html(job, width=300) for job in self.jobs)
+        data["text/html"] = "".join(job_html(job, width=300) for job in self.jobs) or (
+            "<div><em>Gallery: no jobs yet.</em> Jobs added while the notebook runs appear "
+            "here, each with its progress and video.</div>"
+        )
         return dict(data)

@@ -205,7 +205,7 @@ class ProgressView(widgets.VBox):  # type: ignore[misc]
         from ..media import video
 
         try:
-            html = video(self.job, width=self.video_width)._repr_html_()  # type: ignore[no-untyped-call]
+            html = video(self.job, width=self.video_width, keep=False)._repr_html_()  # type: ignore[no-untyped-call]
         except Exception as error:
             self._message.value = message_html(str(error))
             return

@@ -186,7 +186,7 @@ def _player(task: Task | None, width: int) -> str:
     from ..media import video
 
     try:
-        return str(video(task, width=width)._repr_html_())  # type: ignore[arg-type,no-untyped-call]
+        return str(video(task, width=width, keep=False)._repr_html_())  # type: ignore[arg-type,no-untyped-call]
     except Exception:
         return video_html(task.video_url if task is not None else None, width=width)
 
