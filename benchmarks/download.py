@@ -25,7 +25,7 @@ from ._sandbox import missing
 NAME = "download"
 TITLE = "5. Download"
 #: (file size in MiB, runs of each tool)
-SETUPS = {"full": (200, 3), "quick": (200, 1), "tiny": (4, 1)}
+SETUPS = {"full": (200, 5), "quick": (200, 2), "tiny": (4, 1)}
 GOAL_RATIO = 0.7
 GOAL_MB = 32.0
 _FILE = "benchmark-download.mp4"
@@ -163,14 +163,36 @@ def run(size: str = "full") -> Section:
     luma_s = median(r["seconds"] for r in luma)
     curl_s = median(curl)
     growth = [(max(r["sampled"], r["hwm"]) - r["before"]) / (1024 * 1024) for r in luma]
-    table = Table(("tool", "runs", "median time (s)", "throughput (MB/s)", "peak RSS growth (MiB)"))
-    table.add("curl -o", runs, curl_s, mb / curl_s, "–")
-    table.add("luma_nb.notebook.media.save", runs, luma_s, mb / luma_s, max(growth))
+    table = Table(
+        (
+            "tool",
+            "runs",
+            "median time (s)",
+            "min (s)",
+            "max (s)",
+            "throughput (MB/s)",
+            "peak RSS growth (MiB)",
+        )
+    )
+    table.add("curl -o", runs, curl_s, min(curl), max(curl), mb / curl_s, "–")
+    luma_times = [r["seconds"] for r in luma]
+    table.add(
+        "luma_nb.notebook.media.save",
+        runs,
+        luma_s,
+        min(luma_times),
+        max(luma_times),
+        mb / luma_s,
+        max(growth),
+    )
     section.tables.append(table)
-    ratio = curl_s / luma_s
+    # One ratio per round: curl and luma_nb ran back to back, under the same machine load.
+    ratios = [c / r["seconds"] for c, r in zip(curl, luma, strict=True)]
+    ratio = median(ratios)
     section.check(
-        f"throughput ratio luma_nb / curl ≥ {GOAL_RATIO}",
-        f"{ratio:.2f} ({mb / luma_s:.0f} vs {mb / curl_s:.0f} MB/s)",
+        f"throughput ratio luma_nb / curl ≥ {GOAL_RATIO} (median of {runs} rounds)",
+        f"{ratio:.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}; "
+        f"{mb / luma_s:.0f} vs {mb / curl_s:.0f} MB/s)",
         ratio >= GOAL_RATIO,
     )
     section.check(

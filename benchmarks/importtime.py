@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import time
 
-from . import Section, Table, median, percentile
+from . import Section, Table, median
 
 NAME = "importtime"
 TITLE = "7. Import time"
-RUNS = {"full": 21, "quick": 9, "tiny": 2}
-GOAL_MS = 50.0
+RUNS = {"full": 31, "quick": 9, "tiny": 2}
 #: ``import luma_nb`` may take at most this many times ``import requests`` (whole process).
 GOAL_RATIO = 1.5
 #: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
 HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.notebook.widgets", "luma_nb.sandbox")
 
 
-def _time(code: str) -> float:
-    """Wall time of a fresh ``python -c code`` in seconds."""
+def _time(code: str) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of a fresh ``python -c code``, in seconds.
+
+    CPU time does not count the time the process waited for a core, so it changes far less
+    with machine load than wall time does.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def _loaded() -> list[str]:
@@ -92,41 +100,63 @@ def run(size: str = "full") -> Section:
         TITLE,
         about=(
             f"`{sys.executable} -c ...`, {runs} fresh processes each, interleaved after a warm-up; "
-            "wall time of the whole process. `-X importtime` gives the module's own "
-            "cumulative time."
+            "CPU time (user + system, from the child's resource usage) and wall time of the "
+            "whole process. `-X importtime` gives the module's own cumulative time."
         ),
     )
     for code in codes.values():
         _time(code)  # warm the file cache
     times: dict[str, list[float]] = {label: [] for label in codes}
+    cpu: dict[str, list[float]] = {label: [] for label in codes}
     for _ in range(runs):
         for label, code in codes.items():
-            times[label].append(_time(code))
-    table = Table(("command", "median (ms)", "p90 (ms)", "-X importtime (ms)"))
+            wall, used = _time(code)
+            times[label].append(wall)
+            cpu[label].append(used)
+    table = Table(
+        (
+            "command",
+            "CPU median (ms)",
+            "CPU min (ms)",
+            "CPU max (ms)",
+            "wall median (ms)",
+            "wall min (ms)",
+            "wall max (ms)",
+            "-X importtime (ms)",
+        )
+    )
     for label, values in times.items():
         module = label.split()[-1] if label.startswith("import") else None
         table.add(
             label,
+            1000 * median(cpu[label]),
+            1000 * min(cpu[label]),
+            1000 * max(cpu[label]),
             1000 * median(values),
-            1000 * percentile(values, 90),
+            1000 * min(values),
+            1000 * max(values),
             _own_time(module) if module else "–",
         )
     section.tables.append(table)
-    # One ratio per round: both processes ran back to back, under the same machine load.
-    ratios = [
-        lu / rq for lu, rq in zip(times["import luma_nb"], times["import requests"], strict=True)
-    ]
-    ratio = median(ratios)
+    # Ratios per round too: both processes ran back to back, under the same machine load.
+    ratios = [lu / rq for lu, rq in zip(cpu["import luma_nb"], cpu["import requests"], strict=True)]
+    ratio = median(cpu["import luma_nb"]) / median(cpu["import requests"])
     section.check(
-        f"`import luma_nb` / `import requests` at most {GOAL_RATIO:g}x (median of {runs} rounds)",
-        f"{ratio:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
+        f"`import luma_nb` / `import requests` at most {GOAL_RATIO:g}× in CPU time "
+        f"(medians of {runs} fresh processes each)",
+        f"{ratio:.2f}× (per round: median {median(ratios):.2f}, "
+        f"min {min(ratios):.2f}, max {max(ratios):.2f})",
         ratio <= GOAL_RATIO,
     )
-    diff = 1000 * (median(times["import luma_nb"]) - median(times["import requests"]))
-    section.check(
-        f"`import luma_nb` within {GOAL_MS:.0f} ms of `import requests`",
-        f"{diff:+.1f} ms",
-        diff <= GOAL_MS,
+    wall_ratio = median(times["import luma_nb"]) / median(times["import requests"])
+    diffs = [
+        1000 * (lu - rq)
+        for lu, rq in zip(times["import luma_nb"], times["import requests"], strict=True)
+    ]
+    section.notes.append(
+        f"Wall time (no goal: it grows with machine load): {wall_ratio:.2f}× the medians; "
+        f"per-round differences {median(diffs):+.1f} ms "
+        f"(min {min(diffs):+.1f}, max {max(diffs):+.1f})."
     )
     extras = Table(
         ("module", "imported by", "-X importtime cumulative (ms)"),

@@ -39,6 +39,8 @@ def test_each_measure_runs_tiny_and_reports_tables(name: str) -> None:
     section = run_measure(name, "tiny")
     assert section.name == name
     assert "crashed" not in (section.missing or ""), section.missing
+    # Every piece is there (CI installs curl for the download measure): nothing is left out.
+    assert section.missing is None, f"{name} could not run: {section.missing}"
     _check_structure(section)
 
 
@@ -61,3 +63,15 @@ def test_helpers() -> None:
     assert fmt(0.01234) == "0.012"
     with pytest.raises(ValueError):
         Table(("a",)).add(1, 2)
+
+
+def test_polling_has_a_goal_per_progress_model_and_one_for_batching() -> None:
+    from benchmarks import polling
+
+    section = run_measure("polling", "tiny")
+    goals = " ".join(c.goal for c in section.checks)
+    for model in polling.MODELS:
+        assert f"{model}:" in goals
+    assert "20 jobs alike" in goals and "fixed 5 s" in goals
+    titles = [t.title for t in section.tables]
+    assert any(t.startswith("Many jobs of one client") for t in titles)

@@ -40,11 +40,20 @@ def test_other_waiting_statuses_and_unknown_ones_are_treated_as_queued(status: s
     assert all(0 < d <= policy.queue_max for d in delays)
 
 
-def test_processing_without_percentage_is_capped_at_blind_max() -> None:
-    policy = steady()
+def test_processing_without_percentage_waits_for_the_likely_end_then_looks_often() -> None:
+    policy = steady()  # the documented prior: 1-5 minutes from submit
     schedule = policy.schedule(0.0)
-    delays = [schedule.observe(float(t), "processing", None) for t in range(20)]
-    assert max(delays) == policy.blind_max
+    early = schedule.observe(10.0, "processing", None)
+    assert early > 4 * policy.blind  # "finished 10 s after starting" is unlikely
+    assert 10.0 + early < 60.0  # ... but the first likely minute is not skipped
+    likely = [schedule.observe(float(t), "processing", None) for t in range(70, 300, 5)]
+    assert set(likely) == {policy.blind}
+
+
+def test_a_reattached_task_without_percentage_looks_at_the_blind_pace() -> None:
+    policy = steady()
+    schedule = policy.schedule(0.0, fresh=False)  # its age is unknown
+    assert schedule.observe(1.0, "processing", None) == policy.blind
 
 
 def test_terminal_statuses_need_no_further_look() -> None:
@@ -123,14 +132,14 @@ def test_a_stall_before_a_jump_does_not_dilute_the_rate() -> None:
     assert delay <= 45.0 * policy.sparse_fraction + 1e-9
 
 
-def test_later_than_estimated_widens_slowly_within_the_blind_cap() -> None:
+def test_later_than_estimated_widens_slowly_within_its_cap() -> None:
     policy = steady()
     schedule = policy.schedule(0.0)
     schedule.observe(0.0, "processing", 10.0)
     schedule.observe(10.0, "processing", 90.0)  # estimated end: 12.5 s
     delays = [schedule.observe(12.5 + t, "processing", 99.0) for t in range(0, 60, 2)]
-    assert all(policy.minimum <= d <= policy.blind_max for d in delays)
-    assert delays[-1] == policy.blind_max
+    assert all(policy.minimum <= d <= policy.late_max for d in delays)
+    assert delays[-1] == policy.late_max
 
 
 def test_a_percentage_that_goes_back_restarts_the_estimate() -> None:

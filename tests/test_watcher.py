@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from luma_nb import FixedPolicy, LumaClient, LumaError, TaskFailedError, WaitTimeout
+from luma_nb.jobs.batching import SLACK
 from luma_nb.jobs.watcher import WatchCancelled, Watcher, get_watcher
 from luma_nb.notebook.showing import show_blocking
 
@@ -90,6 +91,29 @@ def test_jobs_due_soon_join_the_batch_and_others_wait(sandbox, client):
     slow.close()
 
 
+def test_a_job_due_later_rides_along_and_falls_into_step(sandbox):
+    client = LumaClient(
+        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(30.0), journal=None
+    )
+    clock = Clock()
+    watcher = Watcher(autostart=False, clock=clock)
+    a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
+    watcher.watch(a)  # first look due at +30 s
+    clock.now += 20.0
+    wb = watcher.watch(b)  # due at +50 s: 20 s after a, far beyond the batch window
+    clock.now += 9.0
+    # a is due in 1 s; the thread then waits its slack (1 s) for others to fall due.
+    assert watcher.tick() == pytest.approx(2.0)
+    clock.now += 2.0
+    sandbox.clear_requests()
+    watcher.tick()
+    calls = fetch_requests(sandbox)
+    assert [r.path for r in calls] == ["/fetch-many"]  # one request carries both
+    assert sorted(calls[0].body["task_ids"]) == sorted([a.task_id, b.task_id])
+    assert wb.due == pytest.approx(clock.now + 30.0)  # b now runs in step with a
+    client.close()
+
+
 def test_unwatch_stops_polling_and_tells_listeners(sandbox, client):
     a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
     clock = Clock()
@@ -143,7 +167,8 @@ def test_transient_error_backs_off_and_goes_on(sandbox, client):
     sandbox.clear_requests()
     backoff = watcher.tick()  # the 500: both watches back off and stay on
     assert not wa.done and not wb.done and wa.state == wb.state == "watching"
-    assert backoff == pytest.approx(0.05)  # FixedPolicy.error: its interval again
+    # FixedPolicy.error: its interval again (plus the slack a due job waits for others).
+    assert backoff == pytest.approx(0.05 * (1 + SLACK))
     assert [r.path for r in fetch_requests(sandbox)] == ["/fetch-many"]
     clock.now += backoff / 2
     watcher.tick()  # not due yet: nothing asked

@@ -3,20 +3,24 @@
 A policy makes one :class:`Schedule` per watched task. The schedule is fed observations (the time,
 the status and percentage seen, or an error) and answers with the delay before the next look.
 Nothing here sleeps or does I/O, so thousands of jobs can be simulated in a benchmark, and a test
-can inject a policy with zero delays.
+can inject a policy with zero delays. :class:`DefaultPolicy` also learns from the jobs it has
+watched (queue times, how percentages step, how long a task sits near 100 %); with the same seed
+and the same observations it makes the same decisions.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
-#: How fast looks widen (seconds of delay per second of lateness) past the estimated end.
-_LATE_WIDENING = 0.2
+from ._schedule import _DefaultSchedule
+from .priors import DurationPrior, Samples
 
 __all__ = (
     "DefaultPolicy",
+    "DurationPrior",
     "FixedPolicy",
     "PollPolicy",
     "Schedule",
@@ -77,18 +81,40 @@ class _FixedSchedule:
         return max(self.interval, retry_after or 0.0)
 
 
+class Memory:
+    """What a :class:`DefaultPolicy` learned from the jobs it watched to their end."""
+
+    def __init__(self) -> None:
+        self.queue = Samples(100)
+        """Seconds from submit to the first look at ``processing``."""
+        self.top_excess = Samples(100)
+        """How much later than estimated a task ended once it showed its last percentage."""
+        self.step_tail = Samples(100)
+        """For coarse steps: time from the last step to the end, in step periods."""
+        self.step = 0.0
+        """The coarse step size the last coarse job showed (0: none seen)."""
+        self.finished = 0
+        """Jobs seen to their end."""
+        self.lock = threading.Lock()
+
+
 @dataclass
 class DefaultPolicy:
-    """Patient with the service, quick to notice the end.
+    """Patient with the service, quick to notice the end, learning from every job it watches.
 
-    - A quick first look after a submit (``first``), then capped backoff while the task waits in
-      the queue (``queue_growth`` up to ``queue_max``).
-    - Once ``percentage`` moves, the finish time is estimated from its rate (the faster of the
-      rate since the first move and the latest rate, so the estimate errs early): looks are
-      sparse while the end is far (``sparse_fraction`` of the estimated remaining time, at most
-      ``sparse_max``) and dense near it (``dense``), widening again slowly if the end comes
-      later than expected.
-    - With no percentage at all, backoff is capped at ``blind_max`` so the end is not missed long.
+    - While a task waits in the queue, looks back off from ``queue_start`` (factor
+      ``queue_growth``) up to ``queue_max``; once the policy has seen queue times, it skips
+      the part of the queue no earlier job left before.
+    - Once ``percentage`` moves, the end is estimated as a window: from the rate (the faster
+      of the whole-run and the latest rate, so it errs early) for fine percentages; from the
+      step size and period when the percentage moves in coarse steps (having seen 0, 40 and
+      80, the next change is the end). Looks are sparse while the window is far
+      (``sparse_fraction`` of the time left to it, at most ``sparse_max``), every ``dense``
+      seconds inside it, and widen slowly past it. A last percentage that lingers (a stall at
+      99 %) is learned: later jobs look sparsely through the usual stall.
+    - With no percentage at all, a :class:`DurationPrior` (the documented 1-5 minutes,
+      durations from the journal, jobs of this session) says when the end becomes likely;
+      looks are sparse before that and every ``blind`` seconds after it.
     - Transient errors back off exponentially from ``error_base`` to ``error_max``; a server's
       ``Retry-After`` is always honoured.
     - Every delay gets ``jitter`` (a fraction, both ways) so many clients do not poll in step.
@@ -101,15 +127,19 @@ class DefaultPolicy:
     queue_growth: float = 1.5
     """Factor by which the queue backoff grows at each look."""
     queue_max: float = 8.0
-    """Longest delay while queued."""
-    blind_max: float = 4.0
-    """Longest delay while processing without a percentage, or later than estimated."""
+    """Longest delay while queued, once the learned queue time has passed."""
+    blind: float = 4.5
+    """Delay while processing without a percentage, once the end is likely."""
     sparse_fraction: float = 0.5
-    """Share of the estimated remaining time to wait while the end is far."""
-    sparse_max: float = 20.0
-    """Longest delay while processing with a percentage (bounds the miss if progress speeds up)."""
-    dense: float = 1.0
-    """Delay near the estimated end: the detection lag is at most about this."""
+    """Share of the time left to the end window to wait while it is far."""
+    sparse_max: float = 30.0
+    """Longest delay while processing (bounds the miss if progress speeds up)."""
+    dense: float = 2.0
+    """Delay inside the end window: the detection lag is at most about this."""
+    late_widening: float = 0.15
+    """Seconds of extra delay per second past the end window."""
+    late_max: float = 4.0
+    """Longest delay once the end is later than the window."""
     minimum: float = 0.5
     """Shortest delay between two looks at a task still running."""
     error_base: float = 1.0
@@ -120,106 +150,33 @@ class DefaultPolicy:
     """Random spread of every delay, as a fraction both ways."""
     seed: int | None = None
     """Seed of the jitter's random generator (for reproducible simulations)."""
+    prior: DurationPrior = field(default_factory=DurationPrior)
+    """Durations from submit to finished known so far (documented, journal, this session)."""
+    learn: bool = True
+    """Learn from watched jobs (queue times, stalls near 100 %, step tails, durations)."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
+    memory: Memory = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)  # noqa: S311 - jitter, not security
+        self.memory = Memory()
 
     def schedule(self, now: float, *, fresh: bool = True) -> _DefaultSchedule:
         """A schedule for one task watched from ``now``."""
         return _DefaultSchedule(self, now, fresh)
 
-
-@dataclass
-class _DefaultSchedule:
-    policy: DefaultPolicy
-    started: float
-    fresh: bool
-    looks: int = 0
-    queue_delay: float = 0.0
-    failures: int = 0
-    # (time, percentage): where the rate is measured from (the last look before the first
-    # move), the latest change (first look that saw it) and the change before it.
-    anchor: tuple[float, float] | None = None
-    latest: tuple[float, float] | None = None
-    previous: tuple[float, float] | None = None
-    seen_at: float = 0.0
-    expected_end: float | None = None
-
-    def first_delay(self) -> float:
-        return self._jitter(self.policy.first) if self.fresh else 0.0
-
-    def observe(self, now: float, status: str, percentage: float | None) -> float:
-        policy = self.policy
-        self.looks += 1
-        self.failures = 0
-        if status in ("finished", "failed"):
-            return 0.0
-        if percentage is not None and status not in ("pending", "staged", "starting"):
-            return self._jitter(self._progress_delay(now, percentage))
-        if status == "processing":
-            # Processing without a percentage: no way to estimate, stay close.
-            return self._jitter(self._blind_delay(policy.blind_max))
-        return self._jitter(self._blind_delay(policy.queue_max))
-
-    def error(self, now: float, retry_after: float | None = None) -> float:
-        policy = self.policy
-        self.failures += 1
-        backoff = min(policy.error_max, policy.error_base * 2 ** (self.failures - 1))
-        delay = self._jitter(backoff)
-        if retry_after is not None and retry_after > delay:
-            # Honour the server's advice exactly, plus a little jitter upwards only.
-            delay = retry_after * (1.0 + policy._rng.uniform(0.0, policy.jitter))
-        return delay
-
-    def _blind_delay(self, cap: float) -> float:
-        policy = self.policy
-        if self.queue_delay <= 0.0:
-            self.queue_delay = policy.queue_start
-        else:
-            self.queue_delay = self.queue_delay * policy.queue_growth
-        return min(cap, max(policy.minimum, self.queue_delay))
-
-    def _progress_delay(self, now: float, percentage: float) -> float:
-        policy = self.policy
-        if self.anchor is None or percentage < self.anchor[1]:
-            self.anchor = (now, percentage)
-            self.latest = (now, percentage)
-            self.previous = None
-            self.seen_at = now
-            self.expected_end = None
-            # One more look soon to measure the rate.
-            return max(policy.minimum, min(policy.queue_max, policy.queue_start * 2))
-        if self.latest is None or percentage > self.latest[1]:
-            # The change happened after the last look at the old value: rates are timed from
-            # that look, so a stall before a jump does not dilute the rate.
-            old = self.latest[1] if self.latest is not None else percentage
-            self.previous = (self.seen_at, old)
-            if old == self.anchor[1]:
-                self.anchor = (self.seen_at, old)
-            self.latest = (now, percentage)
-        self.seen_at = now
-        t0, p0 = self.anchor
-        t1, p1 = self.latest
-        if p1 <= p0 or t1 <= t0:
-            # No movement yet: keep looking at the queue pace.
-            return self._blind_delay(policy.queue_max)
-        rate = (p1 - p0) / (t1 - t0)
-        if self.previous is not None and t1 > self.previous[0]:
-            # The faster of the whole-run and the latest rate: the earliest plausible end.
-            rate = max(rate, (p1 - self.previous[1]) / (t1 - self.previous[0]))
-        self.expected_end = t1 + (100.0 - p1) / rate
-        remaining = self.expected_end - now
-        if remaining > 2 * policy.dense:
-            return max(policy.minimum, min(policy.sparse_max, remaining * policy.sparse_fraction))
-        if remaining > 0:
-            return max(policy.minimum, min(policy.dense, remaining))
-        # Late: the estimate was optimistic. Widen slowly, never beyond the blind cap.
-        lateness = -remaining
-        return max(policy.minimum, min(policy.blind_max, policy.dense + lateness * _LATE_WIDENING))
-
-    def _jitter(self, delay: float) -> float:
-        spread = self.policy.jitter
-        if spread <= 0 or delay <= 0:
+    def spread(self, delay: float) -> float:
+        """``delay`` with the policy's jitter (never negative)."""
+        if self.jitter <= 0 or delay <= 0:
             return delay
-        return max(0.0, delay * (1.0 + self.policy._rng.uniform(-spread, spread)))
+        with self.memory.lock:
+            factor = 1.0 + self._rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, delay * factor)
+
+    def upward(self, delay: float) -> float:
+        """``delay`` plus jitter upwards only (for a server's ``Retry-After``)."""
+        if self.jitter <= 0:
+            return delay
+        with self.memory.lock:
+            factor = 1.0 + self._rng.uniform(0.0, self.jitter)
+        return delay * factor

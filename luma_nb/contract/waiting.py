@@ -86,6 +86,10 @@ class Waiter:
             if self.on_progress is not None:
                 self.on_progress(task)
         self.last = task
+        if task.is_finished or task.is_failed:
+            # The schedule hears the end too: a learning policy times its jobs by it.
+            end = "finished" if task.is_finished else "failed"
+            self.schedule.observe(self.clock(), end, task.percentage)
         if task.is_finished:
             return True
         if task.is_failed:

@@ -272,6 +272,25 @@ class Journal:
         where, params = ("service = ?", [service]) if service else ("1", [])
         return self._select(where, params, f"ORDER BY id DESC LIMIT {max(0, int(limit))}")
 
+    def durations(self, service: str | None = None, *, limit: int = 200) -> list[float]:
+        """Seconds from submit to the last change of finished tasks, oldest first (for the
+        polling policy's duration prior). Tasks saved or followed for over an hour are left out;
+        an absent or unreadable journal gives none."""
+        if not self.path.exists():
+            return []
+        where = "state = 'submitted' AND status = 'finished' AND local_file IS NULL"
+        params: list[Any] = []
+        if service:
+            where += " AND service = ?"
+            params.append(service)
+        try:
+            tail = f"ORDER BY id DESC LIMIT {int(limit)}"
+            rows = self._shared.db.select(where, params, tail=tail)
+        except sqlite3.Error:
+            return []
+        seconds = [float(r["updated"]) - float(r["created"]) for r in reversed(rows)]
+        return [s for s in seconds if 0.0 < s <= 3600.0]
+
     def entry(self, entry_id: int) -> Entry:
         """One entry; raises :class:`ValidationError` for an unknown id."""
         found = self._select("id = ?", [entry_id], "")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.hooks import ClientObserver, Submission
 from ..contract.errors import SubmitUncertainError, ValidationError
+from ..contract.priors import DurationPrior
 from .journal import Journal
 from .resume import jobs_for, service_of
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..contract.models import Task
     from .job import Job
 
-__all__ = ("JournalRecorder", "attach", "resume_jobs", "setup_client")
+__all__ = ("JournalRecorder", "attach", "feed_prior", "resume_jobs", "setup_client")
 
 #: What a custom journal object must offer to be used as it is.
 _JOURNAL_METHODS = ("intent", "submitted", "uncertain", "rejected", "observe")
@@ -106,6 +107,23 @@ def setup_client(client: LumaClient, journal: Any) -> None:
     """Give a new client its journal and subscribe the recorder (see :mod:`luma_nb.api.hooks`)."""
     client.journal = attach(journal, client)
     client.subscribe(RECORDER)
+    feed_prior(client)
+
+
+def feed_prior(client: LumaClient) -> int:
+    """Give the client's polling policy the durations its journal has seen (once per journal
+    file and policy); returns how many. Policies without a :class:`DurationPrior` get none."""
+    journal = client.journal
+    prior = getattr(client.poll, "prior", None)
+    if not isinstance(journal, Journal) or not isinstance(prior, DurationPrior):
+        return 0
+    key = f"{journal.path}|{service_of(client)}"
+    if key in prior.fed:
+        return 0
+    prior.fed.add(key)
+    durations = journal.durations(service_of(client))
+    prior.extend(durations, source="journal")
+    return len(durations)
 
 
 def resume_jobs(client: LumaClient) -> list[Job]:

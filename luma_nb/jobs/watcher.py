@@ -1,11 +1,11 @@
 """The one background polling loop: every watched job of every client, on one daemon thread.
 
 The thread (``luma-nb-watcher``) starts on the first :func:`watch` and sleeps until the earliest
-job is due. It then fetches every due job of a client - plus those due within a moment, to batch
-them - in one ``client.fetch_many`` call (chunks of 20 on ``/fetch-many``, a lone id on
-``/fetch``). Each job keeps its own schedule from ``client.poll``. The kernel's event loop is never
-touched, so a cell that submits returns at once and later cells run while jobs progress; a
-blocking cell does not stop the thread either.
+job is due. It then fetches every due job of a client - plus riders, the jobs due soonest after
+them, to fill the same requests - in one ``client.fetch_many`` call (chunks of 20 on
+``/fetch-many``, a lone id on ``/fetch``). Each job keeps its own schedule from ``client.poll``.
+The kernel's event loop is never touched, so a cell that submits returns at once and later cells
+run while jobs progress; a blocking cell does not stop the thread either.
 
 The thread is the single writer of progress widgets: listeners (``listener(watch)``) are called
 only from it (or from :meth:`Watcher.tick` when a test drives the loop by hand). A listener that
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..contract.errors import LumaError, TaskFailedError, WaitTimeout
+from .batching import SLACK, SLACK_MAX, pick
 from .watch import DEFAULT_TIMEOUT, PUSH_QUIET, Listener, Watch, WatchCancelled
 
 if TYPE_CHECKING:
@@ -50,8 +51,11 @@ class Watcher:
     """Watches jobs on one daemon thread; see the module docstring.
 
     ``clock`` and ``autostart`` are for tests: with ``autostart=False`` no thread is started and
-    the test calls :meth:`tick` itself. ``batch_window`` is how early a job may be fetched to join
-    a batch (at most half its own delay).
+    the test calls :meth:`tick` itself. When a client's job falls due, the request's chunks of
+    20 ids are filled with that client's jobs due soonest (:func:`~luma_nb.jobs.batching.pick`):
+    those due within ``batch_window`` seconds, or within ``ride`` times their own delay
+    (``ride=0`` keeps to the window). Their looks come early and cost no request, and their
+    schedules fall into step, so many jobs cost about as many requests as the busiest of them.
     """
 
     def __init__(
@@ -59,10 +63,12 @@ class Watcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         batch_window: float = 1.0,
+        ride: float = 1.0,
         autostart: bool = True,
     ) -> None:
         self.clock = clock
         self.batch_window = batch_window
+        self.ride = ride
         self.autostart = autostart
         self._cond = threading.Condition()
         self._watches: dict[int, Watch] = {}
@@ -181,14 +187,18 @@ class Watcher:
                     "timeout", now, WaitTimeout(watch.job.task_id, watch.timeout, watch.task)
                 )
                 notify.append(watch)
-        due_clients = {id(w.job.client) for w in self._watches.values() if w.due <= now}
+        by_client: dict[int, list[Watch]] = {}
         for watch in self._watches.values():
-            client_key = id(watch.job.client)
-            if client_key not in due_clients:
-                continue
-            early = min(self.batch_window, 0.5 * watch.delay)
-            if watch.due - now <= early:
-                groups.setdefault(client_key, []).append(watch)
+            by_client.setdefault(id(watch.job.client), []).append(watch)
+        for client_key, watches in by_client.items():
+            batch = pick(
+                now,
+                [(w, w.due, w.delay) for w in watches],
+                window=self.batch_window,
+                ride=self.ride,
+            )
+            if batch:
+                groups[client_key] = batch
         return notify, groups
 
     def tick(self) -> float | None:
@@ -202,7 +212,11 @@ class Watcher:
         with self._cond:
             if not self._watches:
                 return None
-            soonest = min(min(w.due, w.deadline) for w in self._watches.values())
+            # A due job waits its slack (a tenth of its delay, at most 1 s) for others to join.
+            soonest = min(
+                min(w.due + min(SLACK_MAX, SLACK * w.delay), w.deadline)
+                for w in self._watches.values()
+            )
             return max(0.0, soonest - self.clock())
 
     def _poll(self, batch: list[Watch]) -> list[Watch]:

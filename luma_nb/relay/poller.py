@@ -138,6 +138,7 @@ class Poller:
                 if found is None:  # not (yet) known upstream: look again, backing off
                     self._schedules[task_id] = (schedule, now + schedule.error(now))
                 elif found.is_terminal:
+                    schedule.observe(now, "finished" if found.is_finished else "failed", None)
                     del self._schedules[task_id]
                 else:
                     delay = schedule.observe(now, found.status, found.percentage)
