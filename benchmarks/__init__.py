@@ -38,6 +38,7 @@ MEASURES = (
     "synthesis",
     "importtime",
     "relay",
+    "relay_postgres",
 )
 
 SIZES = ("full", "quick", "tiny")

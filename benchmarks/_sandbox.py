@@ -44,9 +44,10 @@ class SandboxProcess:
     compete with the process being measured, as a remote service would not.
     """
 
-    def __init__(self, speed: float, *, nice: int = 19) -> None:
+    def __init__(self, speed: float, *, nice: int = 19, credits: str | None = None) -> None:
         self.speed = speed
         self.nice = nice
+        self.credits = credits
         self.base_url = ""
         self.api_key = "sandbox-demo-key"
         self._proc: subprocess.Popen[str] | None = None
@@ -60,6 +61,7 @@ class SandboxProcess:
             "0",
             "--speed",
             str(self.speed),
+            *(("--credits", self.credits) if self.credits else ()),
         ]
         if shutil.which("nice"):
             command = ["nice", "-n", str(self.nice), *command]

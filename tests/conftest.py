@@ -224,3 +224,24 @@ def _luma_nb_home(
     home = tmp_path_factory.mktemp("luma_nb_home")
     monkeypatch.setenv("LUMA_NB_HOME", str(home))
     yield home
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (tests/pg_support.py); fails when missing."""
+    from tests.pg_support import PostgresMissing, PostgresServer
+
+    try:
+        server = PostgresServer()
+    except PostgresMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres: Any) -> str:
+    """The DSN of a fresh, empty PostgreSQL database (its password must never be shown)."""
+    return str(postgres.database())

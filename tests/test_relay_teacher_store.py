@@ -1,22 +1,48 @@
-"""The teacher's side of the relay store: each student's controls, submits held for approval
-under a relay-made id that later maps to the upstream task, and uncertain submits resolved."""
+"""The teacher's side of the relay store, on every backend (SQLite and a real PostgreSQL):
+each student's controls, submits held for approval under a relay-made id that later maps to
+the upstream task, and uncertain submits resolved."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 
+import pytest
+
+from luma_nb.relay.postgres import PostgresStore
 from luma_nb.relay.sqlite import SQLiteStore
-from luma_nb.relay.store import Budgets, Controls
+from luma_nb.relay.store import Budgets, Controls, RelayStore
 
 WAITING = {"task_id": "mine-1", "task_type": "luma", "status": "pending", "progress_note": "w"}
 FINISHED = {"status": "finished", "video_url": "https://cdn.example/v.mp4", "percentage": 100}
 
 
-def _class(tmp_path):
-    store = SQLiteStore(tmp_path / "class.sqlite")
-    ada = store.add_student("ada", "h-ada")
-    bo = store.add_student("bo", "h-bo")
-    return store, ada, bo
+@pytest.fixture(params=("sqlite", "postgres"))
+def make(request: pytest.FixtureRequest, tmp_path) -> Iterator[Callable[[], RelayStore]]:
+    """Stores on one fresh database of the backend (a second one is a reopening)."""
+    if request.param == "sqlite":
+        where = str(tmp_path / "class.sqlite")
+    else:
+        where = str(request.getfixturevalue("pg_dsn"))
+    kind = SQLiteStore if request.param == "sqlite" else PostgresStore
+    opened: list[RelayStore] = []
+
+    def make_store() -> RelayStore:
+        store: RelayStore = kind(where)
+        opened.append(store)
+        return store
+
+    yield make_store
+    for store in opened:
+        with contextlib.suppress(Exception):
+            store.close()
+
+
+@pytest.fixture
+def school(make):
+    store = make()
+    return store, store.add_student("ada", "h-ada"), store.add_student("bo", "h-bo")
 
 
 def _submit(store, student, prompt="a fox"):
@@ -25,19 +51,19 @@ def _submit(store, student, prompt="a fox"):
     return submit
 
 
-def test_controls_default_then_set_and_kept_on_reopen(tmp_path):
-    store, _, _ = _class(tmp_path)
+def test_controls_default_then_set_and_kept_on_reopen(make, school):
+    store, _, _ = school
     assert store.controls() == {"ada": Controls(), "bo": Controls()}
     assert store.set_paused("bo", True) and store.set_budget("bo", 30.0)
     assert store.set_budget("ada", 12.5) and store.set_budget("ada", None)
     assert not store.set_paused("nobody", True) and not store.set_budget("nobody", 1.0)
     store.close()
-    again = SQLiteStore(tmp_path / "class.sqlite")
+    again = make()
     assert again.controls() == {"ada": Controls(), "bo": Controls(paused=True, budget=30.0)}
 
 
-def test_a_held_submit_maps_its_relay_id_to_the_upstream_task(tmp_path):
-    store, ada, _ = _class(tmp_path)
+def test_a_held_submit_maps_its_relay_id_to_the_upstream_task(school):
+    store, ada, _ = school
     submit = _submit(store, ada)
     store.hold(submit, "mine-1", WAITING)
     assert [(s.state, s.task_id) for s in store.submits()] == [("held", "mine-1")]
@@ -71,8 +97,8 @@ def test_a_held_submit_maps_its_relay_id_to_the_upstream_task(tmp_path):
     )
 
 
-def test_a_rejected_held_submit_fails_and_releases_its_credits(tmp_path):
-    store, ada, _ = _class(tmp_path)
+def test_a_rejected_held_submit_fails_and_releases_its_credits(school):
+    store, ada, _ = school
     submit = _submit(store, ada)
     store.hold(submit, "mine-1", WAITING)
     assert store.spent(ada) == 6
@@ -93,8 +119,8 @@ def test_a_rejected_held_submit_fails_and_releases_its_credits(tmp_path):
     assert store.take_held(submit) is None
 
 
-def test_a_taken_held_submit_the_upstream_refuses_fails_for_its_student(tmp_path):
-    store, ada, _ = _class(tmp_path)
+def test_a_taken_held_submit_the_upstream_refuses_fails_for_its_student(school):
+    store, ada, _ = school
     submit = _submit(store, ada)
     store.hold(submit, "mine-1", WAITING)
     store.take_held(submit)
@@ -104,8 +130,8 @@ def test_a_taken_held_submit_the_upstream_refuses_fails_for_its_student(tmp_path
     assert store.spent() == 0
 
 
-def test_an_uncertain_held_submit_keeps_waiting_with_a_note(tmp_path):
-    store, ada, _ = _class(tmp_path)
+def test_an_uncertain_held_submit_keeps_waiting_with_a_note(school):
+    store, ada, _ = school
     submit = _submit(store, ada)
     store.hold(submit, "mine-1", WAITING)
     store.take_held(submit)
@@ -116,8 +142,8 @@ def test_an_uncertain_held_submit_keeps_waiting_with_a_note(tmp_path):
     assert store.upstream_of("mine-1") == "up-9" and store.open_tasks() == ["up-9"]
 
 
-def test_resolving_uncertain_submits_either_way(tmp_path):
-    store, ada, bo = _class(tmp_path)
+def test_resolving_uncertain_submits_either_way(school):
+    store, ada, bo = school
     ran, lost, fine = _submit(store, ada), _submit(store, bo), _submit(store, bo)
     store.uncertain(ran, "lost")
     store.uncertain(lost, "lost")

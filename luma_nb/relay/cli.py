@@ -60,7 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for the room)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--db", default=DEFAULT_DB, help=f"the class file (default {DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"the class file (default {DEFAULT_DB}), or a postgresql:// URL that several "
+        "relay processes share",
+    )
     p.add_argument("--name", help="the class's name, shown in the students' form")
     p.add_argument("--class-budget", type=float, metavar="N", help="credits for the whole class")
     p.add_argument("--student-budget", type=float, metavar="N", help="credits per student")
@@ -74,19 +79,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="credits per submit (default luma-extend=6 and luma-imagine=6)",
     )
     p.add_argument("--sandbox-speed", type=float, default=10.0, help="with --upstream sandbox")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        metavar="SECONDS",
+        help="look at open tasks this often (default: the adaptive default policy)",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a relay's claim to poll a task lasts unless renewed (default 15): "
+        "another relay on the same database takes its tasks over after that",
+    )
     p.set_defaults(class_run=_serve)
 
     p = sub.add_parser("tokens", help="make student tokens: CSV on stdout, an HTML sheet")
     p.add_argument("--count", type=int, help="how many students (named student-01, ...)")
     p.add_argument("--names", type=Path, help="a file with one student name a line")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.add_argument("--html", type=Path, help="also write a printable sheet of cards here")
     p.add_argument("--url", help="the relay's URL, printed on the sheet")
     p.add_argument("--name", help="the class's name (stored for the relay)")
     p.set_defaults(class_run=_tokens)
 
     p = sub.add_parser("status", help="credits spent, per student, and uncertain submits")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.set_defaults(class_run=_status)
 
     p = sub.add_parser(
@@ -97,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("revoke", help="refuse a student's token from now on")
     p.add_argument("student", help="the student's name")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.set_defaults(class_run=_revoke)
 
 
@@ -106,18 +125,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         code: int = args.class_run(args)
         return code
-    except (ValueError, OSError) as error:  # bad settings, a port in use, an unreadable file
+    except (ValueError, OSError, ImportError) as error:
+        # bad settings, a port in use, an unreadable file, an unreachable database (its
+        # message never holds the DSN's password), psycopg missing for a postgresql:// URL
         print(f"luma-nb class: {error}", file=sys.stderr)
         return 2
 
 
-def _store(path: str) -> Any:
-    from .sqlite import SQLiteStore
+def _store(db: str) -> Any:
+    from .backends import open_store
 
-    return SQLiteStore(path)
+    return open_store(db)
 
 
 def _tokens(args: argparse.Namespace) -> int:
+    from .backends import describe
     from .tokens import html_sheet, issue, to_csv
 
     names = None
@@ -136,8 +158,8 @@ def _tokens(args: argparse.Namespace) -> int:
         args.html.write_text(html_sheet(issued, class_name=class_name, url=args.url), "utf-8")
         print(f"sheet written to {args.html}", file=sys.stderr)
     print(
-        f"{len(issued)} token(s) added to {args.db}; only their hashes are kept there, so keep "
-        "this output safe (it is the only copy).",
+        f"{len(issued)} token(s) added to {describe(args.db)}; only their hashes are kept "
+        "there, so keep this output safe (it is the only copy).",
         file=sys.stderr,
     )
     return 0
@@ -234,6 +256,12 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
     }
+    if args.poll_interval is not None:
+        from ..contract.polling import FixedPolicy
+
+        options["poll"] = FixedPolicy(args.poll_interval)
+    if args.lease is not None:
+        options["lease"] = args.lease
     rehearsal = None
     if args.upstream == "sandbox":
         from .launch import rehearsal as start_rehearsal

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ import tornado.netutil
 import tornado.web
 
 from ..api.client import LumaClient
+from ..api.deadline import guarded_session
 from ..contract.errors import (
     AuthenticationError,
     BadRequestError,
@@ -32,22 +34,28 @@ from ..contract.errors import (
     SubmitUncertainError,
 )
 from ..contract.polling import DefaultPolicy, PollPolicy
+from .backends import open_store
 from .checks import RateLimiter
 from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
-from .poller import Poller
-from .sqlite import SQLiteStore
+from .poller import DEFAULT_LEASE, Poller, new_holder
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
 from .tokens import IssuedToken, issue
 
-__all__ = ("DEFAULT_COST", "Relay")
+__all__ = ("DEFAULT_COST", "POLLER_HEADER", "Relay")
 
 log = logging.getLogger("luma_nb.relay")
 
+#: The header that names the polling relay (its lease holder) on its upstream polls.
+POLLER_HEADER = "X-Luma-NB-Poller"
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
+_STOPPED = "the relay stopped while this submit was on its way"
+#: Seconds after which a submit still "reserved" cannot be on its way any more (the upstream
+#: timeout, with a long queue of submits before it, is far shorter).
+_STALE = 600.0
 _UNCERTAIN = (
     "The upstream answer to this submit was lost: the job may exist and its credits stay "
     "reserved. The relay did not send it again; your teacher sees it in the class status."
@@ -60,7 +68,8 @@ class Relay:
     Parameters:
         upstream_url: the API the relay forwards to (the real API, or a sandbox's URL).
         api_key: the upstream key; else ``APIFRAME_API_KEY`` of the relay's environment.
-        db: the SQLite file of students, submits, tasks and the ledger (or a RelayStore).
+        db: where the students, submits, tasks and the ledger are kept: a SQLite file, a
+            ``postgresql://`` URL (several relay processes may share it), or a RelayStore.
         class_name: shown to students; else the one stored in ``db``, else ``"Class"``.
         class_budget, student_budget: credit limits (None: no limit); the defaults only, until
             the teacher sets a budget on the dashboard (stored in ``db``, so it wins over
@@ -71,6 +80,10 @@ class Relay:
         poll: the polling policy of the class's one poller (default DefaultPolicy).
         rate_clock: clock of the rate limiter (injectable for tests).
         publish: task ids every student may fetch (e.g. the parents to extend).
+        upstream_timeout: seconds each upstream request may take.
+        lease: seconds this relay's claim to poll a task lasts unless renewed; relays sharing
+            one database poll each task from one of them only, and take over the tasks of a
+            relay that died once its leases expire.
     """
 
     def __init__(
@@ -90,11 +103,12 @@ class Relay:
         rate_clock: Callable[[], float] | None = None,
         publish: Sequence[str] = (),
         upstream_timeout: float = 30.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
         if not key.strip():
             raise ValueError("the relay needs the upstream key: set APIFRAME_API_KEY")
-        self.store: RelayStore = db if not isinstance(db, (str, Path)) else SQLiteStore(db)
+        self.store: RelayStore = db if not isinstance(db, (str, Path)) else open_store(db)
         if class_name:
             self.store.set_meta("class_name", class_name)
         self.class_name = class_name or self.store.get_meta("class_name") or "Class"
@@ -111,7 +125,26 @@ class Relay:
         self._make_upstream: Callable[[], LumaClient] = make_upstream
         self.upstream_url = self._make_upstream().base_url
         self._local = threading.local()
-        self.poller = Poller(self.store, self._make_upstream(), poll or DefaultPolicy())
+        self._stale = max(_STALE, 10 * upstream_timeout)
+        holder = new_holder()
+        # The poller names itself to the upstream, so a sandbox's request log shows which
+        # relay polled (the lease is what keeps that to one relay per task).
+        polling = guarded_session()
+        polling.headers[POLLER_HEADER] = holder
+        self.poller = Poller(
+            self.store,
+            LumaClient(
+                key,
+                base_url=upstream_url,
+                journal=None,
+                timeout=upstream_timeout,
+                session=polling,
+            ),
+            poll or DefaultPolicy(),
+            lease=lease,
+            holder=holder,
+            on_renew=self._sweep,
+        )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
         self._ctx = RelayContext(
             store=self.store,
@@ -136,11 +169,21 @@ class Relay:
 
     # -- life ------------------------------------------------------------------------------
 
+    def _sweep(self) -> None:
+        """Reservations of a relay that died, too old to be on their way: uncertain."""
+        left = self.store.recover(_STOPPED, before=time.time() - self._stale)
+        if left:
+            log.warning("relay: %d submit(s) of a stopped relay are uncertain", left)
+
     def start(self) -> Relay:
         """Recover from a crash, bind, and serve from a daemon thread; returns self when ready."""
         if self._state != "new":
             raise RuntimeError("a Relay starts once; make a new one (the store survives)")
-        left = self.store.recover("the relay stopped while this submit was on its way")
+        # Submits left "reserved" by a relay that stopped are uncertain. While another relay
+        # shares the database, a reserved submit may be one of its own, on its way: only those
+        # too old for that are, and the sweep goes on while this relay runs.
+        others = [h for h in self.store.live_relays() if h != self.poller.holder]
+        left = self.store.recover(_STOPPED, before=time.time() - self._stale if others else None)
         if left:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:

@@ -17,7 +17,7 @@ uncertain submits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ __all__ = (
     "RelayStore",
     "Student",
     "SubmitRecord",
+    "TaskUpdate",
 )
 
 
@@ -173,6 +174,20 @@ class GalleryItem:
         return self.finished and self.shared and not self.hidden
 
 
+@dataclass(frozen=True)
+class TaskUpdate:
+    """What the upstream said about one task, for :meth:`RelayStore.update_tasks`."""
+
+    task_id: str
+    """The task."""
+    body: Mapping[str, Any]
+    """Its fetch body."""
+    terminal: bool
+    """True once it finished or failed."""
+    failure: str | None = None
+    """Why it failed (a first failure refunds its credits)."""
+
+
 class RelayStore(Protocol):
     """The relay's database. Implementations must be safe to call from several threads."""
 
@@ -227,8 +242,12 @@ class RelayStore(Protocol):
         """The upstream refused the submit: give the held credits back."""
         ...
 
-    def recover(self, reason: str) -> int:
-        """Mark submits left ``reserved`` by a crash as uncertain; returns how many."""
+    def recover(self, reason: str, before: float | None = None) -> int:
+        """Mark submits left ``reserved`` by a crash as uncertain; returns how many.
+
+        With ``before`` (wall-clock), only those last changed before it: a relay sharing the
+        database with live ones recovers only reservations too old to be on their way.
+        """
         ...
 
     def spent(self, student: Student | None = None) -> float:
@@ -259,12 +278,38 @@ class RelayStore(Protocol):
         """Store what the upstream said; a first ``failure`` refunds the task's credits."""
         ...
 
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
+        """:meth:`update_task` for many tasks at once (a poll tick's answers)."""
+        ...
+
     def open_tasks(self) -> list[str]:
         """Ids of the tasks not finished or failed yet, oldest first."""
         ...
 
     def publish(self, task_id: str, body: Mapping[str, Any] | None = None) -> None:
         """Let every student of the class fetch this task (adding it when unknown)."""
+        ...
+
+    # -- leases (several relay processes on one database) -------------------------------------
+
+    def claim(self, task_ids: Sequence[str], holder: str, seconds: float) -> list[str]:
+        """Take or renew the polling lease of each task for ``seconds``; the ids now held."""
+        ...
+
+    def leases(self) -> dict[str, tuple[str, float]]:
+        """Every polling lease: task id -> (holder, wall-clock expiry)."""
+        ...
+
+    def drop_leases(self, holder: str) -> None:
+        """Give up every lease ``holder`` has, and its heartbeat."""
+        ...
+
+    def heartbeat(self, holder: str, seconds: float) -> None:
+        """Say that relay ``holder`` is alive for the next ``seconds``."""
+        ...
+
+    def live_relays(self) -> list[str]:
+        """The relays whose heartbeat has not expired."""
         ...
 
     # -- the class gallery -------------------------------------------------------------------

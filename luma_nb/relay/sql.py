@@ -1,0 +1,513 @@
+"""The relay's store written once in SQL, run on SQLite or PostgreSQL through a small dialect.
+
+:class:`SQLStore` holds every :class:`~luma_nb.relay.store.RelayStore` method: students, money
+and tasks here, the class gallery in :mod:`~luma_nb.relay.sql_gallery`, leases in
+:mod:`~luma_nb.relay.sql_leases`, the plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses
+``?`` placeholders and what both databases understand (``INSERT ... ON CONFLICT``,
+``RETURNING id``, ``CASE``, ``COALESCE``); a :class:`~luma_nb.relay.sql_base.Dialect` adds what
+differs: column types, the append-only triggers of the ledger, how a write transaction starts
+and how writers of several processes are serialised, and which errors mean a unique key was
+taken. Every write is one serialised transaction, so :meth:`SQLStore.reserve` (check the
+budgets, then hold the credits) is exact however many relays share the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..contract.models import Task
+from .sql_base import SCHEMA, Dialect, _Cursor
+from .sql_gallery import GallerySQL
+from .sql_leases import LeaseSQL
+from .store import (
+    Budgets,
+    ClassTask,
+    Controls,
+    LedgerEntry,
+    Refusal,
+    Student,
+    SubmitRecord,
+    TaskUpdate,
+)
+
+__all__ = ("SCHEMA", "Dialect", "SQLStore")
+
+#: Task updates per transaction in :meth:`SQLStore.update_tasks`.
+_UPDATE_CHUNK = 50
+# Credits out of the budget: held by a reservation, minus those given back.
+_SPENT = (
+    "SELECT COALESCE(SUM(CASE kind WHEN 'reserve' THEN credits "
+    "WHEN 'release' THEN -credits WHEN 'refund' THEN -credits ELSE 0 END), 0) FROM ledger"
+)
+
+
+class SQLStore(LeaseSQL, GallerySQL):
+    """A :class:`~luma_nb.relay.store.RelayStore` over one DB-API connection and a dialect.
+
+    Subclasses open the connection (``_connect``) and pick the dialect; every method is shared.
+    """
+
+    # -- class and students ------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key = ?", key)
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def add_student(self, name: str, token_hash: str) -> Student:
+        try:
+            with self._tx() as db:
+                row = db.execute(
+                    "INSERT INTO students (name, token_hash, created) VALUES (?, ?, ?) "
+                    "RETURNING id",
+                    (name, token_hash, self._clock()),
+                ).fetchone()
+        except self.dialect.integrity_errors:
+            raise ValueError(f"a student named {name!r} is already in the class") from None
+        return Student(int(row[0]), name)
+
+    def student_by_hash(self, token_hash: str) -> Student | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT id, name FROM students WHERE token_hash = ? AND revoked IS NULL",
+                (token_hash,),
+            ).fetchone()
+        return None if row is None else Student(int(row["id"]), str(row["name"]))
+
+    def revoke(self, name: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE students SET revoked = ? WHERE name = ? AND revoked IS NULL",
+                (self._clock(), name),
+            )
+            known = db.execute("SELECT 1 FROM students WHERE name = ?", (name,)).fetchone()
+        return cur.rowcount > 0 or known is not None
+
+    def students(self) -> list[Student]:
+        with self._read() as db:
+            rows = db.execute("SELECT id, name, revoked FROM students ORDER BY id").fetchall()
+        return [Student(int(r["id"]), str(r["name"]), r["revoked"] is not None) for r in rows]
+
+    # -- money -------------------------------------------------------------------------------
+
+    def _entry(
+        self,
+        db: _Cursor,
+        kind: str,
+        credits: float,
+        *,
+        student_id: int | None,
+        submit_id: int | None,
+        task_id: str | None = None,
+        reason: str = "",
+    ) -> None:
+        db.execute(
+            "INSERT INTO ledger (at, student_id, submit_id, task_id, kind, credits, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self._clock(), student_id, submit_id, task_id, kind, credits, reason),
+        )
+
+    def reserve(
+        self,
+        student: Student,
+        endpoint: str,
+        request: Mapping[str, Any],
+        cost: float,
+        budgets: Budgets,
+    ) -> int | Refusal:
+        with self._tx() as db:
+            if budgets.student_budget is not None:
+                mine = db.execute(_SPENT + " WHERE student_id = ?", (student.id,)).fetchone()[0]
+                left = budgets.student_budget - float(mine)
+                if cost > left:
+                    return Refusal(
+                        f"Your budget is used up: {max(left, 0):g} credits left, "
+                        f"this submit costs {cost:g}. Ask your teacher for more."
+                    )
+            if budgets.class_budget is not None:
+                left = budgets.class_budget - float(db.execute(_SPENT).fetchone()[0])
+                if cost > left:
+                    return Refusal(
+                        f"The class budget is used up: {max(left, 0):g} credits left for the "
+                        f"whole class, this submit costs {cost:g}."
+                    )
+            now = self._clock()
+            row = db.execute(
+                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, "
+                "updated) VALUES (?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
+                (student.id, endpoint, json.dumps(dict(request)), cost, now, now),
+            ).fetchone()
+            submit_id = int(row[0])
+            self._entry(db, "reserve", cost, student_id=student.id, submit_id=submit_id)
+        return submit_id
+
+    def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
+        row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+        if row is None:
+            raise KeyError(submit_id)
+        return row
+
+    def forwarded(self, submit_id: int, task_id: str, task_type: str) -> None:
+        with self._tx() as db:
+            self._forwarded(db, self._submit_row(db, submit_id), task_id, task_type)
+
+    def _forwarded(
+        self, db: _Cursor, row: Any, task_id: str, task_type: str, note: str = ""
+    ) -> None:
+        """Charge a submit the upstream accepted as ``task_id``; a held submit keeps the id its
+        student holds, which maps to ``task_id`` from now on."""
+        now, submit_id = self._clock(), int(row["id"])
+        mine = self._relayed(db, row)
+        if mine is not None:
+            body = {"task_id": mine, "task_type": task_type, "status": "pending"}
+            db.execute(
+                "UPDATE tasks SET upstream_id = ?, body = ?, updated = ? WHERE task_id = ?",
+                (task_id, json.dumps(body), now, mine),
+            )
+            note = note or f"forwarded upstream as {task_id}"
+        else:
+            body = {"task_id": task_id, "task_type": task_type, "status": "pending"}
+            db.execute(
+                "INSERT INTO tasks (task_id, student_id, submit_id, body, created, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
+                (task_id, row["student_id"], submit_id, json.dumps(body), now, now),
+            )
+        db.execute(
+            "UPDATE submits SET state = 'forwarded', task_id = ?, updated = ? WHERE id = ?",
+            (mine or task_id, now, submit_id),
+        )
+        self._entry(
+            db,
+            "charge",
+            float(row["cost"]),
+            student_id=row["student_id"],
+            submit_id=submit_id,
+            task_id=mine or task_id,
+            reason=note,
+        )
+
+    @staticmethod
+    def _relayed(db: _Cursor, row: Any) -> str | None:
+        """The relay-made task id of a submit that was held for approval, else None."""
+        if row["task_id"] is None:
+            return None
+        found = db.execute(
+            "SELECT task_id FROM tasks WHERE task_id = ? AND relayed = 1", (row["task_id"],)
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def _end_relayed(self, db: _Cursor, row: Any, message: str) -> None:
+        """A held submit that will never run: its relay-made task fails with ``message``."""
+        mine = self._relayed(db, row)
+        if mine is None:
+            return
+        old = db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()
+        task_type = json.loads(old["body"]).get("task_type")
+        body = {"task_id": mine, "task_type": task_type, "status": "failed", "message": message}
+        db.execute(
+            "UPDATE tasks SET body = ?, terminal = 1, updated = ? WHERE task_id = ?",
+            (json.dumps(body), self._clock(), mine),
+        )
+        self._bump(db, mine)
+
+    def _settle(self, submit_id: int, state: str, reason: str, *, was: str = "reserved") -> bool:
+        with self._tx() as db:
+            row = self._submit_row(db, submit_id)
+            if row["state"] != was:
+                return False
+            db.execute(
+                "UPDATE submits SET state = ?, note = ?, updated = ? WHERE id = ?",
+                (state, reason, self._clock(), submit_id),
+            )
+            if state == "refused":
+                self._entry(
+                    db,
+                    "release",
+                    float(row["cost"]),
+                    student_id=row["student_id"],
+                    submit_id=submit_id,
+                    task_id=self._relayed(db, row),
+                    reason=reason,
+                )
+                self._end_relayed(db, row, reason)
+        return True
+
+    def uncertain(self, submit_id: int, reason: str) -> None:
+        self._settle(submit_id, "uncertain", reason)
+        with self._tx() as db:  # a held submit's student sees why it still waits
+            row = self._submit_row(db, submit_id)
+            mine = self._relayed(db, row)
+            if mine is not None and row["state"] == "uncertain":
+                old = db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()
+                body = json.loads(old["body"])
+                body["progress_note"] = "the video service's answer was lost; your teacher checks"
+                db.execute(
+                    "UPDATE tasks SET body = ?, updated = ? WHERE task_id = ?",
+                    (json.dumps(body), self._clock(), mine),
+                )
+
+    def release(self, submit_id: int, reason: str) -> None:
+        self._settle(submit_id, "refused", reason)
+
+    def recover(self, reason: str, before: float | None = None) -> int:
+        sql = (
+            "UPDATE submits SET state = 'uncertain', note = ?, updated = ? WHERE state = 'reserved'"
+        )
+        args: tuple[Any, ...] = (reason, self._clock())
+        if before is not None:
+            sql, args = sql + " AND updated < ?", (*args, before)
+        with self._tx() as db:
+            cur = db.execute(sql, args)
+        return int(cur.rowcount)
+
+    def spent(self, student: Student | None = None) -> float:
+        if student is None:
+            return float(self._one(_SPENT))
+        return float(self._one(_SPENT + " WHERE student_id = ?", student.id))
+
+    def submits(self, state: str | None = None) -> list[SubmitRecord]:
+        sql = "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
+        args: tuple[Any, ...] = ()
+        if state is not None:
+            sql, args = sql + " WHERE s.state = ?", (state,)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY s.id", args).fetchall()
+        return [
+            SubmitRecord(
+                id=int(r["id"]),
+                student=str(r["name"]),
+                endpoint=str(r["endpoint"]),
+                request=json.loads(r["request"]),
+                cost=float(r["cost"]),
+                state=str(r["state"]),
+                task_id=r["task_id"],
+                note=r["note"],
+                created=float(r["created"]),
+            )
+            for r in rows
+        ]
+
+    def ledger(self) -> list[LedgerEntry]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT l.*, st.name FROM ledger l LEFT JOIN students st ON st.id = l.student_id "
+                "ORDER BY l.id"
+            ).fetchall()
+        return [
+            LedgerEntry(
+                id=int(r["id"]),
+                at=float(r["at"]),
+                student=r["name"],
+                submit_id=r["submit_id"],
+                kind=str(r["kind"]),
+                credits=float(r["credits"]),
+                reason=str(r["reason"]),
+                task_id=r["task_id"],
+            )
+            for r in rows
+        ]
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def task_body(self, task_id: str, student: Student) -> dict[str, Any] | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT body FROM tasks WHERE task_id = ? AND (student_id = ? OR published = 1)",
+                (task_id, student.id),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row["body"]))
+
+    def task_count(self, student: Student) -> int:
+        return int(self._one("SELECT COUNT(*) FROM tasks WHERE student_id = ?", student.id))
+
+    def update_task(
+        self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
+    ) -> None:
+        with self._tx() as db:
+            self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
+        # A poll tick's answers in a few transactions rather than one each: the writers'
+        # lock is taken (and the commit paid) once per chunk, and a submit waits at most
+        # one chunk behind the poller.
+        for start in range(0, len(updates), _UPDATE_CHUNK):
+            with self._tx() as db:
+                for update in updates[start : start + _UPDATE_CHUNK]:
+                    self._update_task(
+                        db,
+                        update.task_id,
+                        update.body,
+                        terminal=update.terminal,
+                        failure=update.failure,
+                    )
+
+    def _update_task(
+        self,
+        db: _Cursor,
+        task_id: str,
+        body: Mapping[str, Any],
+        *,
+        terminal: bool,
+        failure: str | None,
+    ) -> None:
+        row = db.execute(
+            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
+            "LEFT JOIN submits s ON s.id = t.submit_id "
+            "WHERE t.task_id = ? OR t.upstream_id = ?",
+            (task_id, task_id),
+        ).fetchone()
+        if row is None or row["terminal"]:
+            return  # unknown, or settled already: a late answer changes nothing
+        upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
+        text = json.dumps(dict(body) | {"task_id": task_id})
+        if not terminal and text == row["body"]:
+            return  # nothing new (a task waiting in line): no write
+        db.execute(
+            "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
+            (text, int(terminal), self._clock(), task_id),
+        )
+        if terminal:
+            db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
+            self._bump(db, task_id)
+        if terminal and failure is not None and row["submit_id"] is not None:
+            self._entry(
+                db,
+                "refund",
+                float(row["cost"]),
+                student_id=row["student_id"],
+                submit_id=row["submit_id"],
+                task_id=task_id,
+                reason=f"the task failed upstream: {failure}",
+            )
+
+    def open_tasks(self) -> list[str]:
+        with self._read() as db:
+            order = self.dialect.insertion_order  # a constant of the dialect, not input
+            rows = db.execute(
+                "SELECT COALESCE(upstream_id, task_id) FROM tasks WHERE terminal = 0 "  # noqa: S608
+                f"AND (relayed = 0 OR upstream_id IS NOT NULL) ORDER BY created, {order}"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def publish(self, task_id: str, body: Mapping[str, Any] | None = None) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO tasks (task_id, body, created, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (task_id) DO NOTHING",
+                (task_id, json.dumps(dict(body or {"task_id": task_id})), now, now),
+            )
+            db.execute("UPDATE tasks SET published = 1 WHERE task_id = ?", (task_id,))
+
+    # -- the teacher's controls --------------------------------------------------------------
+
+    def controls(self) -> dict[str, Controls]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT st.name, c.paused, c.budget FROM students st "
+                "LEFT JOIN controls c ON c.student_id = st.id ORDER BY st.id"
+            ).fetchall()
+        return {
+            str(r["name"]): Controls(
+                bool(r["paused"]), None if r["budget"] is None else float(r["budget"])
+            )
+            for r in rows
+        }
+
+    def _control(self, name: str, column: str, value: Any) -> bool:
+        with self._tx() as db:
+            found = db.execute("SELECT id FROM students WHERE name = ?", (name,)).fetchone()
+            if found is None:
+                return False
+            db.execute(
+                f"INSERT INTO controls (student_id, {column}) VALUES (?, ?) "  # noqa: S608
+                f"ON CONFLICT (student_id) DO UPDATE SET {column} = excluded.{column}",
+                (found[0], value),
+            )
+        return True
+
+    def set_paused(self, name: str, paused: bool) -> bool:
+        return self._control(name, "paused", int(paused))
+
+    def set_budget(self, name: str, budget: float | None) -> bool:
+        return self._control(name, "budget", budget)
+
+    def class_tasks(self) -> list[ClassTask]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT t.task_id, t.body, t.updated, st.name FROM tasks t "
+                "JOIN students st ON st.id = t.student_id ORDER BY t.created, t.task_id"
+            ).fetchall()
+        found = []
+        for r in rows:
+            task = Task.from_json(json.loads(r["body"]), task_id=str(r["task_id"]))
+            found.append(
+                ClassTask(
+                    str(r["task_id"]), str(r["name"]), task.status, task.error, float(r["updated"])
+                )
+            )
+        return found
+
+    def hold(self, submit_id: int, task_id: str, body: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            row = self._submit_row(db, submit_id)
+            now = self._clock()
+            db.execute(
+                "UPDATE submits SET state = 'held', task_id = ?, updated = ? "
+                "WHERE id = ? AND state = 'reserved'",
+                (task_id, now, submit_id),
+            )
+            db.execute(
+                "INSERT INTO tasks (task_id, student_id, submit_id, body, relayed, created, "
+                "updated) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (task_id, row["student_id"], submit_id, json.dumps(dict(body)), now, now),
+            )
+
+    def take_held(self, submit_id: int) -> SubmitRecord | None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE submits SET state = 'reserved', updated = ? "
+                "WHERE id = ? AND state = 'held'",
+                (self._clock(), submit_id),
+            )
+        if not cur.rowcount:
+            return None
+        return next(r for r in self.submits() if r.id == submit_id)
+
+    def reject(self, submit_id: int, reason: str) -> bool:
+        try:
+            return self._settle(submit_id, "refused", reason, was="held")
+        except KeyError:
+            return False
+
+    def resolve(self, submit_id: int, task_id: str | None, reason: str) -> bool:
+        if task_id is None:
+            try:
+                return self._settle(submit_id, "refused", reason, was="uncertain")
+            except KeyError:
+                return False
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+            if row is None or row["state"] != "uncertain":
+                return False
+            kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
+            self._forwarded(db, row, task_id, kind, note=reason)
+        return True
+
+    def upstream_of(self, task_id: str) -> str | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT relayed, upstream_id FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+        if row is None or not row["relayed"]:
+            return task_id
+        return None if row["upstream_id"] is None else str(row["upstream_id"])

@@ -1,0 +1,197 @@
+"""The plumbing of the relay's SQL store: the schema, the dialects' differences, transactions.
+
+:class:`SQLBase` opens the connection (a subclass's :meth:`SQLBase._connect`), makes the schema
+and runs statements through a :class:`Dialect`. Every write runs in :meth:`SQLBase._tx`,
+serialised across threads (one connection and a lock) and across processes (``BEGIN
+IMMEDIATE`` in SQLite, a transaction-scoped advisory lock in PostgreSQL), so a check-then-write
+is exact however many relays share the database. Reads run outside a transaction and see what
+was committed; :meth:`SQLBase._snapshot` gives several reads one snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ("SCHEMA", "Dialect", "SQLBase")
+
+#: The tables, in the SQL both databases read; :meth:`Dialect.schema` adapts the types.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS students (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL, revoked REAL);
+CREATE TABLE IF NOT EXISTS submits (
+    id INTEGER PRIMARY KEY, student_id INTEGER NOT NULL REFERENCES students(id),
+    endpoint TEXT NOT NULL, request TEXT NOT NULL, cost REAL NOT NULL, state TEXT NOT NULL,
+    task_id TEXT, note TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY, student_id INTEGER REFERENCES students(id), submit_id INTEGER,
+    body TEXT NOT NULL, terminal INTEGER NOT NULL DEFAULT 0, published INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, student_id INTEGER, submit_id INTEGER,
+    task_id TEXT, kind TEXT NOT NULL, credits REAL NOT NULL, reason TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS leases (
+    task_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS relays (holder TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS controls (
+    student_id INTEGER PRIMARY KEY REFERENCES students(id), paused INTEGER NOT NULL DEFAULT 0,
+    budget REAL);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
+CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
+"""
+
+# Columns of ``tasks`` added after the first schema (added to older databases on open).
+_TASK_COLUMNS = {
+    "shared": "INTEGER NOT NULL DEFAULT 1",
+    "hidden": "INTEGER NOT NULL DEFAULT 0",
+    "seq": "INTEGER NOT NULL DEFAULT 0",
+    # A relay-made id (a submit held for the teacher's approval) and the upstream task it became.
+    "relayed": "INTEGER NOT NULL DEFAULT 0",
+    "upstream_id": "TEXT",
+}
+
+
+class Dialect:
+    """What differs between the databases; the base class is SQLite's."""
+
+    name = "sqlite"
+    #: Errors raised when a UNIQUE or PRIMARY KEY constraint refuses a row.
+    integrity_errors: tuple[type[BaseException], ...] = ()
+    #: The column that orders rows of ``tasks`` as they were added.
+    insertion_order = "rowid"
+
+    def sql(self, text: str) -> str:
+        """A statement written with ``?`` placeholders, in this database's form."""
+        return text
+
+    def types(self, text: str) -> str:
+        """Column declarations written for SQLite (``INTEGER PRIMARY KEY``, ``REAL``) in this
+        database's types."""
+        return text
+
+    def schema(self, text: str) -> list[str]:
+        """The statements that create ``text``'s tables (types adapted) and the triggers."""
+        statements = [s.strip() for s in self.types(text).split(";") if s.strip()]
+        return statements + self.ledger_triggers()
+
+    def ledger_triggers(self) -> list[str]:
+        """Statements that make the ledger refuse UPDATE and DELETE."""
+        return [
+            "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger "
+            "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+            "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger "
+            "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+        ]
+
+    def begin(self, db: Any) -> None:
+        """Start a write transaction that no other writer (thread or process) interleaves."""
+        db.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self, db: Any) -> None:
+        """Start a read-only transaction: its statements see one snapshot, and wait for nobody."""
+        db.execute("BEGIN")
+
+    def columns(self, db: Any, table: str) -> set[str]:
+        """The column names of ``table`` (``db`` takes ``?`` placeholders)."""
+        return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+class SQLBase:
+    """A connection, a lock and a dialect; :class:`~luma_nb.relay.sql.SQLStore` adds the methods.
+
+    ``clock`` is the wall clock written into rows and used for lease expiry.
+    """
+
+    dialect: Dialect = Dialect()
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db: Any = self._connect()
+        with self._tx() as db:
+            for statement in self.dialect.schema(SCHEMA):
+                db.execute(statement)
+            self._migrate(db)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        """A new connection in autocommit mode whose rows index by position and by name."""
+        raise NotImplementedError
+
+    def _migrate(self, db: Any) -> None:
+        """Bring a database made by an older version up to date (inside ``_tx``)."""
+        for name, declaration in _TASK_COLUMNS.items():
+            self._add_column(db, "tasks", name, declaration)
+        db.execute("CREATE INDEX IF NOT EXISTS tasks_upstream ON tasks (upstream_id)")
+
+    def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
+        """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""
+        if column not in self.dialect.columns(db, table):
+            kind = self.dialect.types(declaration)
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _conn(self) -> Any:
+        """The connection (call with the lock held)."""
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Cursor]:
+        """A serialised write transaction: committed on success, rolled back on any error."""
+        with self._lock:
+            db = self._conn()
+            self.dialect.begin(db)
+            try:
+                yield _Cursor(db, self.dialect)
+            except BaseException:
+                # A lost connection cannot roll back; the error that broke it is the one to see.
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[_Cursor]:
+        """Several reads that must agree (one snapshot), without taking the writers' lock."""
+        with self._lock:
+            db = self._conn()
+            self.dialect.begin_read(db)
+            try:
+                yield _Cursor(db, self.dialect)
+            finally:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+
+    @contextmanager
+    def _read(self) -> Iterator[_Cursor]:
+        """Statements outside a transaction (each sees what was committed)."""
+        with self._lock:
+            yield _Cursor(self._conn(), self.dialect)
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        with self._read() as db:
+            row = db.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Cursor:
+    """A connection seen through a dialect: ``execute`` takes ``?`` placeholders."""
+
+    def __init__(self, db: Any, dialect: Dialect) -> None:
+        self._db = db
+        self._dialect = dialect
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns the driver's cursor (fetchone, fetchall, rowcount)."""
+        return self._db.execute(self._dialect.sql(sql), tuple(args))
