@@ -87,3 +87,62 @@ class Classroom:
         for client in self._clients:
             client.close()
         self.relay.stop()
+
+
+class TeacherSession:
+    """The teacher in a plain HTTP session: logged in at ``/teacher`` with the XSRF cookie."""
+
+    def __init__(self, room: Classroom, token: str | None = None) -> None:
+        from luma_nb.relay.settings import issue_teacher_token
+
+        self.room = room
+        self.token = token or issue_teacher_token(room.relay.store)
+        self.http = requests.Session()
+        room._sessions.append(self.http)
+        self.answers: list[requests.Response] = []
+        """Every answer the dashboard gave this session (to look for leaked secrets)."""
+        login = self.get("/teacher/login")
+        assert login.status_code == 200, login.text
+        answer = self.post("/teacher/login", {"token": self.token})
+        assert answer.status_code == 303, (answer.status_code, answer.text)
+
+    @property
+    def xsrf(self) -> str:
+        """The XSRF cookie Tornado set (the forms carry the same token)."""
+        return str(self.http.cookies.get("_xsrf", ""))
+
+    def get(self, path: str) -> requests.Response:
+        """GET a dashboard path (redirects are not followed)."""
+        answer = self.http.get(self.room.url + path, timeout=10, allow_redirects=False)
+        self.answers.append(answer)
+        return answer
+
+    def post(self, path: str, fields: dict[str, str]) -> requests.Response:
+        """POST a form with the XSRF token, as the page's forms do."""
+        answer = self.http.post(
+            self.room.url + path,
+            data={"_xsrf": self.xsrf, **fields},
+            timeout=60,
+            allow_redirects=False,
+        )
+        self.answers.append(answer)
+        return answer
+
+    def act(self, action: str, **fields: str) -> dict[str, Any]:
+        """One of the dashboard's actions, as the page's script posts it; its JSON outcome."""
+        answer = self.http.post(
+            f"{self.room.url}/teacher/act/{action}",
+            data={"_xsrf": self.xsrf, **fields},
+            headers={"X-Luma-Dashboard": "1"},
+            timeout=60,
+        )
+        self.answers.append(answer)
+        outcome: dict[str, Any] = answer.json()
+        return outcome
+
+    def live(self) -> dict[str, Any]:
+        """The dashboard's live JSON (its ``state`` and ``html`` sections)."""
+        answer = self.get("/teacher/live.json")
+        assert answer.status_code == 200, answer.text
+        live: dict[str, Any] = answer.json()
+        return live

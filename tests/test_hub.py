@@ -314,18 +314,25 @@ def test_the_service_is_routed_by_the_proxy_under_its_prefix(hub: Hub) -> None:
     assert all(h.startswith("name:") or re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes)
 
 
-def browser_login(hub: Hub, user: str, page: str) -> requests.Response:
+def browser_login(
+    hub: Hub, user: str, page: str, session: requests.Session | None = None
+) -> requests.Response:
     """A browser's visit of ``page`` (under the service), signing in as ``user`` on the Hub."""
-    session = requests.Session()
-    first = session.get(hub.url + page, timeout=60)
-    assert first.status_code == 200 and "/hub/login" in first.url, (first.status_code, first.url)
-    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', first.text)
-    data = {"username": user, "password": "any"}
-    if xsrf:
-        data["_xsrf"] = xsrf.group(1)
-    answer = session.post(first.url, data=data, timeout=60)
-    session.close()
-    return answer
+    browser = session or requests.Session()
+    try:
+        first = browser.get(hub.url + page, timeout=60)
+        assert first.status_code == 200 and "/hub/login" in first.url, (
+            first.status_code,
+            first.url,
+        )
+        xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', first.text)
+        data = {"username": user, "password": "any"}
+        if xsrf:
+            data["_xsrf"] = xsrf.group(1)
+        return browser.post(first.url, data=data, timeout=60)
+    finally:
+        if session is None:
+            browser.close()
 
 
 def test_teachers_sign_in_through_the_hubs_oauth(hub: Hub) -> None:
@@ -342,4 +349,35 @@ def test_teachers_sign_in_through_the_hubs_oauth(hub: Hub) -> None:
     assert answer.url.startswith(hub.url + login) and answer.json()["teacher"] is True
     # A student may not even use the relay's pages: the Hub refuses the OAuth (no role).
     answer = browser_login(hub, "bob", login)
+    assert answer.status_code == 403 and answer.url.startswith(hub.url + "/hub/"), answer.url
+
+
+def test_a_hub_teacher_uses_the_dashboard_and_pauses_a_student(hub: Hub, upstream: Sandbox) -> None:
+    dashboard = "/services/luma-class/teacher"
+    with requests.Session() as browser:
+        # The dashboard sends a browser to the Hub's login, and back to the dashboard.
+        page = browser_login(hub, "ms-lee", dashboard, browser)
+        assert page.status_code == 200 and page.url == hub.url + dashboard, page.url
+        assert "Year 9 Art" in page.text and "bob" in page.text
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        assert xsrf is not None
+        paused = browser.post(
+            hub.url + dashboard + "/act/pause",
+            data={"paused": "1", "name": "bob", "_xsrf": xsrf.group(1)},
+            timeout=60,
+        )
+        assert paused.status_code == 200 and paused.url == hub.url + dashboard
+        # Without the form's XSRF token nothing is done.
+        forged = browser.post(
+            hub.url + dashboard + "/act/pause", data={"paused": "0", "name": "bob"}, timeout=60
+        )
+        assert forged.status_code == 403
+    token, _ = hub.user_token("bob", "a submit while paused")
+    body = {"parent_task_id": upstream.demo_parents[0].task_id, "prompt": "one more"}
+    refused = requests.post(
+        relay_url(hub) + "/luma-extend", json=body, headers={"Authorization": token}, timeout=60
+    )
+    assert refused.status_code == 403, refused.text
+    # A student is refused the dashboard: the Hub does not let them through its OAuth.
+    answer = browser_login(hub, "alice", dashboard)
     assert answer.status_code == 403 and answer.url.startswith(hub.url + "/hub/"), answer.url

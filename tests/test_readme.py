@@ -227,6 +227,12 @@ def _class_status(out: str, work: Path, sandbox: Sandbox) -> None:
     _has(out, "^class: ", "^credits spent: 0$", "^uncertain submits: 0$")
 
 
+def _teacher_token(out: str, work: Path, sandbox: Sandbox) -> None:
+    token = (work / "teacher-token.txt").read_text("utf-8").strip()
+    assert re.fullmatch(r"lnbt_[A-Za-z0-9_-]{32}", token), token
+    assert "shown only this once" in out
+
+
 def _webhook(out: str, work: Path, sandbox: Sandbox) -> None:
     assert out.strip() == "finished", out
     _submitted(sandbox, "/luma-imagine", "A red fox in fresh snow")
@@ -257,6 +263,7 @@ EXPECT: dict[str, Check] = {
     "sandbox.faults.add(": _faults,
     "luma-nb class tokens": _tokens,
     "luma-nb class status": _class_status,
+    "luma-nb class teacher-token": _teacher_token,
     "from luma_nb.jobs.webhooks import Receiver": _webhook,
     "import luma_nb\n\ngallery = luma_nb.class_gallery()": lambda out, work, sandbox: _has(
         out, "^No class gallery: ", "LUMA_NB_CLASS_URL and LUMA_NB_CLASS_TOKEN"

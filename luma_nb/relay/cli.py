@@ -5,6 +5,7 @@ The teacher's three commands::
     luma-nb class tokens --count 30 --html tokens.html > tokens.csv
     APIFRAME_API_KEY=... luma-nb class serve --host 0.0.0.0 --port 8765 --student-budget 36
     # students: LUMA_NB_CLASS_URL=http://<teacher>:8765 LUMA_NB_CLASS_TOKEN=<token>
+    luma-nb class teacher-token        # then log in at http://<teacher>:8765/teacher
 
 On JupyterHub, ``luma-nb class serve --hub`` is the ``command`` of a Hub-managed service: it
 listens at the service's ``url``, under ``/services/<name>/``, and students need no token (their
@@ -136,6 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
     p.set_defaults(class_run=_status)
 
+    p = sub.add_parser(
+        "teacher-token", help="make the token of the dashboard at /teacher (replaces the last)"
+    )
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.set_defaults(class_run=_teacher_token)
+
     p = sub.add_parser("revoke", help="refuse a student's token from now on")
     p.add_argument("student", help="the student's name")
     p.add_argument("--db", default=DEFAULT_DB, help="the class file, or a postgresql:// URL")
@@ -190,17 +197,60 @@ def _tokens(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     store = _store(args.db)
     try:
+        from .settings import class_budgets, read_settings
+        from .store import Budgets, Controls
+
+        settings = read_settings(store)
+        budgets = class_budgets(store, Budgets())
+        controls = store.controls()
         print(f"class: {store.get_meta('class_name') or 'Class'}")
+        switches = [
+            s for s, on in (("paused", settings.paused), ("approve mode", settings.approve)) if on
+        ]
+        if switches:
+            print(f"settings: {', '.join(switches)}")
+        print(
+            f"budgets (set by the teacher; else the relay's --class-budget/--student-budget): "
+            f"class {_limit(budgets.class_budget)}, each student {_limit(budgets.student_budget)}"
+        )
         print(f"credits spent: {store.spent():g}")
         for student in store.students():
-            flag = " (revoked)" if student.revoked else ""
+            own = controls.get(student.name, Controls())
+            flags = [f"own budget {own.budget:g}"] if own.budget is not None else []
+            flags += ["paused"] if own.paused else []
+            flags += ["revoked"] if student.revoked else []
+            flag = f" ({', '.join(flags)})" if flags else ""
             print(f"  {student.name}: {store.spent(student):g}{flag}")
+        held = store.submits("held")
+        if held:
+            print(f"waiting for approval: {len(held)}")
         uncertain = store.submits("uncertain")
         print(f"uncertain submits: {len(uncertain)}")
         for record in uncertain:
             print(f"  #{record.id} {record.student} {record.endpoint}: {record.note}")
     finally:
         store.close()
+    return 0
+
+
+def _limit(value: float | None) -> str:
+    return "no limit set" if value is None else f"{value:g}"
+
+
+def _teacher_token(args: argparse.Namespace) -> int:
+    from .settings import issue_teacher_token
+
+    store = _store(args.db)
+    try:
+        token = issue_teacher_token(store)
+    finally:
+        store.close()
+    print(token)
+    print(
+        f"teacher token stored (hashed) in {args.db}; it replaces any earlier one. Log in at "
+        "<relay URL>/teacher with it. It is shown only this once: keep it to yourself.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -292,6 +342,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"class relay {relay.class_name!r} on {relay.base_url} -> {relay.upstream_url}")
         if relay.hub is not None:
             print(f"JupyterHub mode: Hub users are students (asked of {relay.hub.api_url})")
+            print(
+                f"teacher's dashboard: {relay.base_url}/teacher "
+                "(Hub admins and the teacher group sign in through the Hub)"
+            )
+        else:
+            print(
+                f"teacher's dashboard: {relay.base_url}/teacher "
+                "(its token: luma-nb class teacher-token)"
+            )
         print(f"students set LUMA_NB_CLASS_URL={relay.base_url} (Ctrl-C stops)", flush=True)
         done.wait()
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
 from ..api.client import LumaClient
 from ..api.deadline import guarded_session
@@ -35,10 +36,12 @@ from ..contract.errors import (
 from ..contract.polling import DefaultPolicy, PollPolicy
 from .backends import open_store
 from .checks import RateLimiter
+from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .hub import HubIdentity, HubUser
 from .poller import DEFAULT_LEASE, Poller, new_holder
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
+from .teacher import Teacher
 from .tokens import IssuedToken, issue
 
 __all__ = ("DEFAULT_COST", "POLLER_HEADER", "Relay")
@@ -69,7 +72,9 @@ class Relay:
         db: where the students, submits, tasks and the ledger are kept: a SQLite file, a
             ``postgresql://`` URL (several relay processes may share it), or a RelayStore.
         class_name: shown to students; else the one stored in ``db``, else ``"Class"``.
-        class_budget, student_budget: credit limits (None: no limit).
+        class_budget, student_budget: credit limits (None: no limit); the defaults only, until
+            the teacher sets a budget on the dashboard (stored in ``db``, so it wins over
+            these across restarts).
         rate: submits per student per minute (None: no limit).
         costs: credits per submit endpoint (default 6 each).
         host, port: where to listen (port 0 picks a free one).
@@ -163,6 +168,9 @@ class Relay:
             identify=None if hub is None else hub.name,
             base_path="/" + base_path.strip("/") + "/" if base_path.strip("/") else "/",
         )
+        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
+        """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
+        self._ctx.teacher = self.teacher
         #: JupyterHub mode's identity check (None for a class of tokens only).
         self.hub = hub
         self._hub_login: Any = None
@@ -174,6 +182,8 @@ class Relay:
             self._hub_login = HubLogin(hub, self._ctx.base_path)
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
+        self.app: tornado.web.Application | None = None
+        """The Tornado application, once serving (e.g. to add a teacher check)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._state = "new"
@@ -216,8 +226,11 @@ class Relay:
         asyncio.set_event_loop(loop)
         self._loop = loop
         app = make_app(self._ctx)
+        prefix = self._ctx.base_path.rstrip("/")
+        install_dashboard(app, self._ctx, prefix)
         if self._hub_login is not None:
             self._hub_login.install(app)
+        self.app = app
         server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
         server.add_sockets(sockets)
         loop.call_soon(ready.set)

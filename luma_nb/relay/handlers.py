@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import tornado.iostream
@@ -27,6 +27,9 @@ from .gallery import LiveGallery, poll_body, stream_batch
 from .hub import HubUnavailable
 from .store import Budgets, RelayStore, Student
 from .tokens import TOKEN_PREFIX, hash_token
+
+if TYPE_CHECKING:
+    from .teacher import Teacher
 
 __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
@@ -64,6 +67,8 @@ class RelayContext:
     last_look: Callable[[], float | None]
     served: Counter[str] = field(default_factory=Counter)
     """Answers given, by path (what the class asked of the relay)."""
+    teacher: Teacher | None = None
+    """The teacher's controls (pause, budgets in the store, approve mode) and dashboard."""
     gallery: LiveGallery = field(init=False)
     """Wakes the live class gallery's waiting answers (see :mod:`luma_nb.relay.gallery`)."""
     identify: Callable[[str], Awaitable[str | None]] | None = None
@@ -77,6 +82,8 @@ class RelayContext:
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
+        if self.teacher is not None:
+            return self.teacher.remaining(student)
         lefts = []
         if self.budgets.student_budget is not None:
             lefts.append(self.budgets.student_budget - self.store.spent(student))
@@ -189,23 +196,49 @@ class SubmitHandler(_Api):
         await self._run()
 
     async def serve(self, student: Student, payload: Any) -> None:
-        ctx, path = self.ctx, self.endpoint
+        ctx, path, teacher = self.ctx, self.endpoint, self.ctx.teacher
         body = submit_body(path, payload)
+        if teacher is not None:
+            paused = teacher.paused(student)
+            if paused is not None:  # before anything is reserved or counted
+                self.refuse(403, paused, student)
+                return
+            parent = body.get("parent_task_id")
+            if isinstance(parent, str):
+                upstream = ctx.store.upstream_of(parent)
+                if upstream is None:
+                    self.refuse(
+                        400,
+                        "That video still waits for your teacher's approval; extend it once "
+                        "it has finished.",
+                        student,
+                    )
+                    return
+                body = body | {"parent_task_id": upstream}
         wait = ctx.rate.take(student.id)
         if wait is not None:
-            self.answer(
+            self.refuse(
                 429,
-                errors(f"Too many submits: at most {ctx.rate.per_minute:g} per minute"),
+                f"Too many submits: at most {ctx.rate.per_minute:g} per minute",
+                student,
                 {"Retry-After": f"{wait:.0f}"},
             )
             return
-        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], ctx.budgets)
+        budgets = ctx.budgets if teacher is None else teacher.budgets(student)
+        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], budgets)
         if not isinstance(reserved, int):
             ctx.rate.give_back(student.id)
-            self.answer(402, errors(reserved.message))
+            self.refuse(402, reserved.message, student)
+            return
+        if teacher is not None and teacher.approve_on():
+            # Answered at once with a relay-made id, so the student's client never hangs;
+            # its fetches say it waits for the teacher until it is approved or rejected.
+            self.answer(200, {"task_id": teacher.hold(reserved, path)})
             return
         result = await ctx.forward(path, body, reserved)
         if result.task_id is None:
+            if teacher is not None:
+                teacher.refused(student, result.message)
             headers = {}
             if result.retry_after is not None:
                 headers["Retry-After"] = f"{result.retry_after:.0f}"
@@ -213,6 +246,14 @@ class SubmitHandler(_Api):
             return
         ctx.watch(result.task_id)
         self.answer(200, {"task_id": result.task_id})
+
+    def refuse(
+        self, status: int, message: str, student: Student, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer an error in the documented shape; the teacher's table shows the last one."""
+        if self.ctx.teacher is not None:
+            self.ctx.teacher.refused(student, message)
+        self.answer(status, errors(message), headers)
 
 
 class FetchHandler(_Api):

@@ -20,6 +20,7 @@ from typing import Any
 from .sql_base import SCHEMA, Dialect, _Cursor
 from .sql_gallery import GallerySQL
 from .sql_leases import LeaseSQL
+from .sql_teacher import TeacherSQL
 from .store import (
     NAME_ONLY,
     Budgets,
@@ -41,7 +42,7 @@ _SPENT = (
 )
 
 
-class SQLStore(LeaseSQL, GallerySQL):
+class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
     """A :class:`~luma_nb.relay.store.RelayStore` over one DB-API connection and a dialect.
 
     Subclasses open the connection (``_connect``) and pick the dialect; every method is shared.
@@ -174,32 +175,72 @@ class SQLStore(LeaseSQL, GallerySQL):
 
     def forwarded(self, submit_id: int, task_id: str, task_type: str) -> None:
         with self._tx() as db:
-            row = self._submit_row(db, submit_id)
-            now = self._clock()
+            self._forwarded(db, self._submit_row(db, submit_id), task_id, task_type)
+
+    def _forwarded(
+        self, db: _Cursor, row: Any, task_id: str, task_type: str, note: str = ""
+    ) -> None:
+        """Charge a submit the upstream accepted as ``task_id``; a held submit keeps the id its
+        student holds, which maps to ``task_id`` from now on."""
+        now, submit_id = self._clock(), int(row["id"])
+        mine = self._relayed(db, row)
+        if mine is not None:
+            body = {"task_id": mine, "task_type": task_type, "status": "pending"}
             db.execute(
-                "UPDATE submits SET state = 'forwarded', task_id = ?, updated = ? WHERE id = ?",
-                (task_id, now, submit_id),
+                "UPDATE tasks SET upstream_id = ?, body = ?, updated = ? WHERE task_id = ?",
+                (task_id, json.dumps(body), now, mine),
             )
+            note = note or f"forwarded upstream as {task_id}"
+        else:
             body = {"task_id": task_id, "task_type": task_type, "status": "pending"}
             db.execute(
                 "INSERT INTO tasks (task_id, student_id, submit_id, body, created, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
                 (task_id, row["student_id"], submit_id, json.dumps(body), now, now),
             )
-            self._entry(
-                db,
-                "charge",
-                float(row["cost"]),
-                student_id=row["student_id"],
-                submit_id=submit_id,
-                task_id=task_id,
-            )
+        db.execute(
+            "UPDATE submits SET state = 'forwarded', task_id = ?, updated = ? WHERE id = ?",
+            (mine or task_id, now, submit_id),
+        )
+        self._entry(
+            db,
+            "charge",
+            float(row["cost"]),
+            student_id=row["student_id"],
+            submit_id=submit_id,
+            task_id=mine or task_id,
+            reason=note,
+        )
 
-    def _settle(self, submit_id: int, state: str, reason: str) -> None:
+    @staticmethod
+    def _relayed(db: _Cursor, row: Any) -> str | None:
+        """The relay-made task id of a submit that was held for approval, else None."""
+        if row["task_id"] is None:
+            return None
+        found = db.execute(
+            "SELECT task_id FROM tasks WHERE task_id = ? AND relayed = 1", (row["task_id"],)
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def _end_relayed(self, db: _Cursor, row: Any, message: str) -> None:
+        """A held submit that will never run: its relay-made task fails with ``message``."""
+        mine = self._relayed(db, row)
+        if mine is None:
+            return
+        old = db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()
+        task_type = json.loads(old["body"]).get("task_type")
+        body = {"task_id": mine, "task_type": task_type, "status": "failed", "message": message}
+        db.execute(
+            "UPDATE tasks SET body = ?, terminal = 1, updated = ? WHERE task_id = ?",
+            (json.dumps(body), self._clock(), mine),
+        )
+        self._bump(db, mine)
+
+    def _settle(self, submit_id: int, state: str, reason: str, *, was: str = "reserved") -> bool:
         with self._tx() as db:
             row = self._submit_row(db, submit_id)
-            if row["state"] != "reserved":
-                return
+            if row["state"] != was:
+                return False
             db.execute(
                 "UPDATE submits SET state = ?, note = ?, updated = ? WHERE id = ?",
                 (state, reason, self._clock(), submit_id),
@@ -211,11 +252,25 @@ class SQLStore(LeaseSQL, GallerySQL):
                     float(row["cost"]),
                     student_id=row["student_id"],
                     submit_id=submit_id,
+                    task_id=self._relayed(db, row),
                     reason=reason,
                 )
+                self._end_relayed(db, row, reason)
+        return True
 
     def uncertain(self, submit_id: int, reason: str) -> None:
         self._settle(submit_id, "uncertain", reason)
+        with self._tx() as db:  # a held submit's student sees why it still waits
+            row = self._submit_row(db, submit_id)
+            mine = self._relayed(db, row)
+            if mine is not None and row["state"] == "uncertain":
+                old = db.execute("SELECT body FROM tasks WHERE task_id = ?", (mine,)).fetchone()
+                body = json.loads(old["body"])
+                body["progress_note"] = "the video service's answer was lost; your teacher checks"
+                db.execute(
+                    "UPDATE tasks SET body = ?, updated = ? WHERE task_id = ?",
+                    (json.dumps(body), self._clock(), mine),
+                )
 
     def release(self, submit_id: int, reason: str) -> None:
         self._settle(submit_id, "refused", reason)
@@ -322,13 +377,15 @@ class SQLStore(LeaseSQL, GallerySQL):
         failure: str | None,
     ) -> None:
         row = db.execute(
-            "SELECT t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
-            "LEFT JOIN submits s ON s.id = t.submit_id WHERE t.task_id = ?",
-            (task_id,),
+            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
+            "LEFT JOIN submits s ON s.id = t.submit_id "
+            "WHERE t.task_id = ? OR t.upstream_id = ?",
+            (task_id, task_id),
         ).fetchone()
         if row is None or row["terminal"]:
             return  # unknown, or settled already: a late answer changes nothing
-        text = json.dumps(dict(body))
+        upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
+        text = json.dumps(dict(body) | {"task_id": task_id})
         if not terminal and text == row["body"]:
             return  # nothing new (a task waiting in line): no write
         db.execute(
@@ -336,7 +393,7 @@ class SQLStore(LeaseSQL, GallerySQL):
             (text, int(terminal), self._clock(), task_id),
         )
         if terminal:
-            db.execute("DELETE FROM leases WHERE task_id = ?", (task_id,))
+            db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
             self._bump(db, task_id)
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
@@ -353,7 +410,8 @@ class SQLStore(LeaseSQL, GallerySQL):
         with self._read() as db:
             order = self.dialect.insertion_order  # a constant of the dialect, not input
             rows = db.execute(
-                f"SELECT task_id FROM tasks WHERE terminal = 0 ORDER BY created, {order}"  # noqa: S608
+                "SELECT COALESCE(upstream_id, task_id) FROM tasks WHERE terminal = 0 "  # noqa: S608
+                f"AND (relayed = 0 OR upstream_id IS NOT NULL) ORDER BY created, {order}"
             ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -366,3 +424,36 @@ class SQLStore(LeaseSQL, GallerySQL):
                 (task_id, json.dumps(dict(body or {"task_id": task_id})), now, now),
             )
             db.execute("UPDATE tasks SET published = 1 WHERE task_id = ?", (task_id,))
+
+    # -- the teacher's decisions (the rest of the controls: sql_teacher) -------------------------
+
+    def take_held(self, submit_id: int) -> SubmitRecord | None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE submits SET state = 'reserved', updated = ? "
+                "WHERE id = ? AND state = 'held'",
+                (self._clock(), submit_id),
+            )
+        if not cur.rowcount:
+            return None
+        return next(r for r in self.submits() if r.id == submit_id)
+
+    def reject(self, submit_id: int, reason: str) -> bool:
+        try:
+            return self._settle(submit_id, "refused", reason, was="held")
+        except KeyError:
+            return False
+
+    def resolve(self, submit_id: int, task_id: str | None, reason: str) -> bool:
+        if task_id is None:
+            try:
+                return self._settle(submit_id, "refused", reason, was="uncertain")
+            except KeyError:
+                return False
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+            if row is None or row["state"] != "uncertain":
+                return False
+            kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
+            self._forwarded(db, row, task_id, kind, note=reason)
+        return True

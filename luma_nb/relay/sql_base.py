@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS leases (
     task_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS relays (holder TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS controls (
+    student_id INTEGER PRIMARY KEY REFERENCES students(id), paused INTEGER NOT NULL DEFAULT 0,
+    budget REAL);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
@@ -49,6 +52,9 @@ _TASK_COLUMNS = {
     "shared": "INTEGER NOT NULL DEFAULT 1",
     "hidden": "INTEGER NOT NULL DEFAULT 0",
     "seq": "INTEGER NOT NULL DEFAULT 0",
+    # A relay-made id (a submit held for the teacher's approval) and the upstream task it became.
+    "relayed": "INTEGER NOT NULL DEFAULT 0",
+    "upstream_id": "TEXT",
 }
 
 
@@ -124,6 +130,7 @@ class SQLBase:
         """Bring a database made by an older version up to date (inside ``_tx``)."""
         for name, declaration in _TASK_COLUMNS.items():
             self._add_column(db, "tasks", name, declaration)
+        db.execute("CREATE INDEX IF NOT EXISTS tasks_upstream ON tasks (upstream_id)")
 
     def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
         """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""

@@ -38,12 +38,15 @@ class LeaseSQL(SQLBase):
                 marks = ", ".join("?" for _ in chunk)
                 found = db.execute(
                     "INSERT INTO leases (task_id, holder, expires) "  # noqa: S608
-                    f"SELECT task_id, ?, ? FROM tasks WHERE terminal = 0 AND task_id IN ({marks}) "
+                    # Leased by the upstream id (an approved held submit's maps to it).
+                    "SELECT COALESCE(upstream_id, task_id), ?, ? FROM tasks WHERE terminal = 0 "
+                    f"AND ((upstream_id IS NULL AND task_id IN ({marks})) "
+                    f"OR upstream_id IN ({marks})) "
                     "ON CONFLICT (task_id) DO UPDATE SET holder = excluded.holder, "
                     "expires = excluded.expires "
                     "WHERE leases.holder = excluded.holder OR leases.expires <= ? "
                     "RETURNING task_id",
-                    (holder, now + seconds, *chunk, now),
+                    (holder, now + seconds, *chunk, *chunk, now),
                 ).fetchall()
                 held.update(str(r[0]) for r in found)
         return [task_id for task_id in ids if task_id in held]

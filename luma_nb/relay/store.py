@@ -8,6 +8,11 @@ checks the budgets and holds the credits in one transaction.
 The ledger is append-only: ``reserve`` holds credits for a submit, ``charge`` records that the
 upstream accepted it, ``release`` gives the credits back for a submit the upstream refused, and
 ``refund`` for a task that failed upstream. Spent = reserved - released - refunded.
+
+The teacher's controls live here too: each student's pause and own budget
+(:class:`Controls`), class-wide settings as ``meta`` keys (see :mod:`luma_nb.relay.settings`),
+submits *held* for the teacher's approval under a relay-made task id, and the resolution of
+uncertain submits.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any, Protocol
 __all__ = (
     "NAME_ONLY",
     "Budgets",
+    "ClassTask",
+    "Controls",
     "GalleryItem",
     "LedgerEntry",
     "Refusal",
@@ -57,6 +64,32 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Controls:
+    """The teacher's controls of one student."""
+
+    paused: bool = False
+    """True while the teacher paused this student's submits (fetches keep working)."""
+    budget: float | None = None
+    """This student's own budget, replacing the per-student one (None: the class's rule)."""
+
+
+@dataclass(frozen=True)
+class ClassTask:
+    """One task of a student, as the teacher's table counts it."""
+
+    task_id: str
+    """The id the student holds (relay-made for a submit held for approval)."""
+    student: str
+    """The student's name."""
+    status: str
+    """The task's last known status (``pending`` while held for approval)."""
+    error: str | None = None
+    """The failure's reason, for a failed task."""
+    updated: float = 0.0
+    """Wall-clock time of the last change."""
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why a submit was not reserved (the relay answers 402 with ``message``)."""
 
@@ -79,9 +112,10 @@ class SubmitRecord:
     cost: float
     """Credits held for it."""
     state: str
-    """``reserved`` (on its way), ``forwarded``, ``uncertain`` (answer lost) or ``refused``."""
+    """``reserved`` (on its way), ``held`` (waiting for the teacher's approval), ``forwarded``,
+    ``uncertain`` (answer lost) or ``refused``."""
     task_id: str | None = None
-    """The upstream task id, once known."""
+    """The task id the student holds, once known (relay-made for a held submit)."""
     note: str | None = None
     """Why it is uncertain or refused."""
     created: float = 0.0
@@ -303,6 +337,52 @@ class RelayStore(Protocol):
     def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
         """Students' tasks changed after sequence number ``after`` (all of them for 0), in the
         order of their changes, and the class's latest sequence number."""
+        ...
+
+    # -- the teacher's controls --------------------------------------------------------------
+
+    def controls(self) -> dict[str, Controls]:
+        """Every student's controls, by name (students never touched get the defaults)."""
+        ...
+
+    def set_paused(self, name: str, paused: bool) -> bool:
+        """Pause (or resume) one student's submits; False when there is no such student."""
+        ...
+
+    def set_budget(self, name: str, budget: float | None) -> bool:
+        """Give one student their own budget (None: back to the class's rule); False when
+        there is no such student."""
+        ...
+
+    def class_tasks(self) -> list[ClassTask]:
+        """Every student's task, oldest first (for the teacher's table)."""
+        ...
+
+    def hold(self, submit_id: int, task_id: str, body: Mapping[str, Any]) -> None:
+        """Keep a reserved submit for the teacher's approval under the relay-made ``task_id``,
+        whose fetches answer ``body`` (a waiting status) until it is forwarded or rejected."""
+        ...
+
+    def take_held(self, submit_id: int) -> SubmitRecord | None:
+        """Take a held submit to forward it (held -> reserved, once); None when it is not held
+        (approved or rejected already)."""
+        ...
+
+    def reject(self, submit_id: int, reason: str) -> bool:
+        """A held submit the teacher refused: its task fails with ``reason``, the credits are
+        released; False when it is not held."""
+        ...
+
+    def resolve(self, submit_id: int, task_id: str | None, reason: str) -> bool:
+        """Settle an uncertain submit: ``task_id`` is the upstream task it made (charged, then
+        watched), or None for a submit that never ran (credits released). False when the
+        submit is not uncertain."""
+        ...
+
+    def upstream_of(self, task_id: str) -> str | None:
+        """The id to send upstream for a task the student names (a relay-made id maps to its
+        upstream task; an id the relay did not make is itself); None while it waits for the
+        teacher's approval."""
         ...
 
     def close(self) -> None:

@@ -1,0 +1,149 @@
+"""The class's settings the teacher changes while the relay runs, kept in the store's ``meta``.
+
+Being in the store, they outlive a restart and are shared by every relay process on the same
+class database: a budget raised on the dashboard beats the one the relay was started with
+(those are only the defaults, used until the teacher sets one). Also here: the teacher's token
+(its hash only) and the secret that signs the dashboard's session cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from .store import Budgets, Controls, RelayStore, Student
+
+__all__ = (
+    "TEACHER_PREFIX",
+    "ClassSettings",
+    "budgets_for",
+    "class_budgets",
+    "cookie_secret",
+    "issue_teacher_token",
+    "read_settings",
+    "set_approve",
+    "set_class_budget",
+    "set_class_paused",
+    "set_student_budget",
+    "teacher_session",
+)
+
+#: A teacher's token starts with this (a student's with ``lnbc_``), so one pasted is
+#: recognisable, and never taken for the other.
+TEACHER_PREFIX = "lnbt_"
+
+_PAUSED = "paused"
+_APPROVE = "approve"
+_CLASS_BUDGET = "class_budget"
+_STUDENT_BUDGET = "student_budget"
+_TEACHER_HASH = "teacher_token_hash"
+_COOKIE_SECRET = "cookie_secret"  # noqa: S105 - the name of a stored secret
+_NO_LIMIT = "none"
+
+
+@dataclass(frozen=True)
+class ClassSettings:
+    """The class-wide switches."""
+
+    paused: bool = False
+    """The teacher paused every student's submits (fetches keep working)."""
+    approve: bool = False
+    """Approve mode: each submit waits for the teacher's approval of its prompt."""
+
+
+def read_settings(store: RelayStore) -> ClassSettings:
+    """The class's switches as stored now."""
+    return ClassSettings(store.get_meta(_PAUSED) == "1", store.get_meta(_APPROVE) == "1")
+
+
+def set_class_paused(store: RelayStore, paused: bool) -> None:
+    """Pause (or resume) the whole class's submits."""
+    store.set_meta(_PAUSED, "1" if paused else "0")
+
+
+def set_approve(store: RelayStore, on: bool) -> None:
+    """Turn approve mode on or off (submits already held keep waiting for a decision)."""
+    store.set_meta(_APPROVE, "1" if on else "0")
+
+
+def _budget(store: RelayStore, key: str, default: float | None) -> float | None:
+    value = store.get_meta(key)
+    if value is None:
+        return default
+    if value == _NO_LIMIT:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return default
+
+
+def _check(budget: float | None) -> str:
+    if budget is None:
+        return _NO_LIMIT
+    if not budget >= 0 or budget == float("inf"):
+        raise ValueError(f"a budget is a number of credits, 0 or more, not {budget!r}")
+    return repr(float(budget))
+
+
+def set_class_budget(store: RelayStore, budget: float | None) -> None:
+    """The whole class's budget (None: no limit); beats the relay's start-up setting."""
+    store.set_meta(_CLASS_BUDGET, _check(budget))
+
+
+def set_student_budget(store: RelayStore, budget: float | None) -> None:
+    """Each student's budget (None: no limit); a student's own budget beats it."""
+    store.set_meta(_STUDENT_BUDGET, _check(budget))
+
+
+def class_budgets(store: RelayStore, defaults: Budgets) -> Budgets:
+    """The class and per-student budgets: the stored ones, else ``defaults``."""
+    return Budgets(
+        _budget(store, _CLASS_BUDGET, defaults.class_budget),
+        _budget(store, _STUDENT_BUDGET, defaults.student_budget),
+    )
+
+
+def budgets_for(store: RelayStore, student: Student, defaults: Budgets) -> Budgets:
+    """The budgets one submit of ``student`` is checked against (their own budget first)."""
+    budgets = class_budgets(store, defaults)
+    own = store.controls().get(student.name, Controls()).budget
+    return Budgets(budgets.class_budget, own if own is not None else budgets.student_budget)
+
+
+# -- the teacher's login -----------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
+
+
+def issue_teacher_token(store: RelayStore) -> str:
+    """A new teacher token (shown once; only its hash is stored). It replaces the previous
+    one, and so ends every dashboard session opened with it."""
+    token = TEACHER_PREFIX + secrets.token_urlsafe(24)
+    store.set_meta(_TEACHER_HASH, _hash(token))
+    return token
+
+
+def teacher_session(store: RelayStore, token: str | None = None) -> str | None:
+    """The session value of the current teacher token (None when none was issued); with
+    ``token``, None too unless that is the teacher's token."""
+    stored = store.get_meta(_TEACHER_HASH)
+    if not stored:
+        return None
+    if token is not None and not hmac.compare_digest(_hash(token), stored):
+        return None
+    # The cookie carries a digest of the hash, never the hash itself.
+    return hashlib.sha256(b"luma-nb teacher session\0" + stored.encode()).hexdigest()[:32]
+
+
+def cookie_secret(store: RelayStore) -> str:
+    """The secret that signs the dashboard's cookies (made once, kept in the class's store)."""
+    secret = store.get_meta(_COOKIE_SECRET)
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        store.set_meta(_COOKIE_SECRET, secret)
+    return secret
