@@ -103,3 +103,12 @@ def test_a_class_file_from_before_the_gallery_gets_its_columns(tmp_path):
     columns = {r[1] for r in store._db.execute("PRAGMA table_info(tasks)")}
     assert {"shared", "hidden", "seq"} <= columns
     store.close()
+
+
+def test_the_gallery_asks_by_an_index_on_the_change_sequence(tmp_path):
+    store, _, _ = _class(tmp_path)
+    plan = store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT task_id FROM tasks WHERE seq > ? ORDER BY seq", (5,)
+    ).fetchall()
+    assert any("tasks_seq" in str(tuple(row)) for row in plan), plan
+    store.close()

@@ -131,6 +131,8 @@ class SQLBase:
         for name, declaration in _TASK_COLUMNS.items():
             self._add_column(db, "tasks", name, declaration)
         db.execute("CREATE INDEX IF NOT EXISTS tasks_upstream ON tasks (upstream_id)")
+        # A live gallery asks "what changed after N?" twice a second while anyone listens.
+        db.execute("CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq)")
 
     def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
         """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""
