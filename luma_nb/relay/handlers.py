@@ -128,6 +128,18 @@ class _Base(tornado.web.RequestHandler):
         """The API path asked for, without the relay's base path (``/fetch``...)."""
         return "/" + self.request.path[len(self.ctx.base_path) :]
 
+    async def known_student(self) -> Student | None:
+        """The student making this request; else answers 401 (unknown or revoked token) or
+        503 (the Hub could not be asked) and returns None."""
+        try:
+            student = await self.student()
+        except HubUnavailable:
+            self.answer(503, errors("The relay could not ask JupyterHub who you are; try again."))
+            return None
+        if student is None:
+            self.answer(401, errors("Unknown or revoked class token"))
+        return student
+
     async def student(self) -> Student | None:
         """The student sending a class token, or (on a Hub) a Hub user's token."""
         token = self.request.headers.get("Authorization", "").strip()
@@ -171,13 +183,8 @@ class _Api(_Base):
     get = head = put = patch = delete = options = post = _not_allowed
 
     async def _run(self) -> None:
-        try:
-            student = await self.student()
-        except HubUnavailable:
-            self.answer(503, errors("The relay could not ask JupyterHub who you are; try again."))
-            return
+        student = await self.known_student()
         if student is None:
-            self.answer(401, errors("Unknown or revoked class token"))
             return
         try:
             payload = None if self.request.method == "GET" else self.payload()
@@ -346,13 +353,8 @@ class GalleryEventsHandler(_Base):
     _waiting: asyncio.Future[bool] | None = None
 
     async def get(self) -> None:
-        try:
-            student = await self.student()
-        except HubUnavailable:
-            self.answer(503, errors("The relay could not ask JupyterHub who you are; try again."))
-            return
+        student = await self.known_student()
         if student is None:
-            self.answer(401, errors("Unknown or revoked class token"))
             return
         header = self.request.headers.get("Last-Event-ID")
         try:
