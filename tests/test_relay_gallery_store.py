@@ -85,6 +85,9 @@ def test_teacher_published_parents_are_not_students_gallery_items(tmp_path):
     store, _, _ = _class(tmp_path)
     store.publish("parent", FINISHED)
     assert store.gallery() == (0, [])
+    store.publish("later", {"status": "processing"})
+    store.update_task("later", FINISHED, terminal=True, failure=None)  # the poller saw it end
+    assert store.gallery() == (0, [])  # no news for the class
     assert not store.set_hidden("parent", True)
 
 

@@ -394,7 +394,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         )
         if terminal:
             db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
-            self._bump(db, task_id)
+            if row["student_id"] is not None:  # a student's task: news for the class gallery
+                self._bump(db, task_id)
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
                 db,
