@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,10 @@ def _encode_alone(path: Path, images: list[Any], size: tuple[int, int], fps: int
     """PyAV (FFmpeg's libx264) encoding already drawn frames, with the sandbox's settings."""
     import av
 
-    from luma_nb.sandbox.video import _X264_OPTIONS
+    from luma_nb.sandbox.video import h264_stream
 
     with av.open(str(path), "w", format="mp4") as sink:
-        stream = sink.add_stream("libx264", rate=fps, options=dict(_X264_OPTIONS))
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = 2 * fps
-        time_base = Fraction(1, fps)
-        stream.codec_context.time_base = time_base
+        stream, time_base = h264_stream(sink, size, fps)
         for count, image in enumerate(images):
             frame = av.VideoFrame.from_image(image)
             frame.pts, frame.time_base = count, time_base

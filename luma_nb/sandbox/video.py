@@ -267,6 +267,20 @@ def synthesize_segment(
     )
 
 
+def h264_stream(
+    sink: av.container.OutputContainer, size: tuple[int, int], fps: int
+) -> tuple[av.video.stream.VideoStream, Fraction]:
+    """The sandbox's H.264 stream in ``sink`` (x264 settings, pixel format, a keyframe every
+    two seconds), and the time base its frames' ``pts`` count in."""
+    stream = sink.add_stream("libx264", rate=fps, options=dict(_X264_OPTIONS))
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.gop_size = 2 * fps
+    time_base = Fraction(1, fps)
+    stream.codec_context.time_base = time_base
+    return stream, time_base
+
+
 def _encode(
     path: str,
     source: av.container.InputContainer | None,
@@ -282,12 +296,7 @@ def _encode(
     with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as sink:
         sink.metadata["title"] = title[:200]
         sink.metadata["comment"] = "luma_nb sandbox"
-        stream = sink.add_stream("libx264", rate=fps, options=dict(_X264_OPTIONS))
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = 2 * fps
-        time_base = Fraction(1, fps)
-        stream.codec_context.time_base = time_base
+        stream, time_base = h264_stream(sink, size, fps)
         count = 0
 
         def put(frame: av.video.frame.VideoFrame) -> None:
