@@ -156,21 +156,20 @@ class Relay:
             on_renew=self._sweep,
         )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
+        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
+        """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
         self._ctx = RelayContext(
             store=self.store,
             class_name=self.class_name,
-            budgets=self.budgets,
             costs=self.costs,
             rate=limiter,
             forward=self._forward,
             watch=self.poller.watch,
             last_look=lambda: self.poller.last_look,
+            teacher=self.teacher,
             identify=None if hub is None else hub.name,
             base_path="/" + base_path.strip("/") + "/" if base_path.strip("/") else "/",
         )
-        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
-        """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
-        self._ctx.teacher = self.teacher
         #: JupyterHub mode's identity check (None for a class of tokens only).
         self.hub = hub
         self._hub_login: Any = None

@@ -105,7 +105,6 @@ class _Page(tornado.web.RequestHandler):
 
     @property
     def teacher(self) -> Teacher:
-        assert self.ctx.teacher is not None
         return self.ctx.teacher
 
     def url(self, path: str = "") -> str:

@@ -25,7 +25,7 @@ from ..contract.errors import ValidationError
 from .checks import RateLimiter, fetch_ids, submit_body
 from .gallery import LiveGallery, poll_body, stream_batch
 from .hub import HubUnavailable
-from .store import Budgets, RelayStore, Student
+from .store import RelayStore, Student
 from .tokens import TOKEN_PREFIX, hash_token
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ class RelayContext:
 
     store: RelayStore
     class_name: str
-    budgets: Budgets
     costs: dict[str, float]
     rate: RateLimiter
     forward: Callable[[str, dict[str, Any], int], Awaitable[Forwarded]]
@@ -65,10 +64,10 @@ class RelayContext:
     watch: Callable[[str], None]
     """Hand a new task to the poller."""
     last_look: Callable[[], float | None]
+    teacher: Teacher
+    """The teacher's controls (pause, budgets in the store, approve mode) and dashboard."""
     served: Counter[str] = field(default_factory=Counter)
     """Answers given, by path (what the class asked of the relay)."""
-    teacher: Teacher | None = None
-    """The teacher's controls (pause, budgets in the store, approve mode) and dashboard."""
     gallery: LiveGallery = field(init=False)
     """Wakes the live class gallery's waiting answers (see :mod:`luma_nb.relay.gallery`)."""
     identify: Callable[[str], Awaitable[str | None]] | None = None
@@ -82,14 +81,7 @@ class RelayContext:
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
-        if self.teacher is not None:
-            return self.teacher.remaining(student)
-        lefts = []
-        if self.budgets.student_budget is not None:
-            lefts.append(self.budgets.student_budget - self.store.spent(student))
-        if self.budgets.class_budget is not None:
-            lefts.append(self.budgets.class_budget - self.store.spent())
-        return max(0.0, min(lefts)) if lefts else None
+        return self.teacher.remaining(student)
 
 
 def errors(message: str) -> dict[str, Any]:
@@ -205,23 +197,22 @@ class SubmitHandler(_Api):
     async def serve(self, student: Student, payload: Any) -> None:
         ctx, path, teacher = self.ctx, self.endpoint, self.ctx.teacher
         body = submit_body(path, payload)
-        if teacher is not None:
-            paused = teacher.paused(student)
-            if paused is not None:  # before anything is reserved or counted
-                self.refuse(403, paused, student)
+        paused = teacher.paused(student)
+        if paused is not None:  # before anything is reserved or counted
+            self.refuse(403, paused, student)
+            return
+        parent = body.get("parent_task_id")
+        if isinstance(parent, str):
+            upstream = ctx.store.upstream_of(parent)
+            if upstream is None:
+                self.refuse(
+                    400,
+                    "That video still waits for your teacher's approval; extend it once it "
+                    "has finished.",
+                    student,
+                )
                 return
-            parent = body.get("parent_task_id")
-            if isinstance(parent, str):
-                upstream = ctx.store.upstream_of(parent)
-                if upstream is None:
-                    self.refuse(
-                        400,
-                        "That video still waits for your teacher's approval; extend it once "
-                        "it has finished.",
-                        student,
-                    )
-                    return
-                body = body | {"parent_task_id": upstream}
+            body = body | {"parent_task_id": upstream}
         wait = ctx.rate.take(student.id)
         if wait is not None:
             self.refuse(
@@ -231,21 +222,20 @@ class SubmitHandler(_Api):
                 {"Retry-After": f"{wait:.0f}"},
             )
             return
-        budgets = ctx.budgets if teacher is None else teacher.budgets(student)
+        budgets = teacher.budgets(student)
         reserved = ctx.store.reserve(student, path, body, ctx.costs[path], budgets)
         if not isinstance(reserved, int):
             ctx.rate.give_back(student.id)
             self.refuse(402, reserved.message, student)
             return
-        if teacher is not None and teacher.approve_on():
+        if teacher.approve_on():
             # Answered at once with a relay-made id, so the student's client never hangs;
             # its fetches say it waits for the teacher until it is approved or rejected.
             self.answer(200, {"task_id": teacher.hold(reserved, path)})
             return
         result = await ctx.forward(path, body, reserved)
         if result.task_id is None:
-            if teacher is not None:
-                teacher.refused(student, result.message)
+            teacher.refused(student, result.message)
             headers = {}
             if result.retry_after is not None:
                 headers["Retry-After"] = f"{result.retry_after:.0f}"
@@ -258,8 +248,7 @@ class SubmitHandler(_Api):
         self, status: int, message: str, student: Student, headers: dict[str, str] | None = None
     ) -> None:
         """Answer an error in the documented shape; the teacher's table shows the last one."""
-        if self.ctx.teacher is not None:
-            self.ctx.teacher.refused(student, message)
+        self.ctx.teacher.refused(student, message)
         self.answer(status, errors(message), headers)
 
 
