@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from luma_nb.sandbox import Sandbox
+from tests.store_support import backend, make, where  # noqa: F401 (the store tests' fixtures)
 
 FAST = 200.0
 

@@ -13,8 +13,7 @@ import inspect
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,8 +23,8 @@ from luma_nb.relay.postgres import PostgresStore, redact
 from luma_nb.relay.sqlite import SQLiteStore
 from luma_nb.relay.store import Budgets, Refusal, RelayStore, TaskUpdate
 from tests.pg_support import PASSWORD
+from tests.store_support import BACKENDS
 
-BACKENDS = ("sqlite", "postgres")
 NO_LIMIT = Budgets()
 
 
@@ -37,35 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def where(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """The ``db`` of a fresh database of the backend."""
-    if backend == "sqlite":
-        return str(tmp_path / "class.sqlite")
-    return str(request.getfixturevalue("pg_dsn"))
-
-
-@pytest.fixture
-def make(backend: str, where: str) -> Iterator[Callable[..., RelayStore]]:
-    opened: list[RelayStore] = []
-
-    def make_store(clock: Callable[[], float] | None = None) -> RelayStore:
-        kind = SQLiteStore if backend == "sqlite" else PostgresStore
-        store: RelayStore = kind(where, clock=clock) if clock else kind(where)
-        opened.append(store)
-        return store
-
-    yield make_store
-    for store in opened:
-        with contextlib.suppress(Exception):
-            store.close()
 
 
 @pytest.fixture

@@ -4,39 +4,15 @@ the upstream task, and uncertain submits resolved."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from luma_nb.relay.postgres import PostgresStore
 from luma_nb.relay.sqlite import SQLiteStore
-from luma_nb.relay.store import Budgets, Controls, RelayStore
+from luma_nb.relay.store import Budgets, Controls
 
 WAITING = {"task_id": "mine-1", "task_type": "luma", "status": "pending", "progress_note": "w"}
 FINISHED = {"status": "finished", "video_url": "https://cdn.example/v.mp4", "percentage": 100}
-
-
-@pytest.fixture(params=("sqlite", "postgres"))
-def make(request: pytest.FixtureRequest, tmp_path) -> Iterator[Callable[[], RelayStore]]:
-    """Stores on one fresh database of the backend (a second one is a reopening)."""
-    if request.param == "sqlite":
-        where = str(tmp_path / "class.sqlite")
-    else:
-        where = str(request.getfixturevalue("pg_dsn"))
-    kind = SQLiteStore if request.param == "sqlite" else PostgresStore
-    opened: list[RelayStore] = []
-
-    def make_store() -> RelayStore:
-        store: RelayStore = kind(where)
-        opened.append(store)
-        return store
-
-    yield make_store
-    for store in opened:
-        with contextlib.suppress(Exception):
-            store.close()
 
 
 @pytest.fixture
