@@ -129,7 +129,7 @@ def run(size: str = "full") -> Section:
             "in for the remote service."
         ),
     )
-    absent = missing("luma_nb.jobs.watcher:watch", "jupyter_client", "ipykernel")
+    absent = missing("luma_nb.client.watcher:watch", "jupyter_client", "ipykernel")
     if absent:
         section.missing = absent
         return section
@@ -145,7 +145,7 @@ def run(size: str = "full") -> Section:
         try:
             control.run("import luma_nb")
             setup = f"""
-                import luma_nb, luma_nb.jobs.watcher as _w
+                import luma_nb, luma_nb.client.watcher as _w
                 client = luma_nb.LumaClient({sandbox.api_key!r}, base_url={sandbox.base_url!r},
                                             journal=None, poll={POLICY[size]})
                 watcher = _w.get_watcher()

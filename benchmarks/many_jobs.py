@@ -28,7 +28,7 @@ SETUPS: dict[str, tuple[tuple[int, ...], float, float | None]] = {
 
 def _scenario(count: int, speed: float, interval: float | None) -> dict[str, Any]:
     from luma_nb import DefaultPolicy, FixedPolicy, LumaClient
-    from luma_nb.jobs.watcher import Watcher
+    from luma_nb.client.watcher import Watcher
     from luma_nb.sandbox import Sandbox
 
     ticks: list[tuple[int, int]] = []  # (ids in the tick, HTTP requests it made)
@@ -85,13 +85,13 @@ def run(size: str = "full") -> Section:
         about=(
             f"Sandbox at speed {speed:g} (a 60–300 s job takes "
             f"{60 / speed:.0f}–{300 / speed:.0f} s; its video is rendered meanwhile), "
-            f"`client.imagine` × N, then every job watched by one `luma_nb.jobs.watcher.Watcher` "
+            f"`client.imagine` × N, then every job watched by one `luma_nb.client.watcher.Watcher` "
             f"with {policy_name} until all finished. A tick is one "
             "`fetch_many` call of the watcher; requests are counted on the sandbox's request log "
             "(`/fetch` + `/fetch-many`)."
         ),
     )
-    absent = missing("luma_nb.jobs.watcher:Watcher", "luma_nb.sandbox:Sandbox")
+    absent = missing("luma_nb.client.watcher:Watcher", "luma_nb.sandbox:Sandbox")
     if absent:
         section.missing = absent
         return section
@@ -156,7 +156,7 @@ def run(size: str = "full") -> Section:
     section.tables.append(table)
     section.notes.append(
         "Each job keeps its own schedule; a tick takes the due jobs and fills its chunks of 20 "
-        "with the jobs due soonest after them (`luma_nb.jobs.batching.pick`), so their looks "
+        "with the jobs due soonest after them (`luma_nb.client.batching.pick`), so their looks "
         f"fall into step. The durations are independent ({60 / speed:.0f}–{300 / speed:.0f} s "
         "each here), so every finish "
         "needs looks of its own; the simulation in section 1 shows jobs that take about as long."

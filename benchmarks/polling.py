@@ -3,7 +3,7 @@
 Thousands of jobs are played against each policy under many progress models. A look is
 instantaneous; the figures are looks (requests) per job and the detection lag (time from the job
 finishing to the client's first look that sees it finished). A second part plays many jobs of one
-client at once through the watcher's batching rule (``luma_nb.jobs.batching.pick``).
+client at once through the watcher's batching rule (``luma_nb.client.batching.pick``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from luma_nb.client.batching import pick, requests_for, when
 from luma_nb.contract.polling import DefaultPolicy, FixedPolicy, PollPolicy, Schedule
-from luma_nb.jobs.batching import pick, requests_for, when
 from luma_nb.sandbox.lifecycle import Plan, make_plan, progress
 
 from . import Section, Table, percentile

@@ -1,4 +1,4 @@
-"""Measure 4: webhooks from the sandbox to ``luma_nb.jobs.webhooks.Receiver``: lag and polls made.
+"""Measure 4: webhooks from the sandbox to ``luma_nb.client.webhooks.Receiver``: lag and polls made.
 
 Jobs are submitted with ``webhook_url``/``webhook_secret`` pointing at a local receiver that
 tracks them; nothing polls. Two kinds of finish are timed: natural (the job's simulated end,
@@ -38,12 +38,12 @@ def run(size: str = "full") -> Section:
             "that call). No watcher, no wait: the receiver alone updates the jobs."
         ),
     )
-    absent = missing("luma_nb.jobs.webhooks:Receiver", "luma_nb.sandbox:Sandbox")
+    absent = missing("luma_nb.client.webhooks:Receiver", "luma_nb.sandbox:Sandbox")
     if absent:
         section.missing = absent
         return section
     from luma_nb import LumaClient
-    from luma_nb.jobs.webhooks import Receiver
+    from luma_nb.client.webhooks import Receiver
     from luma_nb.sandbox import Sandbox
 
     secret = secrets.token_urlsafe(16)
@@ -145,7 +145,7 @@ def _watched_too(
     sandbox: Any, client: Any, receiver: Any, secret: str, count: int, speed: float
 ) -> tuple[list[float], int]:
     """Lags (watch end vs simulated end) and polls of jobs both watched and tracked."""
-    from luma_nb.jobs import watcher
+    from luma_nb.client import watcher
 
     ended: dict[str, float] = {}
     lock = threading.Condition()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-# The layers, bottom up: importing jobs and notebook fills the slots the layers below them
-# name (a submit returns a Job, a Task shows itself), and defaults fills the default client.
-from . import defaults, jobs, notebook  # noqa: F401
-from ._sync import run_sync
+# Inside a running IPython shell, importing the notebook layer registers how a Job is shown
+# there (IPython's own display formatters); elsewhere it does nothing. It loads nothing heavy.
+from . import notebook  # noqa: F401
 from ._version import __version__
-from .api.client import LumaClient
+from .client.client import LumaClient
+from .client.defaults import default_client, history, resume
+from .client.job import Job
 from .contract.errors import (
     APIError,
     AuthenticationError,
@@ -27,8 +28,6 @@ from .contract.errors import (
 )
 from .contract.models import ASPECT_RATIOS, Account, Task
 from .contract.polling import DefaultPolicy, FixedPolicy
-from .defaults import default_client
-from .jobs.job import Job
 
 # Notebook-facing names are imported on first use, so ``import luma_nb`` stays as light as
 # ``import requests`` (ipywidgets and IPython load only when a widget or video is asked for).
@@ -39,10 +38,10 @@ _LAZY = {
     "ProgressView": "luma_nb.notebook.widgets",
     "extend_form": "luma_nb.notebook.widgets",
     "storyboard": "luma_nb.notebook.widgets",
-    "Journal": "luma_nb.jobs.journal",
-    "history": "luma_nb.jobs.journal",
-    "resume": "luma_nb.jobs.journal",
-    "class_gallery": "luma_nb._gallery",
+    "Journal": "luma_nb.client.journal",
+    "class_gallery": "luma_nb.notebook.widgets",
+    "show": "luma_nb.notebook.showing",
+    "video": "luma_nb.notebook.media",
 }
 #: Modules reachable as attributes (``from luma_nb import media``), loaded on first use.
 _LAZY_MODULES = {"media": "luma_nb.notebook.media"}
@@ -99,6 +98,7 @@ __all__ = (
     "extend_form",
     "history",
     "resume",
-    "run_sync",
+    "show",
     "storyboard",
+    "video",
 )

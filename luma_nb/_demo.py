@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .api.client import LumaClient
+from .client.client import LumaClient
 from .contract.polling import DefaultPolicy
 
 DEFAULT_PARENT_PROMPT = "A paper boat drifting down a rainy city street"

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._terminal import ProgressLine
 from ._version import __version__
-from .api.client import LumaClient
+from .client.client import LumaClient
+from .client.job import Job
 from .contract import errors
+from .contract.environment import environment
 from .contract.models import ASPECT_RATIOS, Task
 from .contract.printable import printable
-from .jobs.job import Job
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -101,7 +101,7 @@ def _finish(args: argparse.Namespace, client: LumaClient, job: Job) -> int:
 
 
 def _submit_options(args: argparse.Namespace) -> dict[str, Any]:
-    secret = args.webhook_secret or os.environ.get("APIFRAME_WEBHOOK_SECRET") or None
+    secret = args.webhook_secret or environment().webhook_secret or None
     return {
         "image_url": args.image_url,
         "end_image_url": args.end_image_url,

@@ -96,7 +96,7 @@ def test_without_a_class_it_says_so_and_how_to_join(monkeypatch, sandbox):
 
 
 def test_class_gallery_follows_the_configured_class(room, monkeypatch):
-    from luma_nb import defaults
+    from luma_nb.client import defaults
 
     monkeypatch.setenv("LUMA_NB_CLASS_URL", room.url)
     monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", room.tokens[0].token)

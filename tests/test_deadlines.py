@@ -22,7 +22,7 @@ from luma_nb import (
     TransportError,
     WaitTimeout,
 )
-from luma_nb.jobs.watcher import get_watcher
+from luma_nb.client.watcher import get_watcher
 
 from .rawserver import RawServer, Request, Wire
 from .scripted import Reply, ScriptedServer

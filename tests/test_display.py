@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+import luma_nb
 from luma_nb import FixedPolicy, LumaClient, Task
-from luma_nb.jobs.job import Job
-from luma_nb.jobs.watcher import get_watcher
+from luma_nb.client.job import Job
+from luma_nb.client.watcher import get_watcher
 from luma_nb.notebook import display as d
 from luma_nb.notebook import showing
 
@@ -98,14 +99,14 @@ def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox):
     )
     job = client.extend(sandbox.demo_parents[0].task_id, f"a fox {EVIL}")
     assert not showing.in_kernel()
-    bundle = job._repr_mimebundle_()
+    bundle = showing.job_bundle(job)  # what IPython's formatter shows for a job
     assert set(bundle) == {"text/plain", "text/html"}  # no widget: nothing to render it here
     assert "pending" in bundle["text/plain"]
     assert "<script>" not in bundle["text/html"]
     assert d.DEMO_NOTE in bundle["text/html"]
     assert get_watcher().watching(job) is None  # displaying as text watches nothing
     job.wait()
-    bundle = job._repr_mimebundle_()
+    bundle = showing.job_bundle(job)
     assert "finished" in bundle["text/plain"]
     assert bundle["text/plain"].splitlines()[-1].startswith("video: http://127.0.0.1:")
     html = bundle["text/html"]
@@ -118,7 +119,7 @@ def test_blocking_show_prints_progress_lines_and_ends_with_the_video(sandbox, ca
         sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
     )
     job = client.extend(sandbox.demo_parents[0].task_id, "a fox")
-    job.show()  # outside a kernel: blocks until the end
+    luma_nb.show(job)  # outside a kernel: blocks until the end
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith(job.task_id)]
     assert lines[0].endswith(("pending", "staged", "starting")) or "processing" in lines[0]

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from luma_nb import LumaClient, ServerError
-from luma_nb.api.gallery import MAX_EVENT_BYTES
+from luma_nb.client.class_feed import MAX_EVENT_BYTES
 
 from .rawserver import RawServer, Request, Wire
 

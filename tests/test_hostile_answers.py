@@ -29,7 +29,7 @@ from luma_nb import (
     ValidationError,
 )
 from luma_nb.cli import main as cli_main
-from luma_nb.jobs.webhooks import Receiver
+from luma_nb.client.webhooks import Receiver
 from luma_nb.notebook.media import MediaError, save
 from luma_nb.notebook.widgets import ExtendForm
 

@@ -16,7 +16,7 @@ import requests
 
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient, SubmitUncertainError, Task, ValidationError
-from luma_nb.jobs.journal import Journal, JournalWarning, data_home
+from luma_nb.client.journal import Journal, JournalWarning, data_home
 
 from .scripted import Reply, ScriptedServer
 
@@ -399,12 +399,14 @@ def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox):
     assert [j.task_id for j in later.resume()] == [stalled.task_id]
 
 
-def test_luma_nb_resume_watches_the_jobs(sandbox):
+def test_resume_watches_the_jobs_both_spellings_alike(sandbox):
     client = sandbox_client(sandbox)
     job = client.imagine("watched after resume")
-    from luma_nb.jobs import watcher
+    from luma_nb.client import watcher
 
-    (resumed,) = luma_nb.resume(client, watch=True)
+    (resumed,) = luma_nb.resume(client)
+    (same,) = client.resume()
+    assert same.task_id == resumed.task_id and watcher.get_watcher().watching(same) is not None
     assert resumed.task_id == job.task_id
     watch = watcher.get_watcher().watching(resumed)
     assert watch is not None
@@ -415,9 +417,9 @@ def test_luma_nb_resume_watches_the_jobs(sandbox):
 def test_resume_without_watch_returns_plain_jobs(sandbox):
     client = sandbox_client(sandbox)
     client.imagine("not watched")
-    from luma_nb.jobs import watcher
+    from luma_nb.client import watcher
 
-    (job,) = luma_nb.resume(client, watch=False)
+    (job,) = client.resume(watch=False)
     assert watcher.get_watcher().watching(job) is None
 
 
@@ -477,7 +479,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, warnings
     warnings.simplefilter("error")
-    from luma_nb.jobs.journal import Journal
+    from luma_nb.client.journal import Journal
     from luma_nb.contract.models import Task
     path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     journal = Journal(path, service="svc-" + name)

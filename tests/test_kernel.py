@@ -23,7 +23,7 @@ import threading
 import luma_nb
 from luma_nb import FixedPolicy, LumaClient
 from luma_nb.sandbox import Sandbox
-from luma_nb.jobs.watcher import get_watcher
+from luma_nb.client.watcher import get_watcher
 sandbox = Sandbox(speed=40).start()  # a job takes 1.5-7.5 s: time to run cells meanwhile
 client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.1),
                     journal=None)
@@ -48,22 +48,13 @@ print("awaited:", task.status, "| still watched:", get_watcher().watching(job) i
 task
 """
 
-NEST = """\
+AWAIT_JOB = """\
 import asyncio
-nested_job = client.extend(parent, "run_sync inside the kernel")
-# run_sync makes the running kernel loop re-entrant (nest-asyncio2) only now, at this call.
-print("loop nested:", getattr(asyncio.get_running_loop(), "_nest_patched", False))
-print("run_sync:", luma_nb.run_sync(nested_job.wait_async()).status)
-print("loop nested:", getattr(asyncio.get_running_loop(), "_nest_patched", False))
-print(asyncio.run(asyncio.sleep(0.01, result="nested asyncio.run ok")))
-"""
-
-AFTER_NEST = """\
-view_job = client.extend(parent, "after nest-asyncio2")
+view_job = client.extend(parent, "awaited at the top level")
 view = luma_nb.ProgressView(view_job)
 t2 = await view_job                  # top-level await (the client's own async wait)
 await view.watch                     # the view's watch ends on the watcher thread
-print("after nest:", t2.status, "| bar:", view._bar.bar_style, view._bar.value)
+print("awaited job:", t2.status, "| bar:", view._bar.bar_style, view._bar.value)
 print("player has video:", "<video" in view._player.outputs[0]["data"]["text/html"])
 """
 
@@ -113,8 +104,8 @@ def _text(outputs: list[Any]) -> str:
 
 def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypatch):
     monkeypatch.setenv("LUMA_NB_HOME", str(tmp_path / "home"))  # the kernel inherits it
-    outputs = _run([SETUP, SUBMIT, WHILE_WATCHED, AWAIT_WATCH, "job", NEST, AFTER_NEST, SYNC_WAIT])
-    _setup, _submit, meanwhile, awaited, shown, nest, after, sync = (_text(o) for o in outputs)
+    outputs = _run([SETUP, SUBMIT, WHILE_WATCHED, AWAIT_WATCH, "job", AWAIT_JOB, SYNC_WAIT])
+    _setup, _submit, meanwhile, awaited, shown, after, sync = (_text(o) for o in outputs)
     assert "ERROR" not in "".join(_text(o) for o in outputs)
 
     # The submit cell returned at once with a live view (widget + text/html fallback).
@@ -133,12 +124,8 @@ def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypat
     assert "<video" in awaited
     assert "<video" in shown  # the finished job shown again: HTML fallback carries the video
 
-    # nest-asyncio2 applied inside the kernel: nested run works and the kernel keeps working,
-    # top-level await included, with jobs watched on the thread as before.
-    lines = [line for line in nest.splitlines() if line]
-    assert lines[:3] == ["loop nested: False", "run_sync: finished", "loop nested: True"]
-    assert "nested asyncio.run ok" in nest
-    assert "after nest: finished | bar: success 100" in after
+    # A top-level await of the job, with a progress view watching it on the thread.
+    assert "awaited job: finished | bar: success 100" in after
     assert "player has video: True" in after
     assert "blocking wait: finished" in sync
     assert "view moved during the blocking wait: True" in sync

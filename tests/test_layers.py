@@ -1,8 +1,10 @@
-"""The package's layers go one way: notebook -> jobs -> api -> contract, with no import cycle.
+"""The package's layers go one way: notebook -> client -> contract, with no import cycle.
 
 Every import counts - at module level and inside functions alike, including
-``importlib.import_module("luma_nb...")`` with a literal name - except those under
-``if TYPE_CHECKING:``, which never run.
+``importlib.import_module("luma_nb...")`` with a literal name. Imports under
+``if TYPE_CHECKING:`` never run, so they make no runtime cycle; but they still count for the
+arrows between packages: two packages that name each other, even for the type checker, are one
+package in truth. No lower layer may leave a hole for a higher one to fill (a slot, a registry).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "luma_nb"
 #: Rank of each layer; an import may only go to the same rank or lower.
-LAYERS = {"contract": 0, "api": 1, "jobs": 2, "notebook": 3}
+LAYERS = {"contract": 0, "client": 1, "notebook": 2}
 TOP = 4
 #: Separate programs: what each may import from the rest of the package.
-PROGRAMS = {"sandbox": {"contract"}, "relay": {"contract", "api"}}
+PROGRAMS = {"sandbox": {"contract"}, "relay": {"contract", "client"}}
 #: The only modules that may start a separate program (and only inside functions): the sandbox
 #: from the top of the package or from the relay's launcher (``--upstream sandbox``), the
 #: relay's commands from the CLI.
-LAUNCHERS = {"luma_nb.defaults", "luma_nb._demo", "luma_nb.cli", "luma_nb.relay.launch"}
+LAUNCHERS = {"luma_nb.client.defaults", "luma_nb._demo", "luma_nb.cli", "luma_nb.relay.launch"}
 #: Leaf modules any layer may use.
 LEAVES = {"luma_nb._version"}
 FRONT_END = ("ipywidgets", "IPython")
@@ -44,16 +46,18 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 class _Imports(ast.NodeVisitor):
-    """``(target, line, local)`` of every import that runs, ``local`` when inside a function."""
+    """``(target, line, local)`` of every import that runs, ``local`` when inside a function;
+    with ``typing=True``, also those under ``if TYPE_CHECKING:``."""
 
-    def __init__(self, module: str, is_package: bool, known: set[str]) -> None:
+    def __init__(self, module: str, is_package: bool, known: set[str], typing: bool) -> None:
         self.package = module if is_package else module.rpartition(".")[0]
         self.known = known
+        self.typing = typing
         self.found: list[tuple[str, int, bool]] = []
         self.depth = 0
 
     def visit_If(self, node: ast.If) -> None:
-        if _is_type_checking(node):
+        if _is_type_checking(node) and not self.typing:
             for child in node.orelse:
                 self.visit(child)
             return
@@ -94,19 +98,19 @@ class _Imports(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _graph() -> dict[str, list[tuple[str, int, bool]]]:
+def _graph(typing: bool = False) -> dict[str, list[tuple[str, int, bool]]]:
     modules = _modules()
     known = set(modules)
     graph = {}
     for name, path in modules.items():
-        visitor = _Imports(name, path.name == "__init__.py", known)
+        visitor = _Imports(name, path.name == "__init__.py", known, typing)
         visitor.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
         graph[name] = visitor.found
     return graph
 
 
 def _room(module: str) -> str:
-    """``contract``, ``api``, ``jobs``, ``notebook``, a program's name, or ``top``."""
+    """``contract``, ``client``, ``notebook``, a program's name, or ``top``."""
     parts = module.split(".")
     if len(parts) > 1 and (parts[1] in LAYERS or parts[1] in PROGRAMS):
         return parts[1]
@@ -185,3 +189,61 @@ def test_only_the_notebook_layer_imports_the_front_end() -> None:
         if target.split(".")[0] in FRONT_END and _room(name) != "notebook"
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_no_cycle_between_packages_even_for_the_type_checker() -> None:
+    """The rooms (contract, client, notebook, sandbox, relay, the top) import each other one
+    way only, counting imports under ``if TYPE_CHECKING:``."""
+    edges: dict[str, set[str]] = {}
+    for name, found in _graph(typing=True).items():
+        here = _package(name)
+        for target, _, _ in found:
+            if target.startswith("luma_nb") and _package(target) != here:
+                edges.setdefault(here, set()).add(_package(target))
+    cycles = []
+    for a, targets in edges.items():
+        for b in targets:
+            if _reaches(edges, b, a):
+                cycles.append(f"{a} <-> {b}")
+    assert not cycles, "packages that import each other:\n" + "\n".join(sorted(cycles))
+
+
+def _package(module: str) -> str:
+    """The room a module belongs to: a layer, a program, the top, or the leaf ``_version``."""
+    return _room(module)
+
+
+def _reaches(edges: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = {start}, [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        for nxt in edges.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+def test_no_slot_or_registry_filled_from_above() -> None:
+    """No module defines or fills a slot: a lower layer never leaves a hole for a higher one.
+
+    IPython's own display formatters, which the notebook layer tells how to show a Job, are
+    the one registry allowed (they belong to IPython, not to this package's layers).
+    """
+    wrong = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and "slot" in node.name.lower():
+                wrong.append(f"{name}:{node.lineno} class {node.name}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "fill"
+                and name.split(".")[1:2] != ["sandbox"]
+            ):
+                wrong.append(f"{name}:{node.lineno} fills something ({ast.unparse(node)[:60]})")
+    assert not wrong, "slots:\n" + "\n".join(wrong)
+    assert not (PACKAGE / "contract" / "slots.py").exists()

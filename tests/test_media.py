@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from luma_nb import FixedPolicy, Journal, LumaClient, Task
+from luma_nb import FixedPolicy, Journal, LumaClient, Task, media
 from luma_nb.notebook.media import MediaError, file_name, save, video
 
 
@@ -186,7 +186,7 @@ def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
     )
     job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
     with pytest.raises(MediaError, match="no video yet"):
-        job.video()
+        media.video(job)
     job.wait()
     path = save(job, tmp_path)
     assert path == tmp_path / f"{job.task_id}.mp4"
@@ -194,7 +194,7 @@ def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
     assert [r.path for r in sandbox.requests if r.path.startswith("/media/")] == [
         f"/media/{job.task_id}.mp4"
     ]
-    assert job.video().url == job.task.video_url
+    assert media.video(job).url == job.task.video_url
     assert Path(path).stat().st_size > 1000
 
 

@@ -36,10 +36,10 @@ def test_sandbox_videos_are_embedded_only_for_a_remote_browser(sandbox, client, 
     job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
     job.wait(timeout=60)
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
-    local = job.video()._repr_html_()
+    local = media.video(job)._repr_html_()
     assert f'src="{job.task.video_url}"' in local
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
-    remote = job.video()._repr_html_()
+    remote = media.video(job)._repr_html_()
     assert "data:video/mp4;base64," in remote and "127.0.0.1" not in remote
     assert "data:video/mp4;base64," in _player(job.task, 160)
 

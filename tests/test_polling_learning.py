@@ -10,12 +10,12 @@ import math
 from collections.abc import Callable
 
 from luma_nb import LumaClient
+from luma_nb.client.batching import pick, requests_for, when
+from luma_nb.client.journal import Journal
 from luma_nb.contract._schedule import step_size
 from luma_nb.contract.models import Task
 from luma_nb.contract.polling import DefaultPolicy, DurationPrior, FixedPolicy, PollPolicy
 from luma_nb.contract.priors import Samples
-from luma_nb.jobs.batching import pick, requests_for, when
-from luma_nb.jobs.journal import Journal
 
 State = tuple[str, float | None]
 
@@ -211,8 +211,11 @@ def test_the_journal_feeds_the_prior_once(tmp_path) -> None:
     assert journal.durations("sandbox") == []
     policy = DefaultPolicy()
     client = LumaClient("k", base_url="https://example.invalid", journal=journal.path, poll=policy)
+    assert policy.prior.seen == 0  # building a client does no hidden work
+    assert client.journal is not None  # first use: the journal opens and teaches the policy
     assert policy.prior.seen == 3
     again = LumaClient("k", base_url="https://example.invalid", journal=journal.path, poll=policy)
+    assert again.journal is not None
     assert policy.prior.seen == 3  # the same journal is not counted twice
     client.close()
     again.close()

@@ -25,3 +25,24 @@ def test_tool_is_clean(command):
         [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_environment_variables_are_read_in_one_place_and_listed_once():
+    """Only ``contract/environment.py`` reads the environment (the relay's Hub settings, which
+    the Hub hands its service, aside), and the README's table lists exactly what it reads."""
+    import re
+
+    from luma_nb.contract.environment import VARIABLES
+
+    readers = []
+    for path in sorted((ROOT / "luma_nb").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if name in ("luma_nb/contract/environment.py", "luma_nb/relay/hub.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"os\.environ(\.get|\[)|os\.getenv\(", text):
+            readers.append(name)
+    assert readers == []
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M)
+    assert sorted(table) == sorted(VARIABLES)

@@ -257,14 +257,14 @@ EXPECT: dict[str, Check] = {
     ),
     "from luma_nb import LumaClient\n\nclient = LumaClient()": _client_story,
     "from luma_nb import InsufficientCreditsError": _errors,
-    'job = client.imagine("A hot-air balloon rising over autumn hills")\njob.show()': _show,
+    'job = client.imagine("A hot-air balloon rising over autumn hills")\nluma_nb.show(job)': _show,
     "from luma_nb import media": _save,
     "board = luma_nb.storyboard(": _storyboard,
     "sandbox.faults.add(": _faults,
     "luma-nb class tokens": _tokens,
     "luma-nb class status": _class_status,
     "luma-nb class teacher-token": _teacher_token,
-    "from luma_nb.jobs.webhooks import Receiver": _webhook,
+    "from luma_nb.client.webhooks import Receiver": _webhook,
     "import luma_nb\n\ngallery = luma_nb.class_gallery()": lambda out, work, sandbox: _has(
         out, "^No class gallery: ", "LUMA_NB_CLASS_URL and LUMA_NB_CLASS_TOKEN"
     ),

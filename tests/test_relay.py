@@ -183,7 +183,7 @@ def test_the_upstream_key_never_leaves_the_relay(make_sandbox, tmp_path, caplog)
 
 
 def test_default_client_and_the_form_use_the_class_relay(room, monkeypatch):
-    from luma_nb import defaults
+    from luma_nb.client import defaults
 
     monkeypatch.setenv("LUMA_NB_CLASS_URL", room.url + "/")
     monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", room.tokens[1].token)

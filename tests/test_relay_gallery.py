@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from luma_nb import ClassOnlyError, LumaClient, TransportError
-from luma_nb.api.gallery import GalleryStream
+from luma_nb.client.class_feed import GalleryStream
+from luma_nb.contract.class_videos import GalleryUpdate
 from luma_nb.contract.errors import APIError, AuthenticationError
-from luma_nb.contract.gallery import GalleryUpdate
 from luma_nb.sandbox import Sandbox
 from tests.relay_support import Classroom
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from luma_nb import LumaClient
-from luma_nb import defaults as defaults_module
+from luma_nb.client import defaults as defaults_module
 from luma_nb.contract.polling import FixedPolicy
 from luma_nb.relay import Relay, hash_token
 from luma_nb.relay.hub import HubIdentity, HubUnavailable, HubUser, service_from_env

@@ -264,7 +264,7 @@ def test_the_client_and_the_progress_bar_say_where_a_task_waits(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
     from luma_nb import LumaClient
-    from luma_nb.jobs.watcher import Watcher
+    from luma_nb.client.watcher import Watcher
     from luma_nb.notebook.widgets import ProgressView
 
     sandbox = make_sandbox()

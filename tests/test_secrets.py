@@ -23,9 +23,9 @@ import ipywidgets
 import pytest
 
 import luma_nb
-from luma_nb import AuthenticationError, LumaClient, SubmitUncertainError
-from luma_nb import defaults as luma_defaults
-from luma_nb.jobs.watcher import get_watcher
+from luma_nb import AuthenticationError, LumaClient, SubmitUncertainError, media
+from luma_nb.client import defaults as luma_defaults
+from luma_nb.client.watcher import get_watcher
 from luma_nb.sandbox import Sandbox
 
 from ._notebooks import ROOT, SERVICE_VARS, copy_notebooks, notebook_paths
@@ -87,7 +87,7 @@ def test_client_and_widgets_never_show_the_key(
     seen += [repr(job), json.dumps(job.request)]
     task = job.wait(on_progress=lambda t: seen.append(repr(t)))
     seen += [repr(client.fetch(job.task_id)), repr(client.fetch_many([parent, job.task_id]))]
-    seen += [repr(client.account()), task._repr_html_(), repr(job.video()._repr_html_())]
+    seen += [repr(client.account()), task._repr_html_(), repr(media.video(job)._repr_html_())]
     seen.append(str(luma_nb.notebook.media.save(job, tmp_path / "videos")))
 
     with pytest.raises(AuthenticationError) as refused:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from luma_nb import FixedPolicy, LumaClient, ValidationError
-from luma_nb.api.client import DEFAULT_BASE_URL
+from luma_nb.client.client import DEFAULT_BASE_URL
+from luma_nb.client.journal import service_of
 from luma_nb.contract.service import SERVICE_HEADER
-from luma_nb.jobs.resume import service_of
 from luma_nb.notebook import display
 from luma_nb.notebook.showing import text_bundle
 

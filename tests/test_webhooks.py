@@ -11,9 +11,9 @@ from email.message import Message
 import pytest
 import requests
 
-import luma_nb.jobs.webhooks as webhooks
-from luma_nb import FixedPolicy, LumaClient, TaskFailedError, ValidationError, WaitTimeout
-from luma_nb.jobs.webhooks import Receiver, verify
+import luma_nb.client.webhooks as webhooks
+from luma_nb import FixedPolicy, LumaClient, TaskFailedError, ValidationError
+from luma_nb.client.webhooks import Receiver, verify
 
 SECRET = "hook-secret-3f9a1c7e"
 FAST = FixedPolicy(0.02)
@@ -170,34 +170,7 @@ def test_a_late_progress_post_never_undoes_the_end(receiver):
     post(receiver.url, {"task_id": "t-1", "video_url": "https://cdn.example/v.mp4"})
     post(receiver.url, TASK)
     assert receiver.last("t-1").is_finished
-    assert receiver.wait_for("t-1", timeout=1).video_url == "https://cdn.example/v.mp4"
-
-
-def test_wait_for_times_out_naming_the_last_status(receiver):
-    post(receiver.url, TASK)
-    with pytest.raises(WaitTimeout) as caught:
-        receiver.wait_for("t-1", timeout=0.2)
-    assert caught.value.task_id == "t-1" and caught.value.last_status == "processing"
-    assert "t-1" in str(caught.value)
-
-
-def test_wait_for_raises_for_a_failed_task(receiver):
-    post(receiver.url, {"task_id": "t-2", "status": "failed", "message": "content policy"})
-    with pytest.raises(TaskFailedError, match="content policy"):
-        receiver.wait_for("t-2", timeout=1)
-
-
-def test_wait_for_wakes_when_the_update_arrives(receiver):
-    result = {}
-
-    def wait():
-        result["task"] = receiver.wait_for("t-3", timeout=20)
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    post(receiver.url, {"task_id": "t-3", "video_url": "https://cdn.example/3.mp4"})
-    waiter.join(20)
-    assert result["task"].is_finished
+    assert receiver.last("t-1").video_url == "https://cdn.example/v.mp4"
 
 
 def test_stop_joins_and_frees_the_port():
@@ -224,7 +197,9 @@ def test_bad_receiver_settings(kwargs):
 
 
 def test_sandbox_webhooks_finish_the_job_without_a_single_fetch(sandbox):
-    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST)
+    # Waiting on the watcher: the webhooks come before its first look is due (5 s), and each
+    # one puts the next look off, so it never polls.
+    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(5.0))
     statuses = []
     with Receiver(SECRET) as receiver:
         receiver.subscribe(lambda task: statuses.append(task.status))
@@ -234,8 +209,9 @@ def test_sandbox_webhooks_finish_the_job_without_a_single_fetch(sandbox):
             webhook_url=receiver.url,
             webhook_secret=SECRET,
         )
+        watch = job.watch()  # watched first: an early webhook then puts the first look off
         receiver.track(job)
-        task = receiver.wait_for(job.task_id, timeout=30)
+        task = watch.wait(30)
         assert sandbox.wait_webhooks(10)
     assert task.is_finished and task.video_url
     assert job.done and job.task == task
@@ -289,14 +265,14 @@ def test_sandbox_webhooks_with_a_wrong_secret_are_refused(sandbox):
 
 
 def test_sandbox_webhook_of_a_failed_task(sandbox):
-    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST)
+    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(5.0))
     sandbox.faults.next_task(fail="GPU quota exceeded")
     with Receiver(SECRET) as receiver:
-        job = receiver.track(
-            client.imagine("doomed", webhook_url=receiver.url, webhook_secret=SECRET)
-        )
+        job = client.imagine("doomed", webhook_url=receiver.url, webhook_secret=SECRET)
+        watch = job.watch()
+        receiver.track(job)
         with pytest.raises(TaskFailedError, match="GPU quota exceeded"):
-            receiver.wait_for(job.task_id, timeout=30)
+            watch.wait(30)
     assert job.task is not None and job.task.is_failed
     assert client.journal.entries()[0].error == "GPU quota exceeded"
     assert sandbox.count("/fetch") == 0

@@ -16,7 +16,7 @@ import pytest
 
 import luma_nb
 from luma_nb import ASPECT_RATIOS, FixedPolicy, LumaClient, ValidationError
-from luma_nb.jobs.watcher import Watcher, get_watcher
+from luma_nb.client.watcher import Watcher, get_watcher
 from luma_nb.notebook.display import DEMO_NOTE
 from luma_nb.notebook.widgets import (
     ExtendForm,
@@ -415,7 +415,7 @@ def test_journal_entries_are_offered_as_parents(sandbox, tmp_path):
 
 
 def test_public_names_and_demo_mode_default_client(monkeypatch):
-    from luma_nb import defaults
+    from luma_nb.client import defaults
 
     monkeypatch.delenv("APIFRAME_API_KEY", raising=False)
     monkeypatch.setenv("LUMA_NB_SANDBOX_SPEED", "200")

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import rendering
-from .statuses import ASPECT_RATIOS, KNOWN_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES
+from .statuses import ASPECT_RATIOS, KNOWN_STATUSES, TERMINAL_STATUSES
 
 __all__ = (
     "ASPECT_RATIOS",
@@ -146,11 +145,6 @@ class Task:
         return self.status in TERMINAL_STATUSES
 
     @property
-    def is_waiting(self) -> bool:
-        """True while queued or waiting to be retried (``pending``, ``staged``, ``retry(ing)``)."""
-        return self.status in WAITING_STATUSES
-
-    @property
     def is_known_status(self) -> bool:
         """False for statuses the provider does not document (shown as they came)."""
         return self.status in KNOWN_STATUSES
@@ -183,13 +177,11 @@ class Task:
             return f"failed: {self.error}"
         return self.status
 
-    def video(self, **kwargs: Any) -> Any:
-        """An ``IPython.display.Video`` of the result (see :func:`luma_nb.media.video`)."""
-        return rendering.video(self, **kwargs)
-
     def _repr_html_(self) -> str:
-        html: str = rendering.task_html(self)
-        return html
+        """HTML of this snapshot (the player once finished); ``luma_nb.video(task)`` for more."""
+        from .html import task_html  # a module of the same layer, loaded when first shown
+
+        return task_html(self)
 
 
 @dataclass(frozen=True)

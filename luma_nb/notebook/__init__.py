@@ -1,37 +1,26 @@
 """The notebook layer: display, media and widgets (the only code importing IPython/ipywidgets).
 
-Importing it fills the rendering slots of :mod:`luma_nb.contract.rendering`, so ``Task`` and
-``Job`` display themselves (HTML, video, live progress). Nothing heavy loads here: IPython and
-ipywidgets are imported when something is first shown.
+Nothing heavy loads here: IPython and ipywidgets are imported when something is first shown.
+Inside an IPython shell (a Jupyter kernel), importing this package tells IPython's display
+formatter how to show a :class:`~luma_nb.Job` as a cell's result: a live progress view
+(:func:`~luma_nb.notebook.showing.register_formatters`). Everywhere else a job shows its own
+text and HTML.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..contract import rendering as _rendering
-from .display import task_html as _task_html
+import sys
 
 
-def _video(source: Any, **options: Any) -> Any:
-    from .media import video
+def _register_with_running_shell() -> None:
+    # Only a shell that is already running can show anything: IPython is then imported, and
+    # is never imported here just to look.
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        from .showing import register_formatters
 
-    return video(source, **options)
-
-
-def _job_bundle(job: Any) -> dict[str, Any]:
-    from .showing import job_bundle
-
-    return job_bundle(job)
-
-
-def _job_show(job: Any, *, wait: bool | None = None, timeout: float = 1800) -> None:
-    from .showing import show
-
-    show(job, wait=wait, timeout=timeout)
+        register_formatters(shell)
 
 
-_rendering.task_html.fill(_task_html)
-_rendering.video.fill(_video)
-_rendering.job_bundle.fill(_job_bundle)
-_rendering.job_show.fill(_job_show)
+_register_with_running_shell()

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ..contract.environment import environment
 from ..contract.text import esc, is_loopback_url
 
 __all__ = (
@@ -82,9 +83,9 @@ def in_kernel() -> bool:
     """True inside a Jupyter kernel (where widgets may render), False in a terminal or script."""
     if "IPython" not in sys.modules:
         return False
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
-    shell = get_ipython()
+    shell = get_ipython()  # type: ignore[no-untyped-call]
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
@@ -94,13 +95,10 @@ def remote_browser(env: Mapping[str, str] | None = None) -> bool:
     ``LUMA_NB_REMOTE_BROWSER=1`` (or ``0``) decides; unset, it is True on JupyterHub and Binder
     (``JUPYTERHUB_SERVICE_PREFIX``) and in Colab.
     """
-    env = os.environ if env is None else env
-    setting = env.get("LUMA_NB_REMOTE_BROWSER", "").strip().lower()
-    if setting in ("1", "true", "yes", "on"):
-        return True
-    if setting in ("0", "false", "no", "off"):
-        return False
-    return bool(env.get("JUPYTERHUB_SERVICE_PREFIX")) or "google.colab" in sys.modules
+    settings = environment(env)
+    if settings.remote_browser is not None:
+        return settings.remote_browser
+    return bool(settings.hub_service_prefix) or "google.colab" in sys.modules
 
 
 # -- the kernel's Jupyter server -------------------------------------------------------------
@@ -122,10 +120,11 @@ class JupyterServer:
     root_dir: str = ""
 
 
-def _runtime_dirs(env: Mapping[str, str]) -> list[Path]:
+def _runtime_dirs(env: Mapping[str, str] | None) -> list[Path]:
     found: list[Path] = []
-    if env.get("JUPYTER_RUNTIME_DIR"):
-        found.append(Path(env["JUPYTER_RUNTIME_DIR"]))
+    runtime = environment(env).jupyter_runtime_dir
+    if runtime:
+        found.append(Path(runtime))
     try:
         from jupyter_core.paths import jupyter_runtime_dir
 
@@ -160,12 +159,12 @@ def find_server(
     this process's parent (the server launches its kernels), then ``JPY_PARENT_PID``'s; then
     JupyterHub's ``JUPYTERHUB_SERVICE_URL``. ``JUPYTERHUB_API_TOKEN`` is added to the tokens.
     """
-    env = os.environ if env is None else env
+    settings = environment(env)
     dirs = list(runtime_dirs) if runtime_dirs is not None else _runtime_dirs(env)
-    hub_token = env.get("JUPYTERHUB_API_TOKEN", "")
+    hub_token = settings.hub_api_token
     pids = [str(parent_pid if parent_pid is not None else os.getppid())]
-    if env.get("JPY_PARENT_PID"):
-        pids.append(env["JPY_PARENT_PID"])
+    if settings.jpy_parent_pid:
+        pids.append(settings.jpy_parent_pid)
     for pid in dict.fromkeys(pids):
         for folder in dirs:
             info = _read_info(folder / f"jpserver-{pid}.json")
@@ -179,8 +178,8 @@ def find_server(
             tokens = tuple(dict.fromkeys([own, *([hub_token] if hub_token else [])]))
             root = str(info.get("root_dir") or info.get("notebook_dir") or "")
             return JupyterServer(url, base, tokens, root)
-    service = env.get("JUPYTERHUB_SERVICE_URL", "")
-    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    service = settings.hub_service_url
+    prefix = settings.hub_service_prefix
     if service.startswith(("http://", "https://")):
         url = _loopback(service)
         path = urlsplit(url).path

@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ..contract.environment import environment
 from ..contract.errors import LumaError
 from ..contract.text import is_loopback_url
 from .display import safe_url
 from .frontend import Route, browser_route, find_server, in_kernel, remote_browser
 
 if TYPE_CHECKING:
-    from IPython.display import Video
+    from IPython.core.display import Video
 
+    from ..client.job import Job
     from ..contract.models import Task
-    from ..jobs.job import Job
 
 __all__ = (
     "DEFAULT_MAX_BYTES",
@@ -60,7 +61,7 @@ class _TooLarge(MediaError):
 
 
 def _task_of(source: Task | Job) -> Task:
-    from ..jobs.job import Job
+    from ..client.job import Job
 
     task = source.task if isinstance(source, Job) else source
     if task is None:
@@ -157,7 +158,7 @@ def _record_saved(source: Task | Job, task_id: str, target: Path, journal: Any) 
         if client is not None:
             journal = client.journal
         else:
-            from ..jobs.journal import Journal
+            from ..client.journal import Journal
 
             journal = Journal()
     if journal is not None:
@@ -269,7 +270,7 @@ _ROUTED: list[type[Video]] = []
 def _routed_class() -> type[Video]:
     if _ROUTED:
         return _ROUTED[0]
-    from IPython.display import Video
+    from IPython.core.display import Video
 
     class _Routed(Video):
         task_id: str
@@ -305,13 +306,11 @@ def keep_limit() -> int | None:
     kernel (where a notebook sits in the working directory) and off in scripts.
     ``LUMA_NB_KEEP_VIDEOS_MB`` bounds the folder (default 100 MB).
     """
-    setting = os.environ.get("LUMA_NB_KEEP_VIDEOS", "").strip().lower()
-    if setting in ("0", "false", "no", "off"):
-        return None
-    if setting not in ("1", "true", "yes", "on") and not in_kernel():
+    env = environment()
+    if env.keep_videos is False or (env.keep_videos is None and not in_kernel()):
         return None
     try:
-        megabytes = float(os.environ.get("LUMA_NB_KEEP_VIDEOS_MB", DEFAULT_KEEP_MB))
+        megabytes = float(env.keep_videos_mb or DEFAULT_KEEP_MB)
     except ValueError:
         megabytes = DEFAULT_KEEP_MB
     return max(0, int(megabytes * 1024 * 1024)) or None

@@ -1,7 +1,9 @@
 """Showing a job: a live progress widget in a kernel, progress lines and HTML elsewhere.
 
-This is what ``job.show()`` and a job as a cell's result do (through the rendering slots the
-notebook layer fills, :mod:`luma_nb.contract.rendering`).
+This is what :func:`luma_nb.show` does, and what a job shows as a cell's result in a kernel:
+:func:`register_formatters` tells IPython's display formatter to show a
+:class:`~luma_nb.Job` as a live :class:`~luma_nb.ProgressView` (elsewhere a job shows its own
+text and HTML, :meth:`Job._repr_html_`).
 """
 
 from __future__ import annotations
@@ -9,14 +11,23 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..jobs.watcher import get_watcher
+from ..contract.errors import LumaError
 from .display import DEMO_NOTE, job_html, job_text, status_text
 from .frontend import in_kernel
 
 if TYPE_CHECKING:
-    from ..jobs.job import Job
+    from ..client.job import Job
+    from ..contract.models import Task
 
-__all__ = ("in_kernel", "job_bundle", "show", "show_blocking", "show_view", "text_bundle")
+__all__ = (
+    "in_kernel",
+    "job_bundle",
+    "register_formatters",
+    "show",
+    "show_blocking",
+    "show_view",
+    "text_bundle",
+)
 
 
 def text_bundle(job: Job) -> dict[str, Any]:
@@ -44,7 +55,13 @@ def job_bundle(job: Job) -> dict[str, Any]:
 
 
 def show(job: Job, *, wait: bool | None = None, timeout: float = 1800) -> None:
-    """``job.show()``: the live view in a kernel (``wait=None``), else blocking progress lines."""
+    """Display progress, then the video.
+
+    In Jupyter (``wait=None``) the live progress view is displayed and the call returns at once;
+    the video appears in the view when the job finishes. Outside a kernel (terminal IPython,
+    plain Python), or with ``wait=True``, it blocks (``job.wait``): one progress line per
+    change, then the result (video HTML for front-ends that render it). Ctrl-C stops the wait.
+    """
     if wait is None:
         wait = not in_kernel()
     if wait:
@@ -63,31 +80,32 @@ def show_view(job: Job, *, timeout: float) -> None:
 
 
 def show_blocking(job: Job, *, timeout: float, out: TextIO | None = None) -> None:
-    """Wait for ``job`` on the watcher, printing a line per change; then display the result.
-
-    Ctrl-C (KeyboardInterrupt) stops waiting; if this call started the watching, it stops it too,
-    so no watcher entry is left behind.
-    """
+    """Wait for ``job`` with :meth:`Job.wait`, printing a line per change; then display the
+    result. Ctrl-C (KeyboardInterrupt) stops the wait; the task keeps running at the service."""
     from IPython.display import display
 
     stream = out if out is not None else sys.stdout
-    watcher = get_watcher()
-    started_here = watcher.watching(job) is None
-    watch = watcher.watch(job, timeout=timeout)
-    last = None
+
+    def line(task: Task) -> None:
+        print(f"{job.task_id}: {status_text(task)}", file=stream, flush=True)
+
+    if job.task is not None:
+        line(job.task)
     try:
-        while True:
-            ended = watch.wait_ended(0.1)
-            line = f"{job.task_id}: {status_text(job.task)}"
-            if line != last:
-                print(line, file=stream, flush=True)
-                last = line
-            if ended:
-                break
-    except BaseException:
-        if started_here:
-            watcher.unwatch(job)
-        raise
-    if watch.state not in ("finished", "failed"):
-        print(f"{job.task_id}: {watch.error or watch.state}", file=stream, flush=True)
+        job.wait(timeout=timeout, on_progress=line)
+    except LumaError as error:
+        print(f"{job.task_id}: {error}", file=stream, flush=True)
     display(text_bundle(job), raw=True)  # type: ignore[no-untyped-call]
+
+
+def register_formatters(shell: Any) -> None:
+    """Show a :class:`~luma_nb.Job` in ``shell`` (IPython's) as :func:`job_bundle` says.
+
+    Registered by class name, so nothing is imported until a job is shown.
+    """
+    formatter = shell.display_formatter.mimebundle_formatter
+    formatter.for_type_by_name("luma_nb.client.job", "Job", _job_mimebundle)
+
+
+def _job_mimebundle(job: Job, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    return job_bundle(job)

@@ -15,12 +15,13 @@ server's own Hub token says who they are); see README, "Teaching a class on Jupy
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from ..contract.environment import environment
 
 __all__ = ("add_arguments", "parse_rate", "run")
 
@@ -326,10 +327,8 @@ def _serve(args: argparse.Namespace) -> int:
         rehearsal = start_rehearsal(speed=args.sandbox_speed, **options)
         relay = rehearsal.relay
     else:
-        upstream = (
-            args.upstream or os.environ.get("APIFRAME_BASE_URL") or "https://api.apiframe.pro"
-        )
-        if not os.environ.get("APIFRAME_API_KEY", "").strip():
+        upstream = args.upstream or environment().base_url or "https://api.apiframe.pro"
+        if not environment().api_key:
             print(
                 "luma-nb class serve: set APIFRAME_API_KEY (or use --upstream sandbox)",
                 file=sys.stderr,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import threading
 import time
@@ -23,8 +22,9 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from ..api.client import LumaClient
-from ..api.deadline import guarded_session
+from ..client.client import LumaClient
+from ..client.deadline import guarded_session
+from ..contract.environment import environment
 from ..contract.errors import (
     AuthenticationError,
     BadRequestError,
@@ -115,7 +115,7 @@ class Relay:
         base_path: str = "/",
         hub_login: bool = False,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
+        key = api_key if api_key is not None else environment().api_key
         if not key.strip():
             raise ValueError("the relay needs the upstream key: set APIFRAME_API_KEY")
         self.store: RelayStore = db if not isinstance(db, (str, Path)) else open_store(db)

@@ -23,8 +23,8 @@ import tornado.web
 
 from ..contract.errors import ValidationError
 from .checks import RateLimiter, fetch_ids, submit_body
-from .gallery import LiveGallery, poll_body, stream_batch
 from .hub import HubUnavailable
+from .live_gallery import LiveGallery, poll_body, stream_batch
 from .store import RelayStore, Student
 from .tokens import TOKEN_PREFIX, hash_token
 
@@ -69,7 +69,7 @@ class RelayContext:
     served: Counter[str] = field(default_factory=Counter)
     """Answers given, by path (what the class asked of the relay)."""
     gallery: LiveGallery = field(init=False)
-    """Wakes the live class gallery's waiting answers (see :mod:`luma_nb.relay.gallery`)."""
+    """Wakes the live class gallery's waiting answers (see :mod:`luma_nb.relay.live_gallery`)."""
     identify: Callable[[str], Awaitable[str | None]] | None = None
     """JupyterHub mode: the name of the Hub user a token belongs to, else None (may raise
     :class:`~luma_nb.relay.hub.HubUnavailable`)."""

@@ -7,10 +7,10 @@ Used by ``luma-nb class serve --upstream sandbox`` and the class notebook.
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 from typing import Any
 
+from ..contract.environment import environment
 from .core import Relay
 
 __all__ = ("Rehearsal", "rehearsal")
@@ -53,7 +53,7 @@ def rehearsal(*, speed: float | None = None, **options: Any) -> Rehearsal:
     from ..sandbox import Sandbox
 
     if speed is None:
-        speed = float(os.environ.get("LUMA_NB_SANDBOX_SPEED", "").strip() or 10.0)
+        speed = environment().speed(10.0)
     sandbox = Sandbox(speed=speed).start()
     try:
         publish = [*options.pop("publish", ()), *(p.task_id for p in sandbox.demo_parents)]

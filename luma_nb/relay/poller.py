@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from ..api.client import FETCH_MANY_MAX, LumaClient
+from ..client.client import FETCH_MANY_MAX, LumaClient
 from ..contract.errors import LumaError, RateLimitError
 from ..contract.models import Task
 from ..contract.polling import PollPolicy, Schedule

@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..contract.environment import environment
+
 __all__ = ("RENDER_VERSION", "clean_parts", "default_demo_cache", "link_into", "render_key")
 
 log = logging.getLogger("luma_nb.sandbox")
@@ -63,10 +65,11 @@ def default_demo_cache() -> Path | None:
 
     An empty ``LUMA_NB_SANDBOX_CACHE`` turns the per-user cache off (None).
     """
-    configured = os.environ.get("LUMA_NB_SANDBOX_CACHE")
+    env = environment()
+    configured = env.sandbox_cache
     if configured is not None:
         return Path(configured).expanduser() if configured.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = env.xdg_cache_home or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "luma_nb" / "sandbox"
 
 

@@ -16,10 +16,10 @@ from .cache import clean_parts, default_demo_cache
 from .demo import DEMO_PARENTS, DemoParent, demo_records
 from .faults import Faults
 from .hooks import Delivery, Ticker, WebhookSender
-from .media import MediaLibrary
+from .media_library import MediaLibrary
 from .render import Renderer, RenderStats
 from .reqlog import RequestLog, RequestRecord
-from .server import SandboxServer
+from .server import Backend, SandboxServer
 from .state import Store
 
 __all__ = ("DEMO_API_KEY", "Sandbox")
@@ -141,7 +141,8 @@ class Sandbox:
                 clean_parts(self._store.media_dir, self._renderer.cache_dir)
                 clean_parts(self._renderer.demo_cache, older_than=3600.0)  # shared: spare live ones
                 self._store.load(demo_records(), reset_credits=self._reset_credits)
-                self._server = SandboxServer(self.host, self.port, self, verbose=self.verbose)
+                backend = Backend(self._api, self._log, self._media, self.faults, self._stopping)
+                self._server = SandboxServer(self.host, self.port, backend, verbose=self.verbose)
             except BaseException:
                 self._cleanup_temp()
                 raise

@@ -15,19 +15,18 @@ import socket
 import struct
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ..contract.service import SERVICE_HEADER
 from . import api
-from .faults import Fault
-from .media import Unsatisfiable, parse_range
+from .faults import Fault, Faults
+from .media_library import MediaLibrary, Unsatisfiable, parse_range
+from .reqlog import RequestLog
 
-if TYPE_CHECKING:
-    from .core import Sandbox
-
-__all__ = ("BACKLOG", "MAX_BODY", "MAX_THREADS", "SandboxServer")
+__all__ = ("BACKLOG", "MAX_BODY", "MAX_THREADS", "Backend", "SandboxServer")
 
 log = logging.getLogger("luma_nb.sandbox")
 
@@ -120,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         logged = payload
         if isinstance(payload, dict) and payload.get("webhook_secret") is not None:
             logged = {**payload, "webhook_secret": "<redacted>"}
-        entry = self._entry = app._log.add(
+        entry = self._entry = app.log.add(
             method,
             path,
             None if body_error else logged,
@@ -138,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._media(method, path[len("/media/") :])
             else:
                 status, body, extra = api.handle(
-                    app._api, method, path, self.headers.get("Authorization"), payload, body_error
+                    app.api, method, path, self.headers.get("Authorization"), payload, body_error
                 )
                 self._send_json(status, body, extra)
         finally:
@@ -177,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a fault; True when it answered (or killed) the request."""
         app = self.server.app
         if fault.kind == "slow":
-            app._stopping.wait(fault.seconds)
+            app.stopping.wait(fault.seconds)
             return False
         if fault.kind == "drop":
             self._muted = True  # processed as usual, answer swallowed
@@ -248,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         from .video import MissingSandboxExtra
 
         try:
-            found = self.server.app._media.source(name)
+            found = self.server.app.media.source(name)
         except MissingSandboxExtra as exc:
             self._send_json(503, api.errors(str(exc)))
             return
@@ -287,6 +286,22 @@ class _Handler(BaseHTTPRequestHandler):
             length -= len(chunk)
 
 
+@dataclass(frozen=True)
+class Backend:
+    """What the HTTP server serves: the API, the request log, the media files and the faults."""
+
+    api: api.ApiContext
+    """The API's state and rules (tasks, credits, webhooks)."""
+    log: RequestLog
+    """Every request, as the tests and the benchmarks count them."""
+    media: MediaLibrary
+    """The rendered MP4s by name."""
+    faults: Faults
+    """Injected failures, taken by the requests they match."""
+    stopping: threading.Event
+    """Set when the sandbox stops (a "slow" fault's wait ends early)."""
+
+
 class SandboxServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer with daemon threads that can cut its open connections on stop."""
 
@@ -297,7 +312,7 @@ class SandboxServer(ThreadingHTTPServer):
         self,
         host: str,
         port: int,
-        app: Sandbox,
+        app: Backend,
         *,
         verbose: bool = False,
         max_threads: int = MAX_THREADS,

@@ -1,8 +1,9 @@
 """ipywidgets UI: the extend form, live progress views, galleries and storyboards.
 
 Widgets drive jobs and never build HTTP requests themselves: submits go through
-``client.extend`` and progress comes from the one background watcher (:mod:`luma_nb.jobs.watcher`),
-which is the only writer of progress values once a view is watching.
+``client.extend`` and progress comes from the one background watcher
+(:mod:`luma_nb.client.watcher`), which is the only writer of progress values once a view is
+watching.
 
 Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/plain`` and a
 ``text/html`` fallback (for nbconvert, nbval, and front-ends without the widget manager).
@@ -26,7 +27,7 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 
 from __future__ import annotations
 
-from .class_gallery import ClassGallery
+from .class_gallery import ClassGallery, class_gallery
 from .form import ExtendForm, extend_form
 from .gallery import Gallery
 from .progress import ProgressView
@@ -38,6 +39,7 @@ __all__ = (
     "Gallery",
     "ProgressView",
     "Storyboard",
+    "class_gallery",
     "extend_form",
     "storyboard",
 )

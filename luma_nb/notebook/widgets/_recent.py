@@ -7,13 +7,12 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ...api import hooks
-from ...jobs.journal import Journal
-from ...jobs.resume import service_of
+from ...client.defaults import demo_parent_ids, demo_parent_ratios
+from ...client.journal import Journal, service_of
 
 if TYPE_CHECKING:
-    from ...api.client import LumaClient
-    from ...jobs.job import Job
+    from ...client.client import LumaClient
+    from ...client.job import Job
 
 __all__ = ("describe", "forget_all", "recent_ids", "remember")
 
@@ -41,8 +40,8 @@ def forget_all() -> None:
 def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
-    Returns nothing when the client keeps no :class:`~luma_nb.jobs.journal.Journal` or it cannot be
-    read: the journal is a convenience here, never a reason for the form to fail.
+    Returns nothing when the client keeps no :class:`~luma_nb.Journal` or it cannot be read:
+    the journal is a convenience here, never a reason for the form to fail.
     """
     try:
         journal = client.journal
@@ -55,11 +54,7 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
 
 
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
-    if not client.is_sandbox:
-        return []
-    if not hooks.demo_parents.filled:
-        return []
-    return list(hooks.demo_parents(client))
+    return list(demo_parent_ids(client))
 
 
 def recent_ids(client: LumaClient) -> list[str]:
@@ -101,11 +96,10 @@ def ratio_of(client: LumaClient, task_id: str, depth: int = 0) -> str | None:
     keeps the parent's frame size), an imagine the one it asked for."""
     if depth > 20 or not task_id:
         return None
-    if hooks.demo_ratios.filled:
-        with contextlib.suppress(Exception):
-            ratio = hooks.demo_ratios(client).get(task_id)
-            if ratio:
-                return str(ratio)
+    with contextlib.suppress(Exception):
+        ratio = demo_parent_ratios(client).get(task_id)
+        if ratio:
+            return str(ratio)
     with _lock:
         found = _jobs.get(task_id)
     request: dict[str, Any] = dict(found[1].request) if found is not None else {}

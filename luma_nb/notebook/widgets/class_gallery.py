@@ -6,16 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ...contract.gallery import ClassVideo
+from ...client.class_feed import GalleryFollow, require_class
+from ...client.defaults import class_url, default_client
+from ...contract.class_videos import ClassVideo
+from ...contract.errors import ClassOnlyError, ValidationError
 from ...contract.models import Task
-from ...jobs.class_gallery import GalleryFollow
 from .. import display as text
 from ._style import message_html
 
 if TYPE_CHECKING:
-    from ...api.client import LumaClient
+    from ...client.client import LumaClient
 
-__all__ = ("NO_CLASS", "ClassGallery")
+__all__ = ("NO_CLASS", "ClassGallery", "class_gallery")
 
 #: What a notebook outside a class is told.
 NO_CLASS = (
@@ -46,7 +48,7 @@ class ClassGallery(widgets.VBox):  # type: ignore[misc]
 
     Following runs on one background thread (the kernel stays free); it is the only writer of
     the widget's values. The Stop button and :meth:`stop` end it. ``value`` is the list of
-    :class:`~luma_nb.contract.gallery.ClassVideo` shown.
+    :class:`~luma_nb.contract.class_videos.ClassVideo` shown.
     """
 
     def __init__(
@@ -211,3 +213,28 @@ class ClassGallery(widgets.VBox):  # type: ignore[misc]
 
     def _on_stop_click(self, button: widgets.Button) -> None:
         self.stop()
+
+
+def class_gallery(client: LumaClient | None = None, **options: Any) -> ClassGallery:
+    """Every published video of your class, live (a widget that follows the class relay).
+
+    Parameters:
+        client: a client of the class relay; default: the class of ``LUMA_NB_CLASS_URL``.
+        options: passed to :class:`ClassGallery` (``columns``,
+            ``video_width``, ``transport``).
+
+    Without a class (no ``LUMA_NB_CLASS_URL``, or a client of the API or the sandbox) the
+    widget says there is no class gallery and how to join a class; nothing is started.
+    """
+    if client is None:
+        if class_url() is None:
+            return ClassGallery(None, **options)
+        try:
+            client = default_client()
+        except ValidationError as error:  # the URL is set, the token is not
+            return ClassGallery(None, notice=f"No class gallery: {error}", **options)
+    try:
+        require_class(client)
+    except ClassOnlyError as error:
+        return ClassGallery(None, notice=f"No class gallery. {error}", **options)
+    return ClassGallery(client, **options)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ...api import hooks
+from ...client.defaults import default_client
 from ...contract import validation as check
 from ...contract.bodies import common_fields
 from ...contract.errors import LumaError, ValidationError
@@ -21,8 +21,8 @@ from .form_fields import FormFields, class_banner
 from .progress import ProgressView, offer_extend
 
 if TYPE_CHECKING:
-    from ...api.client import LumaClient
-    from ...jobs.job import Job
+    from ...client.client import LumaClient
+    from ...client.job import Job
 
 __all__ = ("ExtendForm", "extend_form")
 
@@ -61,7 +61,7 @@ class ExtendForm(FormFields, widgets.VBox):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         if client is None:
-            client = hooks.default_client()
+            client = default_client()
         self.client = client
         self.jobs: list[Job] = []
         self._callbacks: list[Callable[[Job], Any]] = []
@@ -320,7 +320,7 @@ def extend_form(client: LumaClient | None = None, parent_task_id: str | None = N
     video, so a newcomer only has to type a prompt.
     """
     if client is None:
-        client = hooks.default_client()
+        client = default_client()
     if parent_task_id is None:
         demo = _recent._demo_parents(client)
         parent_task_id = demo[0][0] if demo else None

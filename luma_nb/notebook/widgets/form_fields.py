@@ -12,7 +12,7 @@ from . import _recent
 from ._style import LABEL_WIDTH, field_row, note_html
 
 if TYPE_CHECKING:
-    from ...api.client import LumaClient
+    from ...client.client import LumaClient
 
 __all__ = ("FormFields", "class_banner")
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ...jobs.watcher import DEFAULT_TIMEOUT, Watcher
+from ...client.watcher import DEFAULT_TIMEOUT, Watcher
 from ..display import job_html
 from .progress import ProgressView
 
 if TYPE_CHECKING:
+    from ...client.job import Job
     from ...contract.models import Task
-    from ...jobs.job import Job
 
 __all__ = ("Gallery",)
 
@@ -38,7 +38,7 @@ class Gallery(widgets.GridBox):  # type: ignore[misc]
         watcher: Watcher | None = None,
         **kwargs: Any,
     ) -> None:
-        from ...jobs.job import Job
+        from ...client.job import Job
 
         self.jobs: list[Job] = [jobs] if isinstance(jobs, Job) else list(jobs)
         self._view_options: dict[str, Any] = {

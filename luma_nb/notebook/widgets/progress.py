@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ...jobs.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
+from ...client.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from .. import display as text
 from . import _recent
 from ._style import message_html, note_html
 
 if TYPE_CHECKING:
-    from ...jobs.job import Job
+    from ...client.job import Job
 
 __all__ = ("ProgressView", "offer_extend")
 

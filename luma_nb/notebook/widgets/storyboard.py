@@ -8,20 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ...api import hooks
+from ...client.defaults import default_client
+from ...client.watcher import DEFAULT_TIMEOUT, Ending, Watcher
 from ...contract.bodies import extend_bodies
 from ...contract.errors import LumaError, WaitTimeout
-from ...jobs.ending import Ending
-from ...jobs.watcher import DEFAULT_TIMEOUT, Watcher
 from ..display import esc, job_html, prompt_preview, video_html
 from . import _recent
 from ._style import message_html
 from .progress import ProgressView
 
 if TYPE_CHECKING:
-    from ...api.client import LumaClient
+    from ...client.client import LumaClient
+    from ...client.job import Job
     from ...contract.models import Task
-    from ...jobs.job import Job
 
 __all__ = ("Storyboard", "storyboard")
 
@@ -208,5 +207,5 @@ def storyboard(
     :func:`luma_nb.default_client`. Raises :class:`~luma_nb.ValidationError` for bad input.
     """
     if client is None:
-        client = hooks.default_client()
+        client = default_client()
     return Storyboard(client, parent_task_id, prompts, timeout=timeout, **options)

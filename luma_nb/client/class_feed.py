@@ -1,11 +1,12 @@
-"""The class gallery from a classroom relay: one long-poll, the share choice, the live stream.
+"""The class gallery from a classroom relay: one long-poll, the share choice, the live stream,
+and :class:`GalleryFollow`, the one daemon thread that keeps a gallery's videos current.
 
 Only a classroom relay has a gallery. Against the API itself or the offline sandbox every call
 raises :class:`~luma_nb.contract.errors.ClassOnlyError` (before sending anything when the client
 already knows the service, else from the answer).
 
 The live stream (:class:`GalleryStream`) reads the relay's server-sent events: headers within
-the client's deadline (:mod:`luma_nb.api.deadline`), then each read within ``read_timeout``
+the client's deadline (:mod:`luma_nb.client.deadline`), then each read within ``read_timeout``
 seconds (the relay sends a keep-alive comment every 15 s, so silence means the connection is
 gone), and no event larger than :data:`MAX_EVENT_BYTES`. A dropped stream is reopened with a
 doubling pause, from the last update it delivered (``Last-Event-ID``), so nothing is missed.
@@ -17,12 +18,18 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from ..contract import validation as check
+from ..contract.class_videos import (
+    ClassVideo,
+    GalleryUpdate,
+    class_video_from_json,
+    update_from_json,
+)
 from ..contract.errors import (
     APIError,
     ClassOnlyError,
@@ -32,12 +39,19 @@ from ..contract.errors import (
     TransportError,
     ValidationError,
 )
-from ..contract.gallery import GalleryUpdate, class_video_from_json, update_from_json
 
 if TYPE_CHECKING:
     from .client import LumaClient
 
-__all__ = ("MAX_EVENT_BYTES", "MAX_WAIT", "GalleryStream", "class_gallery", "share")
+__all__ = (
+    "MAX_EVENT_BYTES",
+    "MAX_WAIT",
+    "GalleryFollow",
+    "GalleryStream",
+    "fetch_gallery",
+    "require_class",
+    "share",
+)
 
 #: Longest long-poll wait the relay grants (seconds).
 MAX_WAIT = 30.0
@@ -65,7 +79,7 @@ def not_a_class(client: LumaClient, error: APIError) -> LumaError:
     return error
 
 
-def class_gallery(client: LumaClient, after: int = 0, *, wait: float = 0) -> GalleryUpdate:
+def fetch_gallery(client: LumaClient, after: int = 0, *, wait: float = 0) -> GalleryUpdate:
     """The class gallery's changes after sequence number ``after`` (all of it for 0), waiting up
     to ``wait`` seconds (at most 30) for news when there is none yet."""
     require_class(client)
@@ -102,7 +116,7 @@ def _after(after: Any) -> int:
 
 
 class GalleryStream:
-    """The class gallery, live: iterate for :class:`~luma_nb.contract.gallery.GalleryUpdate` s.
+    """The class gallery, live: iterate for :class:`~luma_nb.contract.class_videos.GalleryUpdate` s.
 
     Parameters:
         client: a client of the class relay.
@@ -337,3 +351,167 @@ def _events(response: requests.Response, read_timeout: float) -> Iterator[tuple[
                 [f"a gallery event was larger than {MAX_EVENT_BYTES // 1024} KiB"],
                 endpoint="/class/gallery/events",
             )
+
+
+#: Seconds each long-poll waits for news (the relay grants at most 30).
+POLL_WAIT = 25.0
+
+
+class GalleryFollow:
+    """The class gallery, kept current by a daemon thread.
+
+    Parameters:
+        client: a client of the classroom relay.
+        listener: called as ``listener(follow)`` (from the thread) after every change of
+            ``videos`` or ``state``.
+        transport: ``"events"`` (server-sent events, the default) or ``"poll"`` (long-poll).
+        poll_wait: seconds each long-poll waits for news.
+        stream_options: passed to :class:`GalleryStream` (timeouts,
+            retries, backoff).
+
+    ``state`` is ``"new"``, ``"connecting"``, ``"live"``, ``"stopped"`` or ``"error"`` (then
+    ``error`` says why); ``videos`` the shown videos by task id, oldest first.
+    """
+
+    def __init__(
+        self,
+        client: LumaClient,
+        *,
+        listener: Callable[[GalleryFollow], Any] | None = None,
+        transport: str = "events",
+        poll_wait: float = POLL_WAIT,
+        stream_options: dict[str, Any] | None = None,
+    ) -> None:
+        if transport not in ("events", "poll"):
+            raise ValueError(f"transport must be 'events' or 'poll', got {transport!r}")
+        self.client = client
+        self.transport = transport
+        self.poll_wait = poll_wait
+        self.videos: dict[str, ClassVideo] = {}
+        self.state = "new"
+        self.error: LumaError | None = None
+        self.seq = 0
+        self.updates = 0
+        """Updates applied (each a batch of changes from the relay)."""
+        self._listener = listener
+        self._stream_options = dict(stream_options or {})
+        self._stream: GalleryStream | None = None
+        self._stopping = threading.Event()
+        # Re-entrant: the listener runs holding it (and may read ``value``), so a waiter wakes
+        # only once the listener has shown the change.
+        self._cond = threading.Condition(threading.RLock())
+        self._thread: threading.Thread | None = None
+
+    @property
+    def value(self) -> list[ClassVideo]:
+        """The videos shown now, oldest first."""
+        with self._cond:
+            return list(self.videos.values())
+
+    def start(self) -> GalleryFollow:
+        """Start the thread (once); returns self."""
+        if self._thread is None:
+            self._set_state("connecting")
+            self._thread = threading.Thread(
+                target=self._run, name="luma-nb-class-gallery", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following (idempotent). With events, waits up to ``timeout`` s for the thread to
+        end (it ends at once); with long-polls, a poll in flight is abandoned, not waited for."""
+        self._stopping.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            # A long-poll in flight cannot be cut short: it is abandoned (its answer dropped).
+            thread.join(timeout if self.transport == "events" else min(timeout, 0.5))
+        if self.state not in ("error", "stopped"):
+            self._set_state("stopped")
+
+    @property
+    def running(self) -> bool:
+        """True while the thread follows the gallery."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_until(self, predicate: Callable[[GalleryFollow], bool], timeout: float = 60.0) -> bool:
+        """Block until ``predicate(self)`` holds (checked after every change, once the listener
+        has seen it) or ``timeout`` s passed; True if it holds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            if self.transport == "events":
+                self._follow_events()
+            else:
+                self._follow_polls()
+        except LumaError as error:
+            if not self._stopping.is_set():
+                self.error = error
+                self._set_state("error")
+                return
+        except Exception as error:  # shown in the widget, never lost in a thread
+            self.error = LumaError(f"the class gallery stopped: {type(error).__name__}: {error}")
+            self._set_state("error")
+            return
+        self._set_state("stopped")
+
+    def _follow_events(self) -> None:
+        self._stream = self.client.gallery_events(self.seq, **self._stream_options)
+        if self._stopping.is_set():
+            return
+        for update in self._stream:
+            if self._stopping.is_set():
+                return
+            self._apply(update)
+
+    def _follow_polls(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                update = self.client.class_gallery(self.seq, wait=self.poll_wait)
+            except (TransportError, ServerError, RateLimitError):
+                failures += 1
+                if failures > 6:
+                    raise
+                self._stopping.wait(min(15.0, 0.5 * 2 ** (failures - 1)))
+                continue
+            failures = 0
+            if not self._stopping.is_set():
+                self._apply(update)
+
+    def _apply(self, update: GalleryUpdate) -> None:
+        with self._cond:
+            if update.reset:
+                self.videos.clear()
+            for task_id in update.removed:
+                self.videos.pop(task_id, None)
+            for video in update.videos:
+                self.videos[video.task_id] = video
+            self.seq = update.seq
+            self.updates += 1
+            self.state = "live"
+            self._tell()
+            self._cond.notify_all()
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            if self.state == state:
+                return
+            self.state = state
+            self._tell()
+            self._cond.notify_all()
+
+    def _tell(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):  # a listener's failure must not end it
+                self._listener(self)
+
+    def __repr__(self) -> str:
+        return f"<GalleryFollow {self.state} {len(self.videos)} videos>"

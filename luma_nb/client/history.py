@@ -12,14 +12,16 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..contract.errors import ValidationError
 from ..contract.printable import printable
 from ..contract.text import esc, safe_url
 
 if TYPE_CHECKING:
+    from .client import LumaClient
     from .job import Job
     from .journal import Journal
 
@@ -227,9 +229,15 @@ class History:
 
     _COLUMNS = ("#", "age", "kind", "status", "prompt", "parent", "task", "video", "file")
 
-    def __init__(self, entries: list[Entry], journal: Journal) -> None:
+    def __init__(
+        self,
+        entries: list[Entry],
+        journal: Journal,
+        client: Callable[[], LumaClient] | None = None,
+    ) -> None:
         self.entries = entries
         self.journal = journal
+        self._client = client
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -245,9 +253,16 @@ class History:
         """The entries whose submit may or may not have created a job."""
         return [entry for entry in self.entries if entry.is_uncertain]
 
-    def resubmit(self, entry_id: int, **kwargs: Any) -> Job:
-        """Send an uncertain submit again; see :meth:`Journal.resubmit`."""
-        return self.journal.resubmit(entry_id, **kwargs)
+    def resubmit(self, entry_id: int, *, client: LumaClient | None = None, **kwargs: Any) -> Job:
+        """Send an uncertain submit again; see :meth:`Journal.resubmit`. ``client`` defaults to
+        the client this table was made for (:func:`luma_nb.history`: the default client)."""
+        if client is None:
+            if self._client is None:
+                raise ValidationError(
+                    "pass client=... : the client to send the submit again with.", field="client"
+                )
+            client = self._client()
+        return self.journal.resubmit(entry_id, client=client, **kwargs)
 
     def dismiss(self, entry_id: int) -> None:
         """Stop offering an entry for resume or resubmit; see :meth:`Journal.dismiss`."""

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..contract.environment import environment
+
 __all__ = ("COLUMNS", "JournalDB", "data_home", "storable")
 
 #: Bumped when the schema changes; stored in ``PRAGMA user_version``.
@@ -87,15 +89,15 @@ def data_home() -> Path:
     Linux and others: ``$XDG_DATA_HOME/luma_nb`` (default ``~/.local/share/luma_nb``); macOS:
     ``~/Library/Application Support/luma_nb``; Windows: ``%LOCALAPPDATA%\\luma_nb``.
     """
-    explicit = os.environ.get("LUMA_NB_HOME", "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
+    env = environment()
+    if env.home:
+        return Path(env.home).expanduser()
     if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA", "").strip()
+        base = env.local_app_data
         return (Path(base) if base else Path.home() / "AppData" / "Local") / "luma_nb"
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "luma_nb"
-    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    xdg = env.xdg_data_home
     root = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
     return root / "luma_nb"
 

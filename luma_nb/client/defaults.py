@@ -1,17 +1,33 @@
-"""``default_client()``: a class relay when one is set, the real API when a key is set, else the
-offline sandbox (demo mode)."""
+"""The default client of a notebook, and what is done with it when no client is named.
+
+``default_client()`` is a class relay when one is set, the real API when a key is set, else the
+offline sandbox (demo mode), which it starts. ``resume()`` and ``history()`` act on the default
+client's journal; the demo parents are the sandbox's ready-made videos to extend.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+from typing import TYPE_CHECKING
 
-from .api import hooks
-from .api.client import LumaClient
-from .contract.errors import ValidationError
+from ..contract.environment import environment
+from ..contract.errors import ValidationError
+from .client import LumaClient
 
-__all__ = ("DEMO_SPEED", "class_url", "default_client", "demo_parent_ids", "demo_parent_ratios")
+if TYPE_CHECKING:
+    from .history import History
+    from .job import Job
+
+__all__ = (
+    "DEMO_SPEED",
+    "class_url",
+    "default_client",
+    "demo_parent_ids",
+    "demo_parent_ratios",
+    "history",
+    "resume",
+)
 
 #: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
 #: (realistic, yet short enough for a class). ``LUMA_NB_SANDBOX_SPEED`` overrides it.
@@ -25,16 +41,7 @@ _lock = threading.Lock()
 
 
 def _speed() -> float:
-    text = os.environ.get("LUMA_NB_SANDBOX_SPEED", "").strip()
-    if not text:
-        return DEMO_SPEED
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")  # refused just below, with the same message
-    if not value > 0:
-        raise ValueError(f"LUMA_NB_SANDBOX_SPEED must be a positive number, got {text!r}.")
-    return value
+    return environment().speed(DEMO_SPEED)
 
 
 def default_client() -> LumaClient:
@@ -57,11 +64,11 @@ def default_client() -> LumaClient:
             return _client
         if _client is not None and _usable(_client):
             return _client
-        if os.environ.get("APIFRAME_API_KEY", "").strip():
+        if environment().api_key:
             _client = LumaClient()
             _identify(_client)
             return _client
-        from .sandbox import shared_sandbox
+        from ..sandbox import shared_sandbox
 
         sandbox = shared_sandbox(speed=_speed())
         _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox")
@@ -82,14 +89,14 @@ def _identify(client: LumaClient) -> None:
 
 def class_url() -> str | None:
     """The class relay's URL from ``LUMA_NB_CLASS_URL`` (without a trailing slash), or None."""
-    text = os.environ.get("LUMA_NB_CLASS_URL", "").strip()
-    return text.rstrip("/") or None
+    return environment().class_url or None
 
 
 def _class_client(url: str, cached: LumaClient | None) -> LumaClient:
     """The client of the class relay at ``url``: ``cached`` while URL and token are the same."""
     global _class_token
-    token = os.environ.get("LUMA_NB_CLASS_TOKEN", "").strip() or _hub_token()
+    env = environment()
+    token = env.class_token or env.hub_token
     if not token:
         raise ValidationError(
             "LUMA_NB_CLASS_URL is set but LUMA_NB_CLASS_TOKEN is not: set it to the class token "
@@ -105,25 +112,13 @@ def _class_client(url: str, cached: LumaClient | None) -> LumaClient:
     return client
 
 
-def _hub_token() -> str:
-    """The Hub token of this JupyterHub user's server, or "" outside a Hub's server.
-
-    A Hub sets ``JUPYTERHUB_API_TOKEN`` with ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_USER`` in
-    every user's server (and its kernels); all three must be there, so a stray token alone
-    (a Hub service's, say) is never sent.
-    """
-    if not all(os.environ.get(v, "").strip() for v in ("JUPYTERHUB_API_URL", "JUPYTERHUB_USER")):
-        return ""
-    return os.environ.get("JUPYTERHUB_API_TOKEN", "").strip()
-
-
 def _usable(client: LumaClient) -> bool:
     """False when the cached demo client's sandbox has been stopped since (then start anew)."""
-    if client.has_key and os.environ.get("APIFRAME_API_KEY", "").strip():
+    if client.has_key and environment().api_key:
         return True  # a client of the configured service, not of the shared sandbox
     if not client.is_sandbox:
         return True
-    from .sandbox import shared_sandbox
+    from ..sandbox import shared_sandbox
 
     try:
         return shared_sandbox(speed=_speed()).base_url == client.base_url
@@ -136,7 +131,7 @@ def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
     if not client.is_sandbox:
         return ()
     try:
-        from .sandbox import DEMO_PARENTS
+        from ..sandbox import DEMO_PARENTS
     except ImportError:  # pragma: no cover - the sandbox ships with the package
         return ()
     return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)
@@ -146,12 +141,24 @@ def demo_parent_ratios(client: LumaClient) -> dict[str, str]:
     """``task_id -> aspect ratio`` of the sandbox's ready-made parents; empty for the real API."""
     if not client.is_sandbox:
         return {}
-    from .sandbox import DEMO_PARENTS
+    from ..sandbox import DEMO_PARENTS
 
     return {p.task_id: p.aspect_ratio for p in DEMO_PARENTS}
 
 
-# The layers below ask for the default client (and the demo parents) through these slots.
-hooks.default_client.fill(default_client)
-hooks.demo_parents.fill(demo_parent_ids)
-hooks.demo_ratios.fill(demo_parent_ratios)
+# -- the default client's journal ------------------------------------------------------------
+
+
+def resume(client: LumaClient | None = None) -> list[Job]:
+    """``(client or default_client()).resume()``: re-attach to every unfinished job recorded in
+    the journal and watch them (see :meth:`LumaClient.resume`)."""
+    return (client or default_client()).resume()
+
+
+def history(limit: int = 50) -> History:
+    """Past submits in the default journal, newest first (a table in notebooks); its
+    ``resubmit`` uses :func:`default_client` unless given a client."""
+    from .journal import Journal
+
+    journal = Journal()
+    return journal.history(limit, client=default_client)

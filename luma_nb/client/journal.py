@@ -6,8 +6,11 @@ service answers, then status and progress changes, the video URL and the local f
 to. Submits whose answer was lost are recorded as *uncertain*, with their request. Neither the API
 key nor the webhook secret is ever written.
 
-After a kernel restart, :func:`history` shows past jobs, :func:`resume` re-attaches to every
-unfinished one, and :meth:`Journal.resubmit` sends an uncertain submit again - only when called.
+A client writes to its journal itself (:class:`~luma_nb.LumaClient`, ``journal=``), opening it
+on first use; its past durations then teach the client's polling policy (:func:`teach_policy`).
+After a kernel restart, :func:`luma_nb.history` shows past jobs, :meth:`LumaClient.resume`
+re-attaches to every unfinished one, and :meth:`Journal.resubmit` sends an uncertain submit
+again - only when called.
 
 Failure policy: the journal never stops a submit. When a write fails (disk full, unwritable
 folder, a broken file), luma_nb emits a :class:`JournalWarning` and a log record; when what could
@@ -24,19 +27,19 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..contract.errors import JournalError, ValidationError
+from ..contract.errors import JournalError, SubmitUncertainError, ValidationError
 from ..contract.models import Task
+from ..contract.priors import DurationPrior
+from .history import Entry, History, this_host
+from .job import Job
 from .journal_db import JournalDB, data_home
-from .journal_view import Entry, History, this_host
-from .resume import UNSET, default_client, resubmit_entry, watch_jobs
 
 if TYPE_CHECKING:
-    from ..api.client import LumaClient
-    from .job import Job
+    from .client import LumaClient
 
 __all__ = (
     "Entry",
@@ -44,14 +47,20 @@ __all__ = (
     "Journal",
     "JournalWarning",
     "data_home",
-    "history",
-    "resume",
+    "open_journal",
+    "service_of",
+    "teach_policy",
+    "unfinished_jobs",
 )
 
 log = logging.getLogger("luma_nb.journal")
 T = TypeVar("T")
 #: Request keys that are never written, whoever calls :meth:`Journal.intent`.
 _SECRET_KEYS = frozenset({"webhook_secret", "api_key", "authorization", "apikey", "key"})
+#: "Not given" for ``webhook_secret`` (None means "the submit had no secret").
+UNSET: Any = object()
+#: Options an uncertain request carries over to its resubmit (``loop`` only for imagine).
+_OPTIONS = ("image_url", "end_image_url", "enhance_prompt", "aspect_ratio", "webhook_url")
 
 
 class JournalWarning(UserWarning):
@@ -322,9 +331,12 @@ class Journal:
             params.append(service)
         return [e for e in self._select(where, params, "ORDER BY id") if e.is_uncertain]
 
-    def history(self, limit: int = 50) -> History:
-        """The newest ``limit`` submits as a :class:`History` table."""
-        return History(self.entries(limit), self)
+    def history(
+        self, limit: int = 50, *, client: Callable[[], LumaClient] | None = None
+    ) -> History:
+        """The newest ``limit`` submits as a :class:`History` table; ``client`` makes the client
+        its ``resubmit`` uses when none is passed there."""
+        return History(self.entries(limit), self, client)
 
     # -- acting on entries ----------------------------------------------------------------------
 
@@ -337,17 +349,60 @@ class Journal:
         self,
         entry_id: int,
         *,
-        client: LumaClient | None = None,
+        client: LumaClient,
         webhook_secret: str | None = UNSET,
     ) -> Job:
         """Send an uncertain submit again - a new, paid job. Only ever done when called.
 
-        ``client`` defaults to :func:`luma_nb.default_client` and must use the entry's service.
+        ``client`` must use the entry's service.
         The webhook secret was never stored: for a submit that had a ``webhook_url``, pass
         ``webhook_secret=`` again (``None`` if it had none). Raises :class:`ValidationError` when
         the entry is not uncertain (or another kernel resubmitted it first).
         """
-        return resubmit_entry(self, self.entry(entry_id), client, webhook_secret)
+        entry = self.entry(entry_id)
+        if not entry.is_uncertain:
+            raise ValidationError(
+                f"journal entry #{entry.id} is {entry.shown_status}; only uncertain submits can "
+                "be resubmitted.",
+                field="entry_id",
+            )
+        if service_of(client) != entry.service:
+            raise ValidationError(
+                f"entry #{entry.id} was sent to {entry.service}; this client talks to "
+                f"{service_of(client)}.",
+                field="client",
+            )
+        options = {k: entry.request[k] for k in _OPTIONS if k in entry.request}
+        if "webhook_url" in options:
+            if webhook_secret is UNSET:
+                raise ValidationError(
+                    "this submit had a webhook_url, and luma_nb never stores webhook secrets: "
+                    "pass webhook_secret='...' again (or webhook_secret=None if it had none).",
+                    field="webhook_secret",
+                )
+            options["webhook_secret"] = webhook_secret
+        if entry.kind == "imagine" and "loop" in entry.request:
+            options["loop"] = entry.request["loop"]
+        # Compare-and-set: of two kernels resubmitting the same entry, one wins.
+        if not self._claim(entry.id, "resubmitted", was=entry.state):
+            raise ValidationError(
+                f"journal entry #{entry.id} changed meanwhile (resubmitted or dismissed "
+                "elsewhere).",
+                field="entry_id",
+            )
+        try:
+            if entry.kind == "extend":
+                job = client.extend(str(entry.parent), str(entry.prompt), **options)
+            else:
+                job = client.imagine(str(entry.prompt), **options)
+        except SubmitUncertainError:
+            raise  # sent again and uncertain again: that attempt has its own uncertain entry
+        except BaseException:
+            # Refused before or by the service: the entry stays on offer as uncertain.
+            self._claim(entry.id, entry.state, was="resubmitted")
+            raise
+        self._link(entry.id, job.task_id)
+        return job
 
     def _claim(self, entry_id: int, state: str, *, was: str) -> bool:
         """Move an entry from state ``was`` to ``state``; False when it was not in ``was``."""
@@ -361,19 +416,71 @@ class Journal:
         )
 
 
-def history(limit: int = 50) -> History:
-    """Past submits in the default journal, newest first (a table in notebooks)."""
-    return Journal().history(limit)
+# -- a client's journal -------------------------------------------------------------------------
 
 
-def resume(client: LumaClient | None = None, watch: bool = True) -> list[Job]:
-    """Re-attach to every unfinished job of ``client`` (default: :func:`luma_nb.default_client`).
+def service_of(client: LumaClient) -> str:
+    """The journal's name for a client's service: ``"sandbox"`` when it said so, else its URL."""
+    return "sandbox" if client.is_sandbox else client.base_url
 
-    With ``watch``, the jobs are handed to the background watcher so their views update.
+
+def open_journal(journal: Any, client: LumaClient) -> Any:
+    """What ``LumaClient(journal=...)`` stores: a :class:`Journal` bound to the client's service.
+
+    ``...`` (the default) is the default journal, ``None`` disables journaling, a path opens that
+    file, and any other object with the client's journal methods is used as it is.
     """
-    if client is None:
-        client = default_client()
-    jobs: list[Job] = client.resume()
-    if watch and jobs:
-        watch_jobs(jobs)
+    if journal is None:
+        return None
+    service = service_of(client)
+    if journal is ...:
+        return Journal(service=service)
+    if isinstance(journal, Journal):
+        return journal.bind(service)
+    if isinstance(journal, (str, os.PathLike)):
+        return Journal(journal, service=service)
+    return journal  # an object with a journal's methods (the client checked it has them)
+
+
+def teach_policy(client: LumaClient) -> int:
+    """Give the client's polling policy the durations its journal has seen (once per journal
+    file and policy); returns how many. Policies without a :class:`DurationPrior` get none."""
+    journal = client._journal
+    prior = getattr(client.poll, "prior", None)
+    if not isinstance(journal, Journal) or not isinstance(prior, DurationPrior):
+        return 0
+    key = f"{journal.path}|{service_of(client)}"
+    if key in prior.fed:
+        return 0
+    prior.fed.add(key)
+    durations = journal.durations(service_of(client))
+    prior.extend(durations, source="journal")
+    return len(durations)
+
+
+def jobs_for(client: LumaClient, entries: Iterable[Entry]) -> list[Job]:
+    """Jobs of ``client`` for journal entries, starting from their last recorded state."""
+    jobs = []
+    for entry in entries:
+        if not entry.task_id:
+            continue
+        last = Task(
+            task_id=entry.task_id,
+            task_type="luma-ext" if entry.kind == "extend" else "luma",
+            status=entry.status or "pending",
+            percentage=entry.percentage,
+            raw={},
+        )
+        jobs.append(Job(client, entry.task_id, task=last, request=entry.request, fresh=False))
     return jobs
+
+
+def unfinished_jobs(client: LumaClient) -> list[Job]:
+    """Jobs for every unfinished submit of ``client``'s service (see :meth:`LumaClient.resume`)."""
+    journal = client.journal
+    if not isinstance(journal, Journal):
+        raise ValidationError(
+            "this client records no journal (journal=None), so there is nothing to resume.",
+            field="journal",
+        )
+    return jobs_for(client, journal.unfinished(service_of(client)))

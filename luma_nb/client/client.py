@@ -1,8 +1,15 @@
-"""LumaClient: the one place that speaks HTTP to the APIFRAME Luma API."""
+"""LumaClient: the one place that speaks HTTP to the APIFRAME Luma API, and its observers.
+
+Every paid submit is written to the client's journal (:mod:`luma_nb.client.journal`) before
+the request leaves, then marked submitted (with its task id), uncertain (the answer was lost: it
+may or may not have created a task) or refused (it certainly did not). Every snapshot fetched is
+recorded too. A submit returns a :class:`~luma_nb.client.job.Job`.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -12,38 +19,43 @@ import requests
 
 from .._version import __version__
 from ..contract import validation as check
+from ..contract.bodies import common_fields, extend_bodies, public
+from ..contract.class_videos import GalleryUpdate
+from ..contract.environment import environment
 from ..contract.errors import (
     BadRequestError,
     MissingAPIKeyError,
     ServerError,
+    SubmitUncertainError,
     TransportError,
     ValidationError,
 )
-from ..contract.gallery import GalleryUpdate
 from ..contract.models import Account, Task
 from ..contract.polling import DefaultPolicy, PollPolicy
 from ..contract.redact import redact
 from ..contract.service import SERVICES, class_name, service_from_headers
-from ..contract.waiting import Waiter
-from . import hooks, waiting
 from .deadline import Deadline, DeadlinePassed, TooLarge, guarded_session, read_capped
-from .hooks import ClientObserver
-from .submits import Submits
+from .job import Job
 from .transport import describe_transport, exchange, parse_answer
 
 if TYPE_CHECKING:
-    from ..jobs.job import Job
-    from .gallery import GalleryStream
+    from .class_feed import GalleryStream
+    from .journal import Journal
 
-__all__ = ("DEFAULT_BASE_URL", "LumaClient")
+__all__ = ("DEFAULT_BASE_URL", "FETCH_MANY_MAX", "LumaClient")
 
 DEFAULT_BASE_URL = "https://api.apiframe.pro"
 #: The documented maximum of ids per ``/fetch-many`` call.
 FETCH_MANY_MAX = 20
 _SUBMIT_PATHS = frozenset({"/luma-extend", "/luma-imagine"})
+log = logging.getLogger("luma_nb.client")
+#: The journal not opened yet (see :attr:`LumaClient.journal`).
+_UNOPENED: Any = object()
+#: What the client asks of a journal: a :class:`~luma_nb.Journal`, or any object with these.
+JOURNAL_METHODS = ("intent", "submitted", "uncertain", "rejected", "observe")
 
 
-class LumaClient(Submits):
+class LumaClient:
     """A client for the APIFRAME Luma API (or the offline sandbox, which speaks the same API).
 
     Parameters:
@@ -54,10 +66,10 @@ class LumaClient(Submits):
         poll: the polling policy used by waits (default :class:`~luma_nb.DefaultPolicy`).
         clock, sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
         service: what the launcher knows it started (``"sandbox"``); else learned from answers.
-        journal: where submits are recorded (see :mod:`luma_nb.jobs.journal`): by default the
-            journal under ``LUMA_NB_HOME`` (opened on first use); a :class:`~luma_nb.Journal` or
-            a file path; None records nothing. The journal is an observer of the client's
-            events (:mod:`luma_nb.api.hooks`), subscribed by the jobs layer.
+        journal: where submits are recorded (see :mod:`luma_nb.client.journal`): by default
+            the journal under ``LUMA_NB_HOME``; a :class:`~luma_nb.Journal` or a file path;
+            None records nothing. It is opened on first use (the first submit or fetch), and
+            its past durations then teach the polling policy when to look.
     """
 
     #: The largest API answer read (bytes); larger ones are refused with :class:`ServerError`.
@@ -76,9 +88,10 @@ class LumaClient(Submits):
         journal: Any = ...,
         service: str | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY")
+        env = environment()
+        key = api_key if api_key is not None else env.api_key
         self.__api_key = key.strip() if isinstance(key, str) and key.strip() else None
-        url = base_url or os.environ.get("APIFRAME_BASE_URL") or DEFAULT_BASE_URL
+        url = base_url or env.base_url or DEFAULT_BASE_URL
         self.base_url = check.http_url(url, "base_url") or DEFAULT_BASE_URL
         self.base_url = self.base_url.rstrip("/")
         if service is not None and service not in SERVICES:
@@ -95,11 +108,18 @@ class LumaClient(Submits):
         self.poll: PollPolicy = poll or DefaultPolicy()
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
-        self._observers: list[ClientObserver] = []
-        #: The journal recording this client's submits (set up by the jobs layer), or None.
-        self.journal: Any = None
-        if hooks.setup_client.filled:
-            hooks.setup_client(self, journal)
+        if not (
+            journal is None
+            or journal is ...
+            or isinstance(journal, (str, os.PathLike))
+            or all(callable(getattr(journal, name, None)) for name in JOURNAL_METHODS)
+        ):
+            raise ValidationError(
+                "journal must be a luma_nb.Journal, a file path, or None to record nothing.",
+                field="journal",
+            )
+        self._journal_wanted = journal
+        self._journal: Any = _UNOPENED
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -119,18 +139,19 @@ class LumaClient(Submits):
 
     __str__ = __repr__
 
-    def subscribe(self, observer: ClientObserver) -> None:
-        """Tell ``observer`` of every submit and every task seen (see :mod:`luma_nb.api.hooks`)."""
-        if observer not in self._observers:
-            self._observers.append(observer)
+    @property
+    def journal(self) -> Journal | Any | None:
+        """The journal recording this client's submits (opened on first use), or None."""
+        if self._journal is _UNOPENED:
+            from .journal import open_journal, teach_policy  # sqlite3 loads on first use
 
-    def unsubscribe(self, observer: ClientObserver) -> None:
-        """Stop telling ``observer``."""
-        if observer in self._observers:
-            self._observers.remove(observer)
+            self._journal = open_journal(self._journal_wanted, self)
+            teach_policy(self)
+        return self._journal
 
-    def _emit(self, event: str, *args: Any) -> None:
-        hooks.emit(self, self._observers, event, *args)
+    @journal.setter
+    def journal(self, value: Journal | Any | None) -> None:
+        self._journal = value
 
     @property
     def session(self) -> requests.Session:
@@ -290,65 +311,176 @@ class LumaClient(Submits):
         """The class gallery's changes after sequence number ``after`` (0: all of it), waiting
         up to ``wait`` seconds (at most 30) for news. Raises :class:`ClassOnlyError` when this
         client does not talk to a classroom relay."""
-        from .gallery import class_gallery
+        from .class_feed import fetch_gallery
 
-        return class_gallery(self, after, wait=wait)
+        return fetch_gallery(self, after, wait=wait)
 
     def gallery_events(self, after: int = 0, **options: Any) -> GalleryStream:
         """The class gallery, live (server-sent events, reconnecting after a drop): iterate it
-        for updates, ``close()`` it from any thread (see :class:`~.gallery.GalleryStream`)."""
-        from .gallery import GalleryStream
+        for updates, ``close()`` it from any thread (see :class:`~.class_feed.GalleryStream`)."""
+        from .class_feed import GalleryStream
 
         return GalleryStream(self, after, **options)
 
     def share(self, task_id: str, shared: bool = True) -> None:
         """Show (``shared=True``, the default of every task) or stop showing one of your own
         tasks in the class gallery. Raises :class:`ClassOnlyError` outside a class."""
-        from .gallery import share
+        from .class_feed import share
 
         share(self, task_id, shared)
 
     def _record(self, task: Task) -> None:
-        self._emit("task_seen", task)
+        self._note("observe", task)
+
+    def _note(self, method: str, *args: Any) -> Any:
+        """Tell the journal (a :class:`~luma_nb.Journal`, or an object with its methods); what
+        it raises is logged and never stops a submit or a fetch."""
+        journal = self.journal
+        if journal is None:
+            return None
+        from .journal import Journal, service_of
+
+        kwargs: dict[str, Any] = {}
+        if isinstance(journal, Journal) and method in ("intent", "submitted"):
+            kwargs["service"] = service_of(self)
+        try:
+            return getattr(journal, method)(*args, **kwargs)
+        except Exception:
+            log.exception("the luma_nb journal failed to record %s", method)
+            return None
+
+    # -- paid submits -----------------------------------------------------------------------
+
+    def extend(
+        self,
+        parent_task_id: str,
+        prompt: str,
+        *,
+        image_url: str | None = None,
+        end_image_url: str | None = None,
+        enhance_prompt: bool = False,
+        aspect_ratio: str = "1:1",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> Job:
+        """Extend the video of task ``parent_task_id`` with ``prompt`` (``POST /luma-extend``).
+
+        Costs credits. Raises :class:`ValidationError` before sending anything for bad input,
+        :class:`SubmitUncertainError` if the answer was lost (never resent automatically).
+        """
+        payload = {"parent_task_id": check.task_id(parent_task_id, "parent_task_id")}
+        payload.update(
+            common_fields(
+                prompt,
+                image_url,
+                end_image_url,
+                enhance_prompt,
+                aspect_ratio,
+                webhook_url,
+                webhook_secret,
+            )
+        )
+        return self._submit("/luma-extend", payload)
+
+    def imagine(
+        self,
+        prompt: str,
+        *,
+        image_url: str | None = None,
+        end_image_url: str | None = None,
+        enhance_prompt: bool = False,
+        aspect_ratio: str = "1:1",
+        loop: bool | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> Job:
+        """Make a new video from ``prompt`` (``POST /luma-imagine``); a parent for extends."""
+        payload = common_fields(
+            prompt,
+            image_url,
+            end_image_url,
+            enhance_prompt,
+            aspect_ratio,
+            webhook_url,
+            webhook_secret,
+        )
+        if check.optional_flag(loop, "loop") is not None:
+            payload["loop"] = loop
+        return self._submit("/luma-imagine", payload)
+
+    def extend_many(self, parent_task_id: str, prompts: Iterable[str], **options: Any) -> list[Job]:
+        """Extend one parent with each prompt (one paid job each); for galleries of variations.
+
+        Every prompt is validated before the first submit, so bad input costs nothing. A submit
+        that fails stops the batch; the jobs already submitted are on the raised error's
+        ``jobs`` attribute (and in the journal).
+        """
+        bodies = extend_bodies(parent_task_id, prompts, options)
+        jobs: list[Job] = []
+        for body in bodies:
+            try:
+                jobs.append(self._submit("/luma-extend", body))
+            except Exception as error:
+                error.jobs = jobs  # type: ignore[attr-defined]
+                raise
+        return jobs
+
+    def _submit(self, path: str, payload: dict[str, Any]) -> Job:
+        request = public(payload)
+        entry = self._note("intent", path, request)
+        try:
+            body = self._request("POST", path, payload)
+            task_id = body.get("task_id") if isinstance(body, Mapping) else None
+            if not isinstance(task_id, str) or not task_id.strip():
+                raise SubmitUncertainError(
+                    path,
+                    request,
+                    ServerError(200, ["the answer carried no task_id"], endpoint=path),
+                )
+        except SubmitUncertainError as error:
+            if entry is not None:
+                error.journal_id = entry if entry >= 0 else None
+                self._note("uncertain", entry, str(error.cause or error))
+            raise
+        except Exception as error:
+            # The service answered with a refusal, or nothing was sent (validation, no key).
+            if entry is not None:
+                self._note("rejected", entry, str(error))
+            raise
+        except BaseException as error:
+            # Interrupted (Ctrl-C, kernel interrupt) while the request may have been on its way.
+            if entry is not None:
+                reason = f"interrupted while submitting ({type(error).__name__})"
+                self._note("uncertain", entry, reason)
+            raise
+        task_id = task_id.strip()
+        if entry is not None:
+            self._note("submitted", entry, task_id)
+        kind = "luma-ext" if path == "/luma-extend" else "luma"
+        task = Task(task_id=task_id, task_type=kind, status="pending", raw={})
+        return Job(self, task_id, task=task, request=request, fresh=True)
 
     # -- jobs and waiting -------------------------------------------------------------------
 
     def job(self, task_id: str) -> Job:
         """Re-attach to an existing task (nothing is sent until you refresh or wait)."""
-        job: Job = hooks.make_job(
-            self, check.task_id(task_id), task=None, request=None, fresh=False
-        )
-        return job
+        return Job(self, check.task_id(task_id))
 
-    def resume(self) -> list[Job]:
+    def resume(self, *, watch: bool = True) -> list[Job]:
         """Re-attach to every unfinished job of this client's service recorded in the journal.
 
-        Nothing is sent: the jobs start from their last recorded state (wait on them, or use
-        :func:`luma_nb.resume` to watch them). Raises :class:`ValidationError` when this client
+        Nothing is sent: the jobs start from their last recorded state. With ``watch`` (the
+        default) they are handed to the background watcher, so their views update and
+        ``await job.watch()`` ends when they do. Raises :class:`ValidationError` when this client
         records no journal.
         """
-        jobs: list[Job] = hooks.resume_jobs(self)
+        from .journal import unfinished_jobs
+
+        jobs = unfinished_jobs(self)
+        if watch:
+            for job in jobs:
+                job.watch()
         return jobs
-
-    def _waiter(
-        self,
-        task_id: str,
-        timeout: float,
-        on_progress: Callable[[Task], Any] | None,
-        *,
-        fresh: bool = False,
-        last: Task | None = None,
-        poll: PollPolicy | None = None,
-    ) -> Waiter:
-        return waiting.make_waiter(
-            self, task_id, timeout, on_progress, fresh=fresh, last=last, poll=poll
-        )
-
-    def _drive(self, waiter: Waiter) -> Task:
-        return waiting.drive(self, waiter)
-
-    async def _drive_async(self, waiter: Waiter) -> Task:
-        return await waiting.drive_async(self, waiter)
 
     def wait(
         self,
@@ -358,20 +490,5 @@ class LumaClient(Submits):
         on_progress: Callable[[Task], Any] | None = None,
         poll: PollPolicy | None = None,
     ) -> Task:
-        """Block until the task finishes; return it.
-
-        ``on_progress(task)`` is called on every observed change. Transient errors are retried
-        within the deadline. Raises :class:`TaskFailedError` or :class:`WaitTimeout`.
-        """
-        return self._drive(self._waiter(task_id, timeout, on_progress, poll=poll))
-
-    async def wait_async(
-        self,
-        task_id: str,
-        *,
-        timeout: float = 1800,
-        on_progress: Callable[[Task], Any] | None = None,
-        poll: PollPolicy | None = None,
-    ) -> Task:
-        """Like :meth:`wait`, for ``await``: HTTP runs off the event loop, which stays free."""
-        return await self._drive_async(self._waiter(task_id, timeout, on_progress, poll=poll))
+        """``client.job(task_id).wait(...)``: block until the task finishes (:meth:`Job.wait`)."""
+        return self.job(task_id).wait(timeout=timeout, on_progress=on_progress, poll=poll)

@@ -3,13 +3,16 @@
 With ``webhook_url`` and ``webhook_secret`` on a submit, the service posts the task's updates
 and final result (the same object ``/fetch`` returns) to that URL, with the secret in the
 ``x-webhook-secret`` header. When the service can reach your machine, :class:`Receiver` takes
-those posts and updates the matching jobs, so nothing has to poll::
+those posts and updates the matching jobs. Wait for a tracked job on the background watcher
+(watch it first, then track it): each update pushed to it counts as a look, so the watcher
+leaves the job alone for a while instead of polling::
 
     with Receiver(secret) as receiver:
         job = client.extend(parent, "the camera pulls back",
                             webhook_url=receiver.url, webhook_secret=secret)
+        watch = job.watch()
         receiver.track(job)
-        task = receiver.wait_for(job.task_id, timeout=600)
+        task = watch.wait()   # in a notebook: task = await watch
 
 The body is untrusted input: it is size-capped, must be a JSON object, and is parsed with the
 same tolerant :meth:`Task.from_json` as a fetch result. A terminal update is never replaced by a
@@ -28,7 +31,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from ..contract.errors import TaskFailedError, ValidationError, WaitTimeout
+from ..contract.errors import ValidationError
 from ..contract.models import Task
 
 if TYPE_CHECKING:
@@ -287,13 +290,6 @@ class Receiver:
                 self._apply(job, last)
         return job
 
-    def untrack(self, job: Job) -> None:
-        """Stop feeding updates to ``job``."""
-        with self._cond:
-            jobs = self._jobs.get(job.task_id, [])
-            if job in jobs:
-                jobs.remove(job)
-
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(task)`` for every accepted update; returns a function to unsubscribe.
 
@@ -314,24 +310,6 @@ class Receiver:
         with self._cond:
             return self._last.get(task_id)
 
-    def wait_for(self, task_id: str, timeout: float = 1800.0) -> Task:
-        """Block until a finished or failed update for ``task_id`` arrives; return it.
-
-        Raises :class:`TaskFailedError` for a failed task and :class:`WaitTimeout` (naming the
-        last status received) when ``timeout`` seconds pass first.
-        """
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (task := self._last.get(task_id)) is not None and task.is_terminal,
-                timeout,
-            )
-            task = self._last.get(task_id)
-        if task is None or not task.is_terminal:
-            raise WaitTimeout(task_id, timeout, task)
-        if task.is_failed:
-            raise TaskFailedError(task)
-        return task
-
     def _count(self, outcome: str) -> None:
         with self._cond:
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
@@ -339,7 +317,7 @@ class Receiver:
     def _deliver(self, task: Task) -> None:
         """Record an accepted update and hand it to the tracked jobs and the subscribers.
 
-        Waiters in :meth:`wait_for` wake only after the jobs (and their journal) have it.
+        :meth:`last` has it only after the jobs (and their journal) have it.
         """
         with self._deliver_lock:
             with self._cond:
@@ -367,7 +345,7 @@ class Receiver:
         try:
             if not _push_to_watcher(job, task):
                 job.observe(task)
-            job.client._record(task)  # the client's observers (its journal) hear of it
+            job.client._record(task)  # the client's journal records it
         except Exception:
             log.exception("updating job %s from a webhook failed", job.task_id)
 

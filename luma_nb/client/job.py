@@ -1,22 +1,26 @@
-"""Job: a submitted (or re-attached) task, with its last snapshot and ways to wait for it."""
+"""Job: a submitted (or re-attached) task, its last snapshot, and waiting for it.
+
+There is one way to wait in each setting: ``job.wait()`` blocks (scripts), ``await job`` awaits
+(notebooks: the kernel stays free; ``job.wait_async(...)`` is the same with options), and
+``job.watch()`` hands the job to the one background watcher thread (widgets, many jobs). The
+first two poll ``/fetch`` by the same rules (:class:`~luma_nb.contract.waiting.Waiter`), the
+one blocking, the other awaiting with each HTTP call in a worker thread.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..contract import rendering
 from ..contract import validation as check
-from ..contract.errors import TaskFailedError
+from ..contract.errors import TaskFailedError, ValidationError
 from ..contract.models import Task
 from ..contract.polling import PollPolicy
+from ..contract.waiting import Waiter
 
 if TYPE_CHECKING:
-    from IPython.display import Video
-
-    from ..api.client import LumaClient
-    from ..contract.waiting import Waiter
-    from .watch import Listener, Watch
+    from .client import LumaClient
+    from .watcher import Listener, Watch
 
 __all__ = ("Job",)
 
@@ -102,16 +106,29 @@ class Job:
         on_progress: Callable[[Task], Any] | None,
         poll: PollPolicy | None,
     ) -> Waiter:
-        """A wait that keeps this job's snapshot up to date, then calls ``on_progress``."""
+        """The waiting rules for this job: keep its snapshot up to date, then ``on_progress``."""
         check.callback(on_progress, "on_progress")
+        if poll is not None and not callable(getattr(poll, "schedule", None)):
+            raise ValidationError(
+                f"poll must be a polling policy such as FixedPolicy(3.0), got {poll!r}.",
+                field="poll",
+            )
 
         def seen(task: Task) -> None:
             self.observe(task)
             if on_progress is not None:
                 on_progress(task)
 
-        return self.client._waiter(
-            self.task_id, timeout, seen, fresh=self._fresh, last=self.task, poll=poll
+        client = self.client
+        policy = poll or client.poll
+        return Waiter(
+            self.task_id,
+            timeout,
+            policy.schedule(client._clock(), fresh=self._fresh),
+            client._clock,
+            request_timeout=client.timeout,
+            on_progress=seen,
+            last=self.task,
         )
 
     def wait(
@@ -121,10 +138,25 @@ class Job:
         on_progress: Callable[[Task], Any] | None = None,
         poll: PollPolicy | None = None,
     ) -> Task:
-        """Block until the task finishes; see :meth:`LumaClient.wait`."""
+        """Block until the task finishes and return it (scripts; in a notebook, ``await job``).
+
+        ``on_progress(task)`` is called on every observed change. Transient errors are retried
+        within the deadline of ``timeout`` seconds. Raises :class:`TaskFailedError` or
+        :class:`WaitTimeout`; Ctrl-C stops the wait (the task keeps running at the service).
+        """
         if self._settled():
             return self.task  # type: ignore[return-value]
-        return self.client._drive(self._waiter(timeout, on_progress, poll))
+        waiter = self._waiter(timeout, on_progress, poll)
+        client = self.client
+        while True:
+            client._sleep(waiter.next_delay())
+            try:
+                task = client.fetch(self.task_id, timeout=waiter.request_timeout())
+            except Exception as error:
+                waiter.on_error(error)
+                continue
+            if waiter.on_task(task):
+                return task
 
     async def wait_async(
         self,
@@ -133,10 +165,24 @@ class Job:
         on_progress: Callable[[Task], Any] | None = None,
         poll: PollPolicy | None = None,
     ) -> Task:
-        """Like :meth:`wait`, for ``await`` (the event loop stays free)."""
+        """``await job``, with options: like :meth:`wait`, but the event loop stays free (each
+        HTTP call runs in a worker thread)."""
+        import asyncio  # here, not at the top: it costs ~40 ms of every `import luma_nb`
+
         if self._settled():
             return self.task  # type: ignore[return-value]
-        return await self.client._drive_async(self._waiter(timeout, on_progress, poll))
+        waiter = self._waiter(timeout, on_progress, poll)
+        while True:
+            await asyncio.sleep(waiter.next_delay())
+            try:
+                task = await asyncio.to_thread(
+                    self.client.fetch, self.task_id, timeout=waiter.request_timeout()
+                )
+            except Exception as error:
+                waiter.on_error(error)
+                continue
+            if waiter.on_task(task):
+                return task
 
     def __await__(self) -> Generator[Any, None, Task]:
         """``task = await job`` waits with the default deadline."""
@@ -146,37 +192,24 @@ class Job:
         seen = self.task.describe() if self.task is not None else "not looked at yet"
         return f"<Job {self.task_id} {seen}>"
 
-    # -- display (notebooks) ----------------------------------------------------------------
+    # -- the background watcher (widgets, many jobs) -----------------------------------------
 
     def watch(self, *, timeout: float = 1800, listener: Listener | None = None) -> Watch:
         """Follow the job on the shared background watcher and return at once.
 
-        The returned :class:`~luma_nb.jobs.watcher.Watch` is awaitable (``task = await job.watch()``
-        piggybacks on the watcher instead of polling again) and has ``wait()`` and ``cancel()``.
+        The returned :class:`~luma_nb.client.watcher.Watch` is awaitable (``task = await
+        job.watch()`` piggybacks on the watcher instead of polling again) and has ``wait()``
+        and ``cancel()``.
         """
         from .watcher import watch
 
         return watch(self, timeout=timeout, listener=listener)
 
-    def video(self, **kwargs: Any) -> Video:
-        """An ``IPython.display.Video`` of the finished job (see :func:`luma_nb.media.video`)."""
-        clip: Video = rendering.video(self, **kwargs)
-        return clip
+    # -- display ----------------------------------------------------------------------------
 
-    def show(self, *, wait: bool | None = None, timeout: float = 1800) -> None:
-        """Display progress, then the video.
+    def _repr_html_(self) -> str:
+        """HTML of the job (the player once finished). In a kernel, the notebook layer shows a
+        live progress view instead (:func:`luma_nb.show`)."""
+        from ..contract.html import job_html  # loaded when first shown
 
-        In Jupyter (``wait=None``) the live progress view is displayed and the call returns at
-        once; the video appears in the view when the job finishes. Outside a kernel (terminal
-        IPython, plain Python), or with ``wait=True``, it blocks: one progress line per change,
-        then the result (video HTML for front-ends that render it). Ctrl-C stops the wait and
-        the watching it started.
-        """
-        rendering.job_show(self, wait=wait, timeout=timeout)
-
-    def _repr_mimebundle_(
-        self, include: Any = None, exclude: Any = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        """A live progress widget in a kernel (with text and HTML fallbacks); text elsewhere."""
-        bundle: dict[str, Any] = rendering.job_bundle(self)
-        return bundle
+        return job_html(self)
