@@ -28,8 +28,8 @@ def test_tool_is_clean(command):
 
 
 def test_environment_variables_are_read_in_one_place_and_listed_once():
-    """Only ``contract/environment.py`` reads the environment (the relay's Hub settings, which
-    the Hub hands its service, aside), and the README's table lists exactly what it reads."""
+    """Only ``contract/environment.py`` reads the environment, and the README's table lists
+    exactly what it reads."""
     import re
 
     from luma_nb.contract.environment import VARIABLES
@@ -37,7 +37,7 @@ def test_environment_variables_are_read_in_one_place_and_listed_once():
     readers = []
     for path in sorted((ROOT / "luma_nb").rglob("*.py")):
         name = path.relative_to(ROOT).as_posix()
-        if name in ("luma_nb/contract/environment.py", "luma_nb/relay/hub.py"):
+        if name == "luma_nb/contract/environment.py":
             continue
         text = path.read_text(encoding="utf-8")
         if re.search(r"os\.environ(\.get|\[)|os\.getenv\(", text):

@@ -6,7 +6,7 @@ a variable, and a variable over the default: ``LumaClient(api_key=...)`` beats
 ``APIFRAME_API_KEY``. The README's table lists the same names.
 
 The separate programs read their own few settings here too: the sandbox its speed and cache,
-the relay its upstream key and URL.
+the relay its upstream key and URL, and what a JupyterHub tells the relay as its service.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ VARIABLES: dict[str, str] = {
     "JUPYTERHUB_API_URL": "on a JupyterHub server (set by the Hub)",
     "JUPYTERHUB_USER": "on a JupyterHub server (set by the Hub)",
     "JUPYTERHUB_SERVICE_PREFIX": "on a JupyterHub server: the browser is elsewhere",
-    "JUPYTERHUB_SERVICE_URL": "on a JupyterHub server: where that server listens",
+    "JUPYTERHUB_SERVICE_URL": "on a JupyterHub server or Hub service: where it listens",
+    "JUPYTERHUB_SERVICE_NAME": "the relay as a Hub service (`--hub`): its name (set by the Hub)",
     "LUMA_NB_HOME": "where the journal lives (default the user's data folder)",
     "XDG_DATA_HOME": "the user's data folder (Linux)",
     "LOCALAPPDATA": "the user's data folder (Windows)",
@@ -78,6 +79,10 @@ class Environment:
     """``JUPYTERHUB_SERVICE_URL``: where a Hub user's server listens."""
     hub_service_prefix: str
     """``JUPYTERHUB_SERVICE_PREFIX``."""
+    hub_service_name: str
+    """``JUPYTERHUB_SERVICE_NAME``: a Hub-managed service's name."""
+    hub_api_url: str
+    """``JUPYTERHUB_API_URL``: the Hub's REST API."""
     home: str
     """``LUMA_NB_HOME``."""
     xdg_data_home: str
@@ -134,6 +139,8 @@ def environment(env: Mapping[str, str] | None = None) -> Environment:
         hub_api_token=get("JUPYTERHUB_API_TOKEN"),
         hub_service_url=get("JUPYTERHUB_SERVICE_URL"),
         hub_service_prefix=get("JUPYTERHUB_SERVICE_PREFIX"),
+        hub_service_name=get("JUPYTERHUB_SERVICE_NAME"),
+        hub_api_url=get("JUPYTERHUB_API_URL"),
         home=get("LUMA_NB_HOME"),
         xdg_data_home=get("XDG_DATA_HOME"),
         local_app_data=get("LOCALAPPDATA"),

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import tornado.httpclient
+
+from ..contract.environment import environment
 
 __all__ = (
     "HubIdentity",
@@ -232,10 +233,9 @@ def service_from_env(env: Mapping[str, str] | None = None) -> HubService:
     Raises ValueError, naming the variable, when one is missing or unreadable (the relay was
     started with ``--hub`` outside a Hub, or without a ``url`` in its service entry).
     """
-    env = os.environ if env is None else env
+    settings = environment(env)
 
-    def need(variable: str) -> str:
-        value = env.get(variable, "").strip()
+    def need(variable: str, value: str) -> str:
         if not value:
             raise ValueError(
                 f"{variable} is not set: --hub runs the relay as a JupyterHub-managed service "
@@ -243,8 +243,8 @@ def service_from_env(env: Mapping[str, str] | None = None) -> HubService:
             )
         return value
 
-    name = need("JUPYTERHUB_SERVICE_NAME")
-    url = urlsplit(need("JUPYTERHUB_SERVICE_URL"))
+    name = need("JUPYTERHUB_SERVICE_NAME", settings.hub_service_name)
+    url = urlsplit(need("JUPYTERHUB_SERVICE_URL", settings.hub_service_url))
     try:
         port = url.port
     except ValueError:
@@ -253,6 +253,7 @@ def service_from_env(env: Mapping[str, str] | None = None) -> HubService:
         raise ValueError(
             f"JUPYTERHUB_SERVICE_URL must look like http://127.0.0.1:10101, got {url.geturl()!r}"
         )
-    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "").strip() or f"/services/{name}/"
+    prefix = settings.hub_service_prefix or f"/services/{name}/"
     prefix = "/" + prefix.strip("/") + "/"
-    return HubService(name, url.hostname, port, prefix, need("JUPYTERHUB_API_URL"))
+    api_url = need("JUPYTERHUB_API_URL", settings.hub_api_url)
+    return HubService(name, url.hostname, port, prefix, api_url)
