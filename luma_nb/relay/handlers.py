@@ -152,7 +152,7 @@ class _Base(tornado.web.RequestHandler):
             raise ValidationError("Request body is missing; send a JSON object")
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than Python's parser goes
             raise ValidationError("Request body is not valid JSON") from None
 
 
