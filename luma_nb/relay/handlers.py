@@ -35,6 +35,8 @@ __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
 log = logging.getLogger("luma_nb.relay")
 
+#: What a task id the student may not see gets (404), whether it exists or not.
+TASK_NOT_FOUND = "Task not found"
 #: Largest request body accepted (bigger ones get 413 in the documented shape).
 MAX_BODY = 64 * 1024
 
@@ -203,6 +205,9 @@ class SubmitHandler(_Api):
             return
         parent = body.get("parent_task_id")
         if isinstance(parent, str):
+            if not ctx.store.may_extend(parent, student):  # as an unknown id: nothing told
+                self.refuse(404, TASK_NOT_FOUND, student)
+                return
             upstream = ctx.store.upstream_of(parent)
             if upstream is None:
                 self.refuse(
@@ -263,7 +268,7 @@ class FetchHandler(_Api):
         headers = {"X-Luma-NB-Polled-At": f"{looked:.3f}"} if looked is not None else {}
         if self.endpoint == "/fetch":
             if bodies[0] is None:
-                self.answer(404, errors("Task not found"), headers)
+                self.answer(404, errors(TASK_NOT_FOUND), headers)
             else:
                 self.answer(200, bodies[0], headers)
             return
