@@ -273,3 +273,52 @@ def test_approved_submits_the_upstream_refuses_loses_or_fails_end_for_the_studen
     assert "GPU quota exceeded" in (caught.value.task.error or "")
     assert room.relay.store.spent() == 0  # released, released, refunded
     assert [e.kind for e in room.relay.ledger()].count("refund") == 1
+
+
+def test_a_script_waiting_for_approval_hears_the_note_at_once(room, teacher):
+    assert teacher.act("approve-mode", on="1")["ok"]
+    job = room.client(0).imagine(PROMPT)
+    heard: list[Any] = []
+    noted = threading.Event()
+
+    def on_progress(task: Any) -> None:
+        heard.append(task)
+        if task.note == APPROVAL_NOTE:
+            noted.set()
+
+    waiter = threading.Thread(target=lambda: job.wait(timeout=60, on_progress=on_progress))
+    waiter.start()
+    assert noted.wait(20), [t.describe() for t in heard]  # before the teacher does anything
+    assert heard[0].status == "pending" and APPROVAL_NOTE in heard[0].describe()
+    assert APPROVAL_NOTE in job.task.describe()
+    [held] = _held(teacher)
+    assert teacher.act("approve", submit_id=str(held["submit_id"]))["ok"]
+    waiter.join(60)
+    assert heard[-1].is_finished and heard[-1].note is None
+
+
+def test_after_resume_the_last_error_no_longer_says_paused(room, teacher):
+    assert teacher.act("pause", name="student-01", paused="1")["ok"]
+    assert teacher.act("pause", paused="1")["ok"]
+    for student in (0, 1):
+        with pytest.raises(APIError):
+            room.client(student).imagine("while paused")
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert "paused" in rows["student-01"]["last_error"]
+    assert "paused" in rows["student-02"]["last_error"]
+    assert teacher.act("pause", paused="0")["ok"]
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert rows["student-02"]["last_error"] == ""
+    assert teacher.act("pause", name="student-01", paused="0")["ok"]
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert rows["student-01"]["last_error"] == ""
+
+
+def test_an_approval_card_says_what_the_student_asked_for_in_words(room, teacher):
+    assert teacher.act("approve-mode", on="1")["ok"]
+    room.client(0).extend(room.sandbox.demo_parents[0].task_id, "the sail fills")
+    room.client(1).imagine("a new harbour")
+    _held(teacher, 2)
+    held = teacher.live()["html"]["held"]
+    assert "luma-extend" not in held and "luma-imagine" not in held and "#" not in held
+    assert "wants to extend a video" in held and "wants a new video" in held

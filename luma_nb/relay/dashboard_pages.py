@@ -182,6 +182,10 @@ def _students(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     return rows or [("none", '<tr><td colspan="11">No students yet.</td></tr>')]
 
 
+#: What a submit to each endpoint asks for, in the teacher's words.
+_WANTS = {"/luma-extend": "wants to extend a video", "/luma-imagine": "wants a new video"}
+
+
 def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     items = []
     for h in state["held"]:
@@ -191,7 +195,7 @@ def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 sid,
                 f'<div class="card held"><p><strong>{esc(h["student"])}</strong> '
-                f"({esc(h['endpoint'].lstrip('/'))}, #{sid}):</p>"
+                f"{_WANTS.get(h['endpoint'], 'wants a video')}:</p>"
                 f'<blockquote class="prompt">{esc(h["prompt"])}</blockquote>'
                 + _form(page, "approve", {"submit_id": sid}, "Approve")
                 + _form(page, "reject", {"submit_id": sid}, "Reject", reason)

@@ -118,10 +118,20 @@ class Teacher:
         word = "paused" if paused else "resumed"
         if name is None:
             set_class_paused(self.store, paused)
+            if not paused:
+                self._forget_refusals(PAUSED_CLASS)
             return Outcome(True, f"The class is {word}.")
         if not self.store.set_paused(name, paused):
             return Outcome(False, f"There is no student named {name!r}.")
+        if not paused:
+            self._forget_refusals(PAUSED_STUDENT, name)
         return Outcome(True, f"{name} is {word}.")
+
+    def _forget_refusals(self, message: str, name: str | None = None) -> None:
+        """A pause that ended is no error of a student's any more (their last one goes)."""
+        for who, (_, said) in list(self.refusals.items()):
+            if said == message and name in (None, who):
+                del self.refusals[who]
 
     def set_budget(self, scope: str, budget: float | None, name: str | None = None) -> Outcome:
         """Set a budget: ``scope`` is ``class``, ``student`` (each student's) or ``one``
