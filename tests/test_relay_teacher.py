@@ -104,7 +104,7 @@ def test_budgets_set_by_the_teacher_are_stored_and_win_over_a_restart(sandbox, t
             timeout=60,
             check=True,
         ).stdout
-        assert "class 18, each student 12" in status
+        assert "class 18 (set on the dashboard), each student 12 (set on the dashboard)" in status
         assert "student-02: 0 (own budget 30)" in status
         assert teacher.act("budget", scope="one", name="student-02", value="")["ok"]
         assert room.client(1).account().credits == 12  # back to the class's rule
@@ -322,3 +322,49 @@ def test_an_approval_card_says_what_the_student_asked_for_in_words(room, teacher
     held = teacher.live()["html"]["held"]
     assert "luma-extend" not in held and "luma-imagine" not in held and "#" not in held
     assert "wants to extend a video" in held and "wants a new video" in held
+
+
+def _status(room: Classroom) -> str:
+    """``luma-nb class status`` on the room's class file, as the teacher runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "luma_nb.cli", "class", "status", "--db", str(room.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
+def test_the_budgets_enforced_are_the_ones_every_view_shows_with_their_origin(sandbox, tmp_path):
+    # What `luma-nb class serve --class-budget 600 --student-budget 36` starts.
+    room = Classroom(sandbox, tmp_path, class_budget=600, student_budget=36)
+    try:
+        teacher = TeacherSession(room)
+        assert room.client(0).account().credits == 36  # enforced
+        assert (
+            "budgets: class 600 (from --class-budget), each student 36 (from --student-budget)"
+            in _status(room)
+        )
+        live = teacher.live()
+        state, controls = live["state"], live["html"]["controls"]
+        assert (state["class_budget"], state["student_budget"]) == (600, 36)
+        assert (state["class_budget_from"], state["student_budget_from"]) == (
+            "--class-budget",
+            "--student-budget",
+        )
+        assert "Class budget: 600 (from --class-budget)" in controls
+        assert "each student: 36 (from --student-budget)" in controls
+        assert 'name="value" value="600"' in controls and 'name="value" value="36"' in controls
+
+        assert teacher.act("budget", scope="student", value="30")["ok"]
+        assert room.client(0).account().credits == 30
+        assert "class 600 (from --class-budget), each student 30 (set on the dashboard)" in (
+            _status(room)
+        )
+        controls = teacher.live()["html"]["controls"]
+        assert "each student: 30 (set on the dashboard)" in controls
+        assert teacher.act("budget", scope="class", value="")["ok"]  # no limit, by the teacher
+        assert room.client(1).account().credits == 30
+        assert "class no limit (set on the dashboard)" in _status(room)
+    finally:
+        room.close()

@@ -40,6 +40,7 @@ from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .hub import HubIdentity, HubUser
 from .poller import DEFAULT_LEASE, Poller, new_holder
+from .settings import remember_start_budgets
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
 from .tokens import IssuedToken, issue
@@ -208,6 +209,7 @@ class Relay:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:
             self.store.publish(task_id)
+        remember_start_budgets(self.store, self.budgets)  # for `luma-nb class status`
         sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET)
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()

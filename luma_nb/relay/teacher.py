@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .settings import (
+    budget_view,
     budgets_for,
-    class_budgets,
     read_settings,
     set_approve,
     set_class_budget,
@@ -209,7 +209,8 @@ class Teacher:
         gallery's finished videos. Names and prompts are as typed (escape them to show)."""
         store = self.store
         settings = read_settings(store)
-        budgets = class_budgets(store, self.defaults)
+        view = budget_view(store, self.defaults)
+        budgets = view.budgets
         controls = store.controls()
         spent_class = store.spent()
         tasks = store.class_tasks()
@@ -249,6 +250,8 @@ class Teacher:
             "approve": settings.approve,
             "class_budget": budgets.class_budget,
             "student_budget": budgets.student_budget,
+            "class_budget_from": view.class_from,
+            "student_budget_from": view.student_from,
             "spent": spent_class,
             "students": rows,
             "held": [_submit(s) for s in submits if s.state == "held"],
