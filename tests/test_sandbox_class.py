@@ -15,10 +15,10 @@ import av
 import pytest
 import requests
 
+from luma_nb.contract.text import ordinal
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.api import UNLIMITED_CREDITS
 from luma_nb.sandbox.cli import add_arguments
-from luma_nb.sandbox.lifecycle import ordinal
 from luma_nb.sandbox.remux import ParamsMismatch, concat
 from luma_nb.sandbox.video import synthesize
 from tests.conftest import SandboxHTTP

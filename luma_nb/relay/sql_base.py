@@ -11,13 +11,16 @@ was committed; :meth:`SQLBase._snapshot` gives several reads one snapshot.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ("SCHEMA", "Dialect", "SQLBase")
+from .store import SubmitRecord
+
+__all__ = ("SCHEMA", "SUBMIT_ROWS", "Dialect", "SQLBase", "submit_record")
 
 #: The tables, in the SQL both databases read; :meth:`Dialect.schema` adapts the types.
 SCHEMA = """
@@ -46,6 +49,25 @@ CREATE TABLE IF NOT EXISTS controls (
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
+
+#: Submits with their student's name, for :func:`submit_record` (add a WHERE and an ORDER).
+SUBMIT_ROWS = "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
+
+
+def submit_record(row: Any) -> SubmitRecord:
+    """A row of :data:`SUBMIT_ROWS` as a :class:`~luma_nb.relay.store.SubmitRecord`."""
+    return SubmitRecord(
+        id=int(row["id"]),
+        student=str(row["name"]),
+        endpoint=str(row["endpoint"]),
+        request=json.loads(row["request"]),
+        cost=float(row["cost"]),
+        state=str(row["state"]),
+        task_id=row["task_id"],
+        note=row["note"],
+        created=float(row["created"]),
+    )
+
 
 # Columns of ``tasks`` added after the first schema (added to older databases on open).
 _TASK_COLUMNS = {
@@ -181,6 +203,12 @@ class SQLBase:
         with self._read() as db:
             row = db.execute(sql, args).fetchone()
         return None if row is None else row[0]
+
+    def _record(self, submit_id: int) -> SubmitRecord:
+        """One submit as a record (it must exist)."""
+        with self._read() as db:
+            row = db.execute(SUBMIT_ROWS + " WHERE s.id = ?", (submit_id,)).fetchone()
+        return submit_record(row)
 
     def close(self) -> None:
         with self._lock:

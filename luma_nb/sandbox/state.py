@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contract.text import ordinal
 from .db import StateDB
 from .faults import TaskFault
-from .lifecycle import Progress, make_plan, ordinal, progress
+from .lifecycle import Progress, make_plan, progress
 from .records import TaskRecord
 
 __all__ = ("COST", "InsufficientCredits", "Store", "TaskRecord", "TooManyRunning")
