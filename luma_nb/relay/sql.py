@@ -7,8 +7,9 @@ and tasks here, the class gallery in :mod:`~luma_nb.relay.sql_gallery`, leases i
 ``RETURNING id``, ``CASE``, ``COALESCE``); a :class:`~luma_nb.relay.sql_base.Dialect` adds what
 differs: column types, the append-only triggers of the ledger, how a write transaction starts
 and how writers of several processes are serialised, and which errors mean a unique key was
-taken. Every write is one serialised transaction, so :meth:`SQLStore.reserve` (check the
-budgets, then hold the credits) is exact however many relays share the database.
+taken. Every write is one transaction; a write that reads a row to change it locks it first,
+and :meth:`SQLStore.reserve` (check the budgets, then hold the credits) takes the class's lock,
+so it is exact however many relays share the database.
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         budgets: Budgets,
     ) -> int | Refusal:
         with self._tx() as db:
+            # A class budget is checked against every student's spending: the class's other
+            # reservations wait. Otherwise only this student's do.
+            whole_class = budgets.class_budget is not None
+            self.dialect.lock_class(db, None if whole_class else student.id)
             if budgets.student_budget is not None:
                 mine = db.execute(_SPENT + " WHERE student_id = ?", (student.id,)).fetchone()[0]
                 left = budgets.student_budget - float(mine)
@@ -168,7 +173,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         return submit_id
 
     def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
-        row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+        lock = self.dialect.row_lock.format(table="submits")
+        row = db.execute("SELECT * FROM submits WHERE id = ?" + lock, (submit_id,)).fetchone()
         if row is None:
             raise KeyError(submit_id)
         return row
@@ -350,15 +356,19 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
         with self._tx() as db:
-            self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+            news = self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+            if news is not None:
+                self._bump(db, news)
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
-        # A poll tick's answers in a few transactions rather than one each: the writers'
-        # lock is taken (and the commit paid) once per chunk, and a submit waits at most
-        # one chunk behind the poller.
-        for start in range(0, len(updates), _UPDATE_CHUNK):
+        # A poll tick's answers in a few transactions rather than one each (the commit is
+        # paid once per chunk). Every writer locks tasks in the same order (by id), and the
+        # gallery's counter last, so two relays' transactions never wait for each other in a
+        # circle.
+        ordered = sorted(updates, key=lambda update: update.task_id)
+        for start in range(0, len(ordered), _UPDATE_CHUNK):
             with self._tx() as db:
-                for update in updates[start : start + _UPDATE_CHUNK]:
+                news = [
                     self._update_task(
                         db,
                         update.task_id,
@@ -366,6 +376,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
                         terminal=update.terminal,
                         failure=update.failure,
                     )
+                    for update in ordered[start : start + _UPDATE_CHUNK]
+                ]
+                for task_id in news:
+                    if task_id is not None:
+                        self._bump(db, task_id)
 
     def _update_task(
         self,
@@ -375,27 +390,26 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         *,
         terminal: bool,
         failure: str | None,
-    ) -> None:
+    ) -> str | None:
+        """Store one task's news; the task id when it is news for the class gallery."""
         row = db.execute(
             "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
             "LEFT JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.task_id = ? OR t.upstream_id = ?",
+            "WHERE t.task_id = ? OR t.upstream_id = ?" + self.dialect.row_lock.format(table="t"),
             (task_id, task_id),
         ).fetchone()
         if row is None or row["terminal"]:
-            return  # unknown, or settled already: a late answer changes nothing
+            return None  # unknown, or settled already: a late answer changes nothing
         upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
         text = json.dumps(dict(body) | {"task_id": task_id})
         if not terminal and text == row["body"]:
-            return  # nothing new (a task waiting in line): no write
+            return None  # nothing new (a task waiting in line): no write
         db.execute(
             "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
             (text, int(terminal), self._clock(), task_id),
         )
         if terminal:
             db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
-            if row["student_id"] is not None:  # a student's task: news for the class gallery
-                self._bump(db, task_id)
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
                 db,
@@ -406,6 +420,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
                 task_id=task_id,
                 reason=f"the task failed upstream: {failure}",
             )
+        # A student's task that finished or failed: news for the class gallery.
+        return task_id if terminal and row["student_id"] is not None else None
 
     def open_tasks(self) -> list[str]:
         with self._read() as db:
@@ -452,7 +468,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
             except KeyError:
                 return False
         with self._tx() as db:
-            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+            lock = self.dialect.row_lock.format(table="submits")
+            row = db.execute("SELECT * FROM submits WHERE id = ?" + lock, (submit_id,)).fetchone()
             if row is None or row["state"] != "uncertain":
                 return False
             kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
