@@ -173,8 +173,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         return submit_id
 
     def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
-        lock = self.dialect.row_lock.format(table="submits")
-        row = db.execute("SELECT * FROM submits WHERE id = ?" + lock, (submit_id,)).fetchone()
+        lock = self.dialect.row_lock.format(table="submits")  # a constant of the dialect
+        row = db.execute(
+            "SELECT * FROM submits WHERE id = ?" + lock,  # noqa: S608
+            (submit_id,),
+        ).fetchone()
         if row is None:
             raise KeyError(submit_id)
         return row
@@ -392,10 +395,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         failure: str | None,
     ) -> str | None:
         """Store one task's news; the task id when it is news for the class gallery."""
+        lock = self.dialect.row_lock.format(table="t")  # a constant of the dialect
         row = db.execute(
-            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
+            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "  # noqa: S608
             "LEFT JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.task_id = ? OR t.upstream_id = ?" + self.dialect.row_lock.format(table="t"),
+            "WHERE t.task_id = ? OR t.upstream_id = ?" + lock,
             (task_id, task_id),
         ).fetchone()
         if row is None or row["terminal"]:
@@ -468,9 +472,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
             except KeyError:
                 return False
         with self._tx() as db:
-            lock = self.dialect.row_lock.format(table="submits")
-            row = db.execute("SELECT * FROM submits WHERE id = ?" + lock, (submit_id,)).fetchone()
-            if row is None or row["state"] != "uncertain":
+            try:
+                row = self._submit_row(db, submit_id)
+            except KeyError:
+                return False
+            if row["state"] != "uncertain":
                 return False
             kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
             self._forwarded(db, row, task_id, kind, note=reason)

@@ -110,9 +110,10 @@ class Dialect:
         db.execute("BEGIN IMMEDIATE")
 
     def lock_class(self, db: Any, student_id: int | None = None) -> None:
-        """Inside a write transaction (``db`` takes ``?`` placeholders): wait until no other writer of the class's ledger runs
-        (``student_id`` given: of that student's, the class's writers still waiting for it).
-        Nothing to do in SQLite, whose writers are serialised already."""
+        """Inside a write transaction (``db`` takes ``?`` placeholders): wait until no other
+        reservation of the class runs (``student_id`` given: none of that student's, nor one
+        checking the class budget). Nothing to do in SQLite, whose writers are serialised
+        already."""
 
     def begin_read(self, db: Any) -> None:
         """Start a read-only transaction: its statements see one snapshot, and wait for nobody."""
