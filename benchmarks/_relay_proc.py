@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-budget", type=float)
     parser.add_argument("--student-budget", type=float)
     parser.add_argument("--lease", type=float, default=15.0)
+    parser.add_argument("--publish", action="append", default=[])
     args = parser.parse_args(argv)
 
     from luma_nb.relay import Relay
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         class_budget=args.class_budget,
         student_budget=args.student_budget,
         lease=args.lease,
+        publish=args.publish,
     )
     polled: set[str] = set()
     upstream = relay.poller._upstream

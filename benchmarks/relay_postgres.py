@@ -97,7 +97,8 @@ def _scenario(students: int, speed: float) -> dict[str, Any]:
         tokens = issue(store, students)
         with SandboxProcess(speed, credits="unlimited") as sandbox:
             relays = [
-                _RelayProcess(sandbox.base_url, sandbox.api_key, dsn, *budget) for _ in range(2)
+                _RelayProcess(sandbox.base_url, sandbox.api_key, dsn, *budget, "--publish", _PARENT)
+                for _ in range(2)
             ]
             clients = [
                 LumaClient(t.token, base_url=relays[n % 2].url, journal=None)

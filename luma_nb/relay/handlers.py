@@ -41,6 +41,8 @@ __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
 log = logging.getLogger("luma_nb.relay")
 
+#: What a task id the student may not see gets (404), whether it exists or not.
+TASK_NOT_FOUND = "Task not found"
 #: Largest request body accepted (bigger ones get 413 in the documented shape).
 MAX_BODY = 64 * 1024
 
@@ -170,7 +172,7 @@ class _Base(tornado.web.RequestHandler):
             raise ValidationError("Request body is missing; send a JSON object")
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than Python's parser goes
             raise ValidationError("Request body is not valid JSON") from None
 
 
@@ -221,6 +223,10 @@ class SubmitHandler(_Api):
             return
         parent = body.get("parent_task_id")
         if isinstance(parent, str):
+            may = await ctx.blocking(ctx.store.may_extend, parent, student)
+            if not may:  # as an unknown id: nothing told
+                self.refuse(404, TASK_NOT_FOUND, student)
+                return
             upstream = await ctx.blocking(ctx.store.upstream_of, parent)
             if upstream is None:
                 self.refuse(
@@ -284,7 +290,7 @@ class FetchHandler(_Api):
         headers = {"X-Luma-NB-Polled-At": f"{looked:.3f}"} if looked is not None else {}
         if self.endpoint == "/fetch":
             if bodies[0] is None:
-                self.answer(404, errors("Task not found"), headers)
+                self.answer(404, errors(TASK_NOT_FOUND), headers)
             else:
                 self.answer(200, bodies[0], headers)
             return

@@ -334,6 +334,11 @@ class RelayStore(Protocol):
         """The teacher hides (or shows again) a task in the gallery; False for an unknown task."""
         ...
 
+    def may_extend(self, task_id: str, student: Student) -> bool:
+        """True when ``student`` may extend the task the relay knows as ``task_id``: their
+        own, one the teacher published, or a classmate's video shown in the class gallery."""
+        ...
+
     def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
         """Students' tasks changed after sequence number ``after`` (all of them for 0), in the
         order of their changes, and the class's latest sequence number."""
