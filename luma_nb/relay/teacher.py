@@ -74,7 +74,7 @@ class Teacher:
         """Why ``student`` may not submit now (the teacher paused them or the class), or None."""
         if read_settings(self.store).paused:
             return PAUSED_CLASS
-        if self.store.controls().get(student.name, Controls()).paused:
+        if self.store.controls_of(student).paused:
             return PAUSED_STUDENT
         return None
 
