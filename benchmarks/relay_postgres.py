@@ -135,6 +135,9 @@ def _submit(client: Any, arm: str, at: float, run: _Run, lock: threading.Lock) -
     except LumaError as error:  # no answer, a connection refused, another failure
         outcome = type(error).__name__
     answer = _Answer(arm, time.perf_counter() - at, outcome)
+    # The student's connection is not kept: a row's thousands of idle keep-alive connections
+    # would hold every one of the sandbox's connection threads.
+    client.close()
     with lock:
         run.answers.append(answer)
         run.late.append(left)
@@ -387,6 +390,10 @@ def run(size: str = "full") -> Section:
     )
     detail.add(
         "credits spent / class budget", *(f"{r['spent']:g} / {r['allowed'] * COST:g}" for r in rows)
+    )
+    detail.add(
+        "CPU time of relay A + B, start to stop (s)",
+        *(" + ".join(f"{s['cpu_seconds']:.1f}" for s in r["stats"]) for r in rows),
     )
     detail.add(
         "upstream polling requests, relay A + B",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .sql import Dialect, SQLStore
+from .sql_base import _Cursor
 
 __all__ = ("PostgresStore", "is_dsn", "redact")
 
@@ -173,6 +174,32 @@ class PostgresStore(SQLStore):
         except Exception:
             return None
         return None if value is None else str(value)
+
+    def _reserve(
+        self, insert: str, args: Sequence[Any], *, student_id: int, cost: float, lock: int | None
+    ) -> int | None:
+        # One round trip (a pipeline): the transaction, the class's lock, the submit with its
+        # ledger line (one statement) and the commit go together, so the lock is held only
+        # while the server runs them, never while this process waits for its turn on a core.
+        statement = (
+            f"WITH s AS ({insert} RETURNING id, student_id, cost, created) "  # noqa: S608
+            "INSERT INTO ledger (at, student_id, submit_id, task_id, kind, credits, reason) "
+            "SELECT created, student_id, id, NULL, 'reserve', cost, '' FROM s "
+            "RETURNING submit_id"
+        )
+        with self._connection() as db:
+            try:
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    self.dialect.lock_class(_Cursor(db, self.dialect), lock)
+                    found = db.execute(self.dialect.sql(statement), tuple(args))
+                    db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
+            row = found.fetchone()
+        return None if row is None else int(row[0])
 
     def _usable(self, db: Any) -> Any:
         # A connection the server dropped (a restart, an idle timeout) is replaced, so the

@@ -142,35 +142,60 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         cost: float,
         budgets: Budgets,
     ) -> int | Refusal:
+        # The budget checks are the insert's own condition, so the reservation is one
+        # statement whichever database runs it, and the class's lock is held for it alone.
+        now = self._clock()
+        checks: list[str] = []
+        args: list[Any] = [student.id, endpoint, json.dumps(dict(request)), cost, now, now]
+        if budgets.student_budget is not None:
+            checks.append(f"? - ({_SPENT} WHERE student_id = ?) >= ?")
+            args += [budgets.student_budget, student.id, cost]
+        if budgets.class_budget is not None:
+            checks.append(f"? - ({_SPENT}) >= ?")
+            args += [budgets.class_budget, cost]
+        insert = (
+            "INSERT INTO submits (student_id, endpoint, request, cost, state, created, updated) "
+            "SELECT ?, ?, ?, ?, 'reserved', ?, ?"
+            + (" WHERE " + " AND ".join(checks) if checks else "")
+        )
+        # A class budget is checked against every student's spending: the class's other
+        # reservations wait. Otherwise only this student's do.
+        lock = None if budgets.class_budget is not None else student.id
+        submit_id = self._reserve(insert, args, student_id=student.id, cost=cost, lock=lock)
+        if submit_id is not None:
+            return submit_id
+        return self._refusal(student, cost, budgets)
+
+    def _reserve(
+        self, insert: str, args: Sequence[Any], *, student_id: int, cost: float, lock: int | None
+    ) -> int | None:
+        """Run ``insert`` (a submit, if the budgets allow it) and the ledger's ``reserve`` line
+        in one transaction under the class's lock (``lock``: see :meth:`Dialect.lock_class`);
+        the new submit's id, or None when a budget refused it."""
         with self._tx() as db:
-            # A class budget is checked against every student's spending: the class's other
-            # reservations wait. Otherwise only this student's do.
-            whole_class = budgets.class_budget is not None
-            self.dialect.lock_class(db, None if whole_class else student.id)
-            if budgets.student_budget is not None:
-                mine = db.execute(_SPENT + " WHERE student_id = ?", (student.id,)).fetchone()[0]
-                left = budgets.student_budget - float(mine)
-                if cost > left:
-                    return Refusal(
-                        f"Your budget is used up: {max(left, 0):g} credits left, "
-                        f"this submit costs {cost:g}. Ask your teacher for more."
-                    )
-            if budgets.class_budget is not None:
-                left = budgets.class_budget - float(db.execute(_SPENT).fetchone()[0])
-                if cost > left:
-                    return Refusal(
-                        f"The class budget is used up: {max(left, 0):g} credits left for the "
-                        f"whole class, this submit costs {cost:g}."
-                    )
-            now = self._clock()
-            row = db.execute(
-                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, "
-                "updated) VALUES (?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
-                (student.id, endpoint, json.dumps(dict(request)), cost, now, now),
-            ).fetchone()
+            self.dialect.lock_class(db, lock)
+            row = db.execute(insert + " RETURNING id", args).fetchone()
+            if row is None:
+                return None
             submit_id = int(row[0])
-            self._entry(db, "reserve", cost, student_id=student.id, submit_id=submit_id)
+            self._entry(db, "reserve", cost, student_id=student_id, submit_id=submit_id)
         return submit_id
+
+    def _refusal(self, student: Student, cost: float, budgets: Budgets) -> Refusal:
+        """What to tell a student whose submit a budget refused (read after the refusal: the
+        figures are what is left now)."""
+        if budgets.student_budget is not None:
+            left = budgets.student_budget - self.spent(student)
+            if cost > left or budgets.class_budget is None:
+                return Refusal(
+                    f"Your budget is used up: {max(left, 0):g} credits left, "
+                    f"this submit costs {cost:g}. Ask your teacher for more."
+                )
+        left = (budgets.class_budget or 0.0) - self.spent()
+        return Refusal(
+            f"The class budget is used up: {max(left, 0):g} credits left for the "
+            f"whole class, this submit costs {cost:g}."
+        )
 
     def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
         lock = self.dialect.row_lock.format(table="submits")  # a constant of the dialect
