@@ -2,7 +2,9 @@
 
 It runs a Tornado server (the web framework Jupyter and JupyterHub run on, so it is already
 installed wherever notebooks are served) on its own thread and event loop, one poller thread
-for the whole class, and a small thread pool for the upstream submits (``requests`` blocks).
+for the whole class, a small thread pool for the upstream submits (``requests`` blocks) and
+another for the store's calls (the event loop never waits for the database). It listens with
+a backlog for a whole class connecting in the same second.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
 from .tokens import IssuedToken, issue
 
-__all__ = ("DEFAULT_COST", "POLLER_HEADER", "Relay")
+__all__ = ("BACKLOG", "DEFAULT_COST", "POLLER_HEADER", "Relay")
 
 log = logging.getLogger("luma_nb.relay")
 
@@ -53,6 +55,13 @@ log = logging.getLogger("luma_nb.relay")
 POLLER_HEADER = "X-Luma-NB-Poller"
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
+#: Connections the listening socket queues before the relay accepts them: a class opening its
+#: notebooks at once must not be turned away (Tornado's default is 128; the kernel caps this
+#: at ``net.core.somaxconn``, 4096 on current Linux).
+BACKLOG = 4096
+#: Threads running store calls for the handlers (PostgreSQL serves them on as many
+#: connections; SQLite on its one).
+_STORE_THREADS = 8
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
 _STOPPED = "the relay stopped while this submit was on its way"
 #: Seconds after which a submit still "reserved" cannot be on its way any more (the upstream
@@ -182,6 +191,9 @@ class Relay:
             self._hub_login = HubLogin(hub, self._ctx.base_path)
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
+        self._ctx.store_threads = self._store_threads = ThreadPoolExecutor(
+            max_workers=_STORE_THREADS, thread_name_prefix="luma-relay-store"
+        )
         self.app: tornado.web.Application | None = None
         """The Tornado application, once serving (e.g. to add a teacher check)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -218,7 +230,9 @@ class Relay:
         for task_id in self._publish:
             self.store.publish(task_id)
         remember_start_budgets(self.store, self.budgets)  # for `luma-nb class status`
-        sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET)
+        sockets = tornado.netutil.bind_sockets(
+            self.port, self.host, family=socket.AF_INET, backlog=BACKLOG
+        )
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -264,6 +278,7 @@ class Relay:
         if self._thread is not None:
             self._thread.join(10)
         self._pool.shutdown(wait=True)
+        self._store_threads.shutdown(wait=True)
         self.store.close()
 
     def __enter__(self) -> Relay:

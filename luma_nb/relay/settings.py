@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .store import Budgets, Controls, RelayStore, Student
+from .store import Budgets, RelayStore, Student
 
 __all__ = (
     "TEACHER_PREFIX",
@@ -174,7 +174,7 @@ def budget_view(store: RelayStore, defaults: Budgets | None = None) -> BudgetVie
 def budgets_for(store: RelayStore, student: Student, defaults: Budgets) -> Budgets:
     """The budgets one submit of ``student`` is checked against (their own budget first)."""
     budgets = class_budgets(store, defaults)
-    own = store.controls().get(student.name, Controls()).budget
+    own = store.controls_of(student).budget
     return Budgets(budgets.class_budget, own if own is not None else budgets.student_budget)
 
 

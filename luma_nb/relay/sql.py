@@ -7,9 +7,10 @@ plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses ``?`` placeholders and 
 databases understand (``INSERT ... ON CONFLICT``, ``RETURNING id``, ``CASE``, ``COALESCE``); a
 :class:`~luma_nb.relay.sql_base.Dialect` adds what differs: column types, the append-only
 triggers of the ledger, how a write transaction starts and how writers of several processes
-are serialised, and which errors mean a unique key was taken. Every write is one serialised
-transaction, so :meth:`SQLStore.reserve` (check the budgets, then hold the credits) is exact
-however many relays share the database.
+are serialised, and which errors mean a unique key was taken. Every write is one transaction;
+a write that reads a row to change it locks it first, and :meth:`SQLStore.reserve` (check the
+budgets, then hold the credits) takes the class's lock, so it is exact however many relays
+share the database.
 """
 
 from __future__ import annotations
@@ -143,34 +144,67 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         cost: float,
         budgets: Budgets,
     ) -> int | Refusal:
+        # The budget checks are the insert's own condition, so the reservation is one
+        # statement whichever database runs it, and the class's lock is held for it alone.
+        now = self._clock()
+        checks: list[str] = []
+        args: list[Any] = [student.id, endpoint, json.dumps(dict(request)), cost, now, now]
+        if budgets.student_budget is not None:
+            checks.append(f"? - ({_SPENT} WHERE student_id = ?) >= ?")
+            args += [budgets.student_budget, student.id, cost]
+        if budgets.class_budget is not None:
+            checks.append(f"? - ({_SPENT}) >= ?")
+            args += [budgets.class_budget, cost]
+        insert = (
+            "INSERT INTO submits (student_id, endpoint, request, cost, state, created, updated) "
+            "SELECT ?, ?, ?, ?, 'reserved', ?, ?"
+            + (" WHERE " + " AND ".join(checks) if checks else "")
+        )
+        # A class budget is checked against every student's spending: the class's other
+        # reservations wait. Otherwise only this student's do.
+        lock = None if budgets.class_budget is not None else student.id
+        submit_id = self._reserve(insert, args, student_id=student.id, cost=cost, lock=lock)
+        if submit_id is not None:
+            return submit_id
+        return self._refusal(student, cost, budgets)
+
+    def _reserve(
+        self, insert: str, args: Sequence[Any], *, student_id: int, cost: float, lock: int | None
+    ) -> int | None:
+        """Run ``insert`` (a submit, if the budgets allow it) and the ledger's ``reserve`` line
+        in one transaction under the class's lock (``lock``: see :meth:`Dialect.lock_class`);
+        the new submit's id, or None when a budget refused it."""
         with self._tx() as db:
-            if budgets.student_budget is not None:
-                mine = db.execute(_SPENT + " WHERE student_id = ?", (student.id,)).fetchone()[0]
-                left = budgets.student_budget - float(mine)
-                if cost > left:
-                    return Refusal(
-                        f"Your budget is used up: {max(left, 0):g} credits left, "
-                        f"this submit costs {cost:g}. Ask your teacher for more."
-                    )
-            if budgets.class_budget is not None:
-                left = budgets.class_budget - float(db.execute(_SPENT).fetchone()[0])
-                if cost > left:
-                    return Refusal(
-                        f"The class budget is used up: {max(left, 0):g} credits left for the "
-                        f"whole class, this submit costs {cost:g}."
-                    )
-            now = self._clock()
-            row = db.execute(
-                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, "
-                "updated) VALUES (?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
-                (student.id, endpoint, json.dumps(dict(request)), cost, now, now),
-            ).fetchone()
+            self.dialect.lock_class(db, lock)
+            row = db.execute(insert + " RETURNING id", args).fetchone()
+            if row is None:
+                return None
             submit_id = int(row[0])
-            self._entry(db, "reserve", cost, student_id=student.id, submit_id=submit_id)
+            self._entry(db, "reserve", cost, student_id=student_id, submit_id=submit_id)
         return submit_id
 
+    def _refusal(self, student: Student, cost: float, budgets: Budgets) -> Refusal:
+        """What to tell a student whose submit a budget refused (read after the refusal: the
+        figures are what is left now)."""
+        if budgets.student_budget is not None:
+            left = budgets.student_budget - self.spent(student)
+            if cost > left or budgets.class_budget is None:
+                return Refusal(
+                    f"Your budget is used up: {max(left, 0):g} credits left, "
+                    f"this submit costs {cost:g}. Ask your teacher for more."
+                )
+        left = (budgets.class_budget or 0.0) - self.spent()
+        return Refusal(
+            f"The class budget is used up: {max(left, 0):g} credits left for the "
+            f"whole class, this submit costs {cost:g}."
+        )
+
     def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
-        row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+        lock = self.dialect.row_lock.format(table="submits")  # a constant of the dialect
+        row = db.execute(
+            "SELECT * FROM submits WHERE id = ?" + lock,  # noqa: S608
+            (submit_id,),
+        ).fetchone()
         if row is None:
             raise KeyError(submit_id)
         return row
@@ -345,15 +379,19 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
         with self._tx() as db:
-            self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+            news = self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+            if news is not None:
+                self._bump(db, news)
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
-        # A poll tick's answers in a few transactions rather than one each: the writers'
-        # lock is taken (and the commit paid) once per chunk, and a submit waits at most
-        # one chunk behind the poller.
-        for start in range(0, len(updates), _UPDATE_CHUNK):
+        # A poll tick's answers in a few transactions rather than one each (the commit is
+        # paid once per chunk). Every writer locks tasks in the same order (by id), and the
+        # gallery's counter last, so two relays' transactions never wait for each other in a
+        # circle.
+        ordered = sorted(updates, key=lambda update: update.task_id)
+        for start in range(0, len(ordered), _UPDATE_CHUNK):
             with self._tx() as db:
-                for update in updates[start : start + _UPDATE_CHUNK]:
+                news = [
                     self._update_task(
                         db,
                         update.task_id,
@@ -361,6 +399,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
                         terminal=update.terminal,
                         failure=update.failure,
                     )
+                    for update in ordered[start : start + _UPDATE_CHUNK]
+                ]
+                for task_id in news:
+                    if task_id is not None:
+                        self._bump(db, task_id)
 
     def _update_task(
         self,
@@ -370,27 +413,27 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         *,
         terminal: bool,
         failure: str | None,
-    ) -> None:
+    ) -> str | None:
+        """Store one task's news; the task id when it is news for the class gallery."""
+        lock = self.dialect.row_lock.format(table="t")  # a constant of the dialect
         row = db.execute(
-            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
+            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "  # noqa: S608
             "LEFT JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.task_id = ? OR t.upstream_id = ?",
+            "WHERE t.task_id = ? OR t.upstream_id = ?" + lock,
             (task_id, task_id),
         ).fetchone()
         if row is None or row["terminal"]:
-            return  # unknown, or settled already: a late answer changes nothing
+            return None  # unknown, or settled already: a late answer changes nothing
         upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
         text = json.dumps(dict(body) | {"task_id": task_id})
         if not terminal and text == row["body"]:
-            return  # nothing new (a task waiting in line): no write
+            return None  # nothing new (a task waiting in line): no write
         db.execute(
             "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
             (text, int(terminal), self._clock(), task_id),
         )
         if terminal:
             db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
-            if row["student_id"] is not None:  # a student's task: news for the class gallery
-                self._bump(db, task_id)
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
                 db,
@@ -401,6 +444,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
                 task_id=task_id,
                 reason=f"the task failed upstream: {failure}",
             )
+        # A student's task that finished or failed: news for the class gallery.
+        return task_id if terminal and row["student_id"] is not None else None
 
     def open_tasks(self) -> list[str]:
         with self._read() as db:
@@ -453,8 +498,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
             except KeyError:
                 return False
         with self._tx() as db:
-            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
-            if row is None or row["state"] != "uncertain":
+            try:
+                row = self._submit_row(db, submit_id)
+            except KeyError:
+                return False
+            if row["state"] != "uncertain":
                 return False
             kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
             self._forwarded(db, row, task_id, kind, note=reason)

@@ -5,9 +5,10 @@ upstream as the teacher allows, when a submit before it waits, or when the upstr
 with 429 (it did not accept the job, so sending it later is safe). It is answered at once under
 a relay-made task id, as a submit held for approval is (the same ``relayed`` task row), and its
 fetches say its place: ``queued at the class relay: 4th in line``. Arrival order is the submits'
-ids. :meth:`QueueSQL.next_queued` takes the first one once there is room (queued -> reserved,
-once), in a serialised transaction, so relays sharing one database share one queue and never
-forward a submit twice or run past the class's limit.
+ids. Every change to the line takes the class's lock (:meth:`Dialect.lock_class`), so the
+running jobs it counts are those of every relay sharing the database: they share one queue,
+and :meth:`QueueSQL.next_queued` takes each submit once (queued -> reserved) and never runs the
+class past its limit.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class QueueSQL(SQLBase):
         if idle and max_running is None:
             return None
         with self._tx() as db:
+            self.dialect.lock_class(db)
             row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
             if row is None or row["state"] != "reserved":
                 return None
@@ -125,6 +127,7 @@ class QueueSQL(SQLBase):
         retry_at: float | None = None,
     ) -> str | None:
         with self._tx() as db:
+            self.dialect.lock_class(db)
             row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
             if row is None or row["state"] != "reserved":
                 return None
@@ -142,16 +145,17 @@ class QueueSQL(SQLBase):
             if first[0] is None or self._retry_at(db) > self._clock():
                 return None
         with self._tx() as db:
+            self.dialect.lock_class(db)
             if self._retry_at(db) > self._clock():
                 return None
             if max_running is not None and self._running(db) >= max_running:
                 return None
-            first = db.execute("SELECT MIN(id) FROM submits WHERE state = 'queued'").fetchone()
-            if first[0] is None:
+            # The first in line; one the teacher cancels meanwhile is not taken.
+            row = db.execute(
+                "UPDATE submits SET state = 'reserved', updated = ? WHERE state = 'queued' "
+                "AND id = (SELECT MIN(id) FROM submits WHERE state = 'queued') RETURNING id",
+                (self._clock(),),
+            ).fetchone()
+            if row is None:
                 return None
-            submit_id = int(first[0])
-            db.execute(
-                "UPDATE submits SET state = 'reserved', updated = ? WHERE id = ?",
-                (self._clock(), submit_id),
-            )
-        return self._record(submit_id)
+        return self._record(int(row[0]))

@@ -351,6 +351,11 @@ class RelayStore(Protocol):
         """Every student's controls, by name (students never touched get the defaults)."""
         ...
 
+    def controls_of(self, student: Student) -> Controls:
+        """One student's controls (the defaults for a student never touched): what each of
+        their submits is checked against."""
+        ...
+
     def set_paused(self, name: str, paused: bool) -> bool:
         """Pause (or resume) one student's submits; False when there is no such student."""
         ...

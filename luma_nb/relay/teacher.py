@@ -8,6 +8,7 @@ from the upstream), with no token or key in it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -73,7 +74,7 @@ class Teacher:
         """Why ``student`` may not submit now (the teacher paused them or the class), or None."""
         if read_settings(self.store).paused:
             return PAUSED_CLASS
-        if self.store.controls().get(student.name, Controls()).paused:
+        if self.store.controls_of(student).paused:
             return PAUSED_STUDENT
         return None
 
@@ -162,7 +163,9 @@ class Teacher:
 
     async def approve(self, submit_id: int) -> Outcome:
         """Forward a held submit (once); its student's task id maps to the upstream task."""
-        record = self.store.take_held(submit_id)
+        record = await asyncio.get_running_loop().run_in_executor(
+            None, self.store.take_held, submit_id
+        )
         if record is None:
             return Outcome(False, f"Submit #{submit_id} is not waiting for approval.")
         result = await self.forward(record.endpoint, dict(record.request), submit_id)
