@@ -328,7 +328,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         return float(self._one(_SPENT + " WHERE student_id = ?", student.id))
 
     def submits(self, state: str | None = None) -> list[SubmitRecord]:
-        sql, args = SUBMIT_ROWS, ()
+        sql = SUBMIT_ROWS
+        args: tuple[Any, ...] = ()
         if state is not None:
             sql, args = sql + " WHERE s.state = ?", (state,)
         with self._read() as db:
