@@ -109,6 +109,12 @@ class Dialect:
         """Start a write transaction (in SQLite, one no other writer interleaves)."""
         db.execute("BEGIN IMMEDIATE")
 
+    def batch(self, db: Any) -> contextlib.AbstractContextManager[Any]:
+        """Around a transaction whose statements may travel together: sent without waiting
+        for each answer until one is read (PostgreSQL's pipeline mode), so its writes and the
+        commit cost one round trip. Nothing in SQLite (no round trips)."""
+        return contextlib.nullcontext()
+
     def lock_class(self, db: Any, student_id: int | None = None) -> None:
         """Inside a write transaction (``db`` takes ``?`` placeholders): wait until no other
         reservation of the class runs (``student_id`` given: none of that student's, nor one
@@ -236,18 +242,23 @@ class SQLBase:
             self._give(db)
 
     @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
-        """A write transaction: committed on success, rolled back on any error."""
+    def _tx(self, *, batched: bool = False) -> Iterator[_Cursor]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        ``batched``: its statements go to the server in batches (:meth:`Dialect.batch`), so
+        a statement's result is there only once read (``fetchone``/``fetchall``): never for
+        a transaction that looks at ``rowcount`` before it ends."""
         with self._connection() as db:
-            self.dialect.begin(db)
             try:
-                yield _Cursor(db, self.dialect)
+                with self.dialect.batch(db) if batched else contextlib.nullcontext():
+                    self.dialect.begin(db)
+                    yield _Cursor(db, self.dialect)
+                    db.execute("COMMIT")
             except BaseException:
                 # A lost connection cannot roll back; the error that broke it is the one to see.
                 with contextlib.suppress(Exception):
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     @contextmanager
     def _snapshot(self) -> Iterator[_Cursor]:
