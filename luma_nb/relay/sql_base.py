@@ -139,12 +139,17 @@ class SQLBase:
     dialect: Dialect = Dialect()
     #: Connections open at most; a thread wanting one while all are lent waits for one.
     connections = 1
+    #: True when this process's writers take turns before their database sees them (SQLite,
+    #: whose writers would otherwise wait for each other in its busy handler's sleeps);
+    #: readers go on beside them on the other connections.
+    one_writer = False
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._free = threading.Condition()
         self._idle: list[Any] = []
         self._mine = threading.local()
+        self._writer = threading.RLock()
         self._closed = False
         self._db: Any = self._connect()
         """The first connection (SQLite's only one)."""
@@ -248,7 +253,8 @@ class SQLBase:
         ``batched``: its statements go to the server in batches (:meth:`Dialect.batch`), so
         a statement's result is there only once read (``fetchone``/``fetchall``): never for
         a transaction that looks at ``rowcount`` before it ends."""
-        with self._connection() as db:
+        turn = self._writer if self.one_writer else contextlib.nullcontext()
+        with turn, self._connection() as db:
             try:
                 with self.dialect.batch(db) if batched else contextlib.nullcontext():
                     self.dialect.begin(db)
