@@ -75,3 +75,14 @@ def test_polling_has_a_goal_per_progress_model_and_one_for_batching() -> None:
     assert "20 jobs alike" in goals and "fixed 5 s" in goals
     titles = [t.title for t in section.tables]
     assert any(t.startswith("Many jobs of one client") for t in titles)
+
+
+def test_relay_burst_keeps_the_ledger_exact_and_turns_no_connection_away() -> None:
+    """The class-in-a-burst measure, small: correctness only (never its timings)."""
+    section = run_measure("relay_postgres", "tiny")
+    assert section.missing is None, section.missing
+    goals = {c.goal: c for c in section.checks}
+    for kind in ("ledger exact", "no connection turned away", "polled by one relay only"):
+        found = [c for goal, c in goals.items() if kind in goal]
+        assert len(found) >= 2, f"no {kind!r} goal for each row: {list(goals)}"  # both rows
+        assert all(c.passed for c in found), [(c.goal, c.figure) for c in found]

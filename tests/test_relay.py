@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import unquote
 
@@ -271,3 +272,89 @@ def test_a_student_may_extend_only_a_parent_they_may_see(room):
     assert room.extend(0).status_code == 200  # the published demo parent
     own = room.client(1).extend(theirs.task_id, "my own, further")
     assert own.task_id
+
+
+def test_a_class_connecting_at_once_is_queued_not_turned_away(room):
+    """600 connections arrive while the relay's loop is busy (it accepts none of them): the
+    listening socket's backlog holds them all (Tornado's default of 128 would leave the rest's
+    SYNs unanswered, retried after 1, 3, 7 s)."""
+    import selectors
+    import socket
+
+    busy, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        busy.set()
+        release.wait(60)
+
+    room.relay._loop.call_soon_threadsafe(hold)
+    assert busy.wait(10)
+    selector = selectors.DefaultSelector()
+    sockets = []
+    try:
+        for _ in range(600):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", room.relay.port))
+            selector.register(sock, selectors.EVENT_WRITE)
+            sockets.append(sock)
+        connected = 0
+        while connected < len(sockets):
+            ready = selector.select(timeout=10)  # a dropped SYN is only retried after 1 s
+            if not ready:
+                break
+            for key, _ in ready:
+                selector.unregister(key.fileobj)
+                error = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                connected += error == 0
+        assert connected == 600
+    finally:
+        release.set()
+        selector.close()
+        for sock in sockets:
+            sock.close()
+    answer = requests.post(
+        room.url + "/fetch",
+        json={"task_id": "nope"},
+        headers={"Authorization": room.tokens[0].token},
+        timeout=30,
+    )
+    assert answer.status_code == 404  # and the relay serves on
+
+
+def test_a_write_waiting_for_the_database_holds_up_no_other_student(room):
+    """A submit whose reservation waits for the database (another process holds SQLite's
+    write lock) waits alone: the event loop answers other students' fetches meanwhile."""
+    import sqlite3
+
+    other = sqlite3.connect(room.db, isolation_level=None, timeout=30)
+    other.execute("BEGIN IMMEDIATE")
+    answers: list[requests.Response] = []
+    submit = threading.Thread(
+        target=lambda: answers.append(
+            requests.post(
+                room.url + "/luma-imagine",
+                json={"prompt": "a lighthouse"},
+                headers={"Authorization": room.tokens[0].token},
+                timeout=60,
+            )
+        )
+    )
+    try:
+        submit.start()
+        time.sleep(0.5)  # the submit reaches its reservation and waits for the lock
+        parent = room.sandbox.demo_parents[0].task_id
+        for _ in range(5):
+            fetched = requests.post(
+                room.url + "/fetch",
+                json={"task_id": parent},
+                headers={"Authorization": room.tokens[1].token},
+                timeout=30,
+            )
+            assert fetched.status_code == 200, fetched.text
+        assert submit.is_alive() and not answers  # still waiting for the database
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    submit.join(60)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text

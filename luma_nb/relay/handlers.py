@@ -219,17 +219,19 @@ class SubmitHandler(_Api):
     async def serve(self, student: Student, payload: Any) -> None:
         ctx, path, teacher = self.ctx, self.endpoint, self.ctx.teacher
         body = submit_body(path, payload)
-        paused = await ctx.blocking(teacher.paused, student)
-        if paused is not None:  # before anything is reserved or counted
-            self.refuse(403, paused, student)
+        admission = await ctx.blocking(teacher.admission, student)
+        if admission.paused is not None:  # before anything is reserved or counted
+            self.refuse(403, admission.paused, student)
             return
         parent = body.get("parent_task_id")
         if isinstance(parent, str):
-            may = await ctx.blocking(ctx.store.may_extend, parent, student)
+            store = ctx.store
+            may, upstream = await ctx.blocking(
+                lambda: (store.may_extend(parent, student), store.upstream_of(parent))
+            )
             if not may:  # as an unknown id: nothing told
                 self.refuse(404, TASK_NOT_FOUND, student)
                 return
-            upstream = await ctx.blocking(ctx.store.upstream_of, parent)
             if upstream is None:
                 self.refuse(
                     400,
@@ -248,7 +250,7 @@ class SubmitHandler(_Api):
                 {"Retry-After": f"{wait:.0f}"},
             )
             return
-        budgets = await ctx.blocking(teacher.budgets, student)
+        budgets = admission.budgets
         reserved = await ctx.blocking(
             ctx.store.reserve, student, path, body, ctx.costs[path], budgets
         )
@@ -256,7 +258,7 @@ class SubmitHandler(_Api):
             ctx.rate.give_back(student.id)
             self.refuse(402, reserved.message, student)
             return
-        if await ctx.blocking(teacher.approve_on):
+        if admission.approve:
             # Answered at once with a relay-made id, so the student's client never hangs;
             # its fetches say it waits for the teacher until it is approved or rejected.
             self.answer(200, {"task_id": await ctx.blocking(teacher.hold, reserved, path)})

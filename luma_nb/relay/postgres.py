@@ -116,6 +116,9 @@ class _Postgres(Dialect):
     def begin(self, db: Any) -> None:
         db.execute("BEGIN")
 
+    def batch(self, db: Any) -> contextlib.AbstractContextManager[Any]:
+        return db.pipeline()  # type: ignore[no-any-return]
+
     def lock_class(self, db: Any, student_id: int | None = None) -> None:
         if student_id is None:
             db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))

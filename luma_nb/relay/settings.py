@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .store import Budgets, RelayStore, Student
+from .store import Budgets, Controls, RelayStore, Student
 
 __all__ = (
     "TEACHER_PREFIX",
@@ -59,9 +60,10 @@ class ClassSettings:
     """Approve mode: each submit waits for the teacher's approval of its prompt."""
 
 
-def read_settings(store: RelayStore) -> ClassSettings:
-    """The class's switches as stored now."""
-    return ClassSettings(store.get_meta(_PAUSED) == "1", store.get_meta(_APPROVE) == "1")
+def read_settings(store: RelayStore, meta: Mapping[str, str] | None = None) -> ClassSettings:
+    """The class's switches as stored now (or in ``meta``, what ``store.meta()`` read)."""
+    found = store.meta() if meta is None else meta
+    return ClassSettings(found.get(_PAUSED) == "1", found.get(_APPROVE) == "1")
 
 
 def set_class_paused(store: RelayStore, paused: bool) -> None:
@@ -74,8 +76,8 @@ def set_approve(store: RelayStore, on: bool) -> None:
     store.set_meta(_APPROVE, "1" if on else "0")
 
 
-def _budget(store: RelayStore, key: str, default: float | None) -> float | None:
-    value = store.get_meta(key)
+def _budget(meta: Mapping[str, str], key: str, default: float | None) -> float | None:
+    value = meta.get(key)
     if value is None:
         return default
     if value == _NO_LIMIT:
@@ -104,11 +106,15 @@ def set_student_budget(store: RelayStore, budget: float | None) -> None:
     store.set_meta(_STUDENT_BUDGET, _check(budget))
 
 
-def class_budgets(store: RelayStore, defaults: Budgets) -> Budgets:
-    """The class and per-student budgets: the stored ones, else ``defaults``."""
+def class_budgets(
+    store: RelayStore, defaults: Budgets, meta: Mapping[str, str] | None = None
+) -> Budgets:
+    """The class and per-student budgets: the stored ones (or those in ``meta``, what
+    ``store.meta()`` read), else ``defaults``."""
+    found = store.meta() if meta is None else meta
     return Budgets(
-        _budget(store, _CLASS_BUDGET, defaults.class_budget),
-        _budget(store, _STUDENT_BUDGET, defaults.student_budget),
+        _budget(found, _CLASS_BUDGET, defaults.class_budget),
+        _budget(found, _STUDENT_BUDGET, defaults.student_budget),
     )
 
 
@@ -152,15 +158,16 @@ def _shown(value: float | None, origin: str | None) -> str:
 def budget_view(store: RelayStore, defaults: Budgets | None = None) -> BudgetView:
     """The class's budgets and their origin. ``defaults`` are the running relay's start-up
     budgets; without them (``luma-nb class status``), those the last relay started with."""
+    meta = store.meta()
     if defaults is None:
         defaults = Budgets(
-            _budget(store, _START_CLASS_BUDGET, None),
-            _budget(store, _START_STUDENT_BUDGET, None),
+            _budget(meta, _START_CLASS_BUDGET, None),
+            _budget(meta, _START_STUDENT_BUDGET, None),
         )
-    budgets = class_budgets(store, defaults)
+    budgets = class_budgets(store, defaults, meta)
 
     def origin(key: str, default: float | None, flag: str) -> str | None:
-        if store.get_meta(key) is not None:
+        if key in meta:
             return DASHBOARD
         return None if default is None else flag
 
@@ -171,11 +178,18 @@ def budget_view(store: RelayStore, defaults: Budgets | None = None) -> BudgetVie
     )
 
 
-def budgets_for(store: RelayStore, student: Student, defaults: Budgets) -> Budgets:
-    """The budgets one submit of ``student`` is checked against (their own budget first)."""
-    budgets = class_budgets(store, defaults)
-    own = store.controls_of(student).budget
-    return Budgets(budgets.class_budget, own if own is not None else budgets.student_budget)
+def budgets_for(
+    store: RelayStore,
+    student: Student,
+    defaults: Budgets,
+    meta: Mapping[str, str] | None = None,
+    own: Controls | None = None,
+) -> Budgets:
+    """The budgets one submit of ``student`` is checked against (their own budget first);
+    ``meta`` and ``own`` (their controls) when read already."""
+    budgets = class_budgets(store, defaults, meta)
+    mine = (store.controls_of(student) if own is None else own).budget
+    return Budgets(budgets.class_budget, mine if mine is not None else budgets.student_budget)
 
 
 # -- the teacher's login -----------------------------------------------------------------------

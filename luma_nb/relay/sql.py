@@ -57,6 +57,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         value = self._one("SELECT value FROM meta WHERE key = ?", key)
         return None if value is None else str(value)
 
+    def meta(self) -> dict[str, str]:
+        with self._read() as db:
+            rows = db.execute("SELECT key, value FROM meta").fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute(
@@ -210,7 +215,7 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         return row
 
     def forwarded(self, submit_id: int, task_id: str, task_type: str) -> None:
-        with self._tx() as db:
+        with self._tx(batched=True) as db:  # on every accepted submit: its writes together
             self._forwarded(db, self._submit_row(db, submit_id), task_id, task_type)
 
     def _forwarded(
@@ -391,7 +396,7 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
         # circle.
         ordered = sorted(updates, key=lambda update: update.task_id)
         for start in range(0, len(ordered), _UPDATE_CHUNK):
-            with self._tx() as db:
+            with self._tx(batched=True) as db:
                 news = [
                     self._update_task(
                         db,

@@ -131,6 +131,12 @@ class Dialect:
         """Start a write transaction (in SQLite, one no other writer interleaves)."""
         db.execute("BEGIN IMMEDIATE")
 
+    def batch(self, db: Any) -> contextlib.AbstractContextManager[Any]:
+        """Around a transaction whose statements may travel together: sent without waiting
+        for each answer until one is read (PostgreSQL's pipeline mode), so its writes and the
+        commit cost one round trip. Nothing in SQLite (no round trips)."""
+        return contextlib.nullcontext()
+
     def lock_class(self, db: Any, student_id: int | None = None) -> None:
         """Inside a write transaction (``db`` takes ``?`` placeholders): wait until no other
         reservation of the class runs (``student_id`` given: none of that student's, nor one
@@ -155,12 +161,17 @@ class SQLBase:
     dialect: Dialect = Dialect()
     #: Connections open at most; a thread wanting one while all are lent waits for one.
     connections = 1
+    #: True when this process's writers take turns before their database sees them (SQLite,
+    #: whose writers would otherwise wait for each other in its busy handler's sleeps);
+    #: readers go on beside them on the other connections.
+    one_writer = False
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._free = threading.Condition()
         self._idle: list[Any] = []
         self._mine = threading.local()
+        self._writer = threading.RLock()
         self._closed = False
         self._db: Any = self._connect()
         """The first connection (SQLite's only one)."""
@@ -260,18 +271,24 @@ class SQLBase:
             self._give(db)
 
     @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
-        """A write transaction: committed on success, rolled back on any error."""
-        with self._connection() as db:
-            self.dialect.begin(db)
+    def _tx(self, *, batched: bool = False) -> Iterator[_Cursor]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        ``batched``: its statements go to the server in batches (:meth:`Dialect.batch`), so
+        a statement's result is there only once read (``fetchone``/``fetchall``): never for
+        a transaction that looks at ``rowcount`` before it ends."""
+        turn = self._writer if self.one_writer else contextlib.nullcontext()
+        with turn, self._connection() as db:
             try:
-                yield _Cursor(db, self.dialect)
+                with self.dialect.batch(db) if batched else contextlib.nullcontext():
+                    self.dialect.begin(db)
+                    yield _Cursor(db, self.dialect)
+                    db.execute("COMMIT")
             except BaseException:
                 # A lost connection cannot roll back; the error that broke it is the one to see.
                 with contextlib.suppress(Exception):
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     @contextmanager
     def _snapshot(self) -> Iterator[_Cursor]:

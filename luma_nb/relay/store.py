@@ -204,6 +204,10 @@ class RelayStore(Protocol):
         """A class-wide setting (``class_name``), or None."""
         ...
 
+    def meta(self) -> dict[str, str]:
+        """Every class-wide setting, by key, in one read."""
+        ...
+
     def set_meta(self, key: str, value: str) -> None:
         """Store a class-wide setting."""
         ...

@@ -26,7 +26,7 @@ from .settings import (
 )
 from .store import Budgets, Controls, RelayStore, Student
 
-__all__ = ("APPROVAL_NOTE", "PAUSED_CLASS", "PAUSED_STUDENT", "Outcome", "Teacher")
+__all__ = ("APPROVAL_NOTE", "PAUSED_CLASS", "PAUSED_STUDENT", "Admission", "Outcome", "Teacher")
 
 #: The note a held submit's fetches carry (shown by the progress view beside ``pending``).
 APPROVAL_NOTE = "waiting for your teacher's approval"
@@ -48,6 +48,18 @@ class Outcome:
     ok: bool
     message: str
     task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a student's submit meets: the teacher's pause, the budgets, approve mode."""
+
+    paused: str | None
+    """Why the student may not submit now (the teacher paused them or the class), or None."""
+    budgets: Budgets
+    """The budgets the submit is checked against."""
+    approve: bool
+    """Approve mode: the submit waits for the teacher's approval."""
 
 
 @dataclass
@@ -75,17 +87,15 @@ class Teacher:
 
     # -- what a submit meets ---------------------------------------------------------------
 
-    def paused(self, student: Student) -> str | None:
-        """Why ``student`` may not submit now (the teacher paused them or the class), or None."""
-        if read_settings(self.store).paused:
-            return PAUSED_CLASS
-        if self.store.controls_of(student).paused:
-            return PAUSED_STUDENT
-        return None
-
-    def approve_on(self) -> bool:
-        """True in approve mode: submits wait for the teacher's approval."""
-        return read_settings(self.store).approve
+    def admission(self, student: Student) -> Admission:
+        """What ``student``'s next submit meets, in two reads of the store (the class's
+        settings, the student's controls)."""
+        meta = self.store.meta()
+        own = self.store.controls_of(student)
+        switches = read_settings(self.store, meta)
+        paused = PAUSED_CLASS if switches.paused else PAUSED_STUDENT if own.paused else None
+        budgets = budgets_for(self.store, student, self.defaults, meta, own)
+        return Admission(paused, budgets, switches.approve)
 
     def budgets(self, student: Student) -> Budgets:
         """The budgets ``student``'s next submit is checked against."""
