@@ -214,3 +214,53 @@ def test_two_relays_on_one_postgresql_share_one_queue(make_sandbox: Any, pg_dsn:
         sandbox.complete(sandbox.task_ids[-1])
         assert _imagines(sandbox) == ["through a", "through b", "a again"]
         assert a.queue.forwarded + b.queue.forwarded == 2
+
+
+def test_an_approved_submit_in_a_full_class_waits_in_the_queue_under_its_id(
+    make_sandbox: Any, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from luma_nb.relay.teacher import APPROVAL_NOTE
+
+    sandbox = make_sandbox(speed=1.0)
+    room = Classroom(sandbox, tmp_path, students=2, max_running=1)
+    try:
+        teacher = TeacherSession(room)
+        running = room.client(0).imagine("running")
+        assert teacher.act("approve-mode", on="1")["ok"]
+        client = room.client(1)
+        held = client.imagine("held, then approved")
+        assert client.fetch(held.task_id).note == APPROVAL_NOTE
+        [card] = _until(lambda: teacher.live()["state"]["held"], "a held submit")
+        outcome = teacher.act("approve", submit_id=str(card["submit_id"]))
+        assert outcome["ok"] and "waits in the class's queue" in outcome["message"], outcome
+        assert client.fetch(held.task_id).note == "queued at the class relay: 1st in line"
+        status = subprocess.run(
+            [sys.executable, "-m", "luma_nb.cli", "class", "status", "--db", str(room.db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "waiting in the class's queue: 1" in status
+        _finish_all(room, 2)
+        assert running.wait(timeout=60).is_finished
+        assert held.wait(timeout=60).task_id == held.task_id
+    finally:
+        room.close()
+
+
+def test_the_serve_command_takes_max_running() -> None:
+    import argparse
+
+    from luma_nb.relay.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["serve", "--max-running", "10"]).max_running == 10
+    assert parser.parse_args(["serve"]).max_running is None
+    for bad in ("0", "ten"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["serve", "--max-running", bad])

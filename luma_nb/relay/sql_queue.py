@@ -140,9 +140,11 @@ class QueueSQL(SQLBase):
             return self._enqueue(db, row, task_id, body)
 
     def next_queued(self, max_running: int | None) -> SubmitRecord | None:
-        with self._read() as db:  # nothing to write while the line is empty or must wait
+        with self._read() as db:  # no lock to take while the line is empty or must wait
             first = db.execute("SELECT MIN(id) FROM submits WHERE state = 'queued'").fetchone()
             if first[0] is None or self._retry_at(db) > self._clock():
+                return None
+            if max_running is not None and self._running(db) >= max_running:
                 return None
         with self._tx() as db:
             self.dialect.lock_class(db)
