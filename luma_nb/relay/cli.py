@@ -197,11 +197,10 @@ def _tokens(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     store = _store(args.db)
     try:
-        from .settings import class_budgets, read_settings
-        from .store import Budgets, Controls
+        from .settings import budget_view, read_settings
+        from .store import Controls
 
         settings = read_settings(store)
-        budgets = class_budgets(store, Budgets())
         controls = store.controls()
         print(f"class: {store.get_meta('class_name') or 'Class'}")
         switches = [
@@ -209,10 +208,7 @@ def _status(args: argparse.Namespace) -> int:
         ]
         if switches:
             print(f"settings: {', '.join(switches)}")
-        print(
-            f"budgets (set by the teacher; else the relay's --class-budget/--student-budget): "
-            f"class {_limit(budgets.class_budget)}, each student {_limit(budgets.student_budget)}"
-        )
+        print(f"budgets: {budget_view(store).describe()}")
         print(f"credits spent: {store.spent():g}")
         for student in store.students():
             own = controls.get(student.name, Controls())
@@ -231,10 +227,6 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-def _limit(value: float | None) -> str:
-    return "no limit set" if value is None else f"{value:g}"
 
 
 def _teacher_token(args: argparse.Namespace) -> int:

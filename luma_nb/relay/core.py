@@ -41,7 +41,8 @@ from .checks import RateLimiter
 from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .hub import HubIdentity, HubUser
-from .poller import DEFAULT_LEASE, Poller, new_holder
+from .poller import DEFAULT_LEASE, Poller, gone, new_holder
+from .settings import remember_start_budgets
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
 from .tokens import IssuedToken, issue
@@ -213,13 +214,22 @@ class Relay:
             raise RuntimeError("a Relay starts once; make a new one (the store survives)")
         # Submits left "reserved" by a relay that stopped are uncertain. While another relay
         # shares the database, a reserved submit may be one of its own, on its way: only those
-        # too old for that are, and the sweep goes on while this relay runs.
-        others = [h for h in self.store.live_relays() if h != self.poller.holder]
+        # too old for that are, and the sweep goes on while this relay runs. A predecessor on
+        # this host whose process is gone (killed before its heartbeat lapsed) is no neighbour.
+        others = []
+        for holder in self.store.live_relays():
+            if holder == self.poller.holder:
+                continue
+            if gone(holder):
+                self.store.drop_leases(holder)  # its tasks are free to poll at once
+            else:
+                others.append(holder)
         left = self.store.recover(_STOPPED, before=time.time() - self._stale if others else None)
         if left:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:
             self.store.publish(task_id)
+        remember_start_budgets(self.store, self.budgets)  # for `luma-nb class status`
         sockets = tornado.netutil.bind_sockets(
             self.port, self.host, family=socket.AF_INET, backlog=BACKLOG
         )

@@ -2,14 +2,15 @@
 
 :class:`SQLStore` holds every :class:`~luma_nb.relay.store.RelayStore` method: students, money
 and tasks here, the class gallery in :mod:`~luma_nb.relay.sql_gallery`, leases in
-:mod:`~luma_nb.relay.sql_leases`, the plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses
-``?`` placeholders and what both databases understand (``INSERT ... ON CONFLICT``,
-``RETURNING id``, ``CASE``, ``COALESCE``); a :class:`~luma_nb.relay.sql_base.Dialect` adds what
-differs: column types, the append-only triggers of the ledger, how a write transaction starts
-and how writers of several processes are serialised, and which errors mean a unique key was
-taken. Every write is one transaction; a write that reads a row to change it locks it first,
-and :meth:`SQLStore.reserve` (check the budgets, then hold the credits) takes the class's lock,
-so it is exact however many relays share the database.
+:mod:`~luma_nb.relay.sql_leases`, the submit queue in :mod:`~luma_nb.relay.sql_queue`, the
+plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses ``?`` placeholders and what both
+databases understand (``INSERT ... ON CONFLICT``, ``RETURNING id``, ``CASE``, ``COALESCE``); a
+:class:`~luma_nb.relay.sql_base.Dialect` adds what differs: column types, the append-only
+triggers of the ledger, how a write transaction starts and how writers of several processes
+are serialised, and which errors mean a unique key was taken. Every write is one transaction;
+a write that reads a row to change it locks it first, and :meth:`SQLStore.reserve` (check the
+budgets, then hold the credits) takes the class's lock, so it is exact however many relays
+share the database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .sql_base import SCHEMA, Dialect, _Cursor
+from .sql_base import SCHEMA, SUBMIT_ROWS, Dialect, _Cursor, submit_record
 from .sql_gallery import GallerySQL
 from .sql_leases import LeaseSQL
+from .sql_queue import QueueSQL
 from .sql_teacher import TeacherSQL
 from .store import (
     NAME_ONLY,
@@ -43,7 +45,7 @@ _SPENT = (
 )
 
 
-class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
+class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
     """A :class:`~luma_nb.relay.store.RelayStore` over one DB-API connection and a dialect.
 
     Subclasses open the connection (``_connect``) and pick the dialect; every method is shared.
@@ -331,26 +333,13 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         return float(self._one(_SPENT + " WHERE student_id = ?", student.id))
 
     def submits(self, state: str | None = None) -> list[SubmitRecord]:
-        sql = "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
+        sql = SUBMIT_ROWS
         args: tuple[Any, ...] = ()
         if state is not None:
             sql, args = sql + " WHERE s.state = ?", (state,)
         with self._read() as db:
             rows = db.execute(sql + " ORDER BY s.id", args).fetchall()
-        return [
-            SubmitRecord(
-                id=int(r["id"]),
-                student=str(r["name"]),
-                endpoint=str(r["endpoint"]),
-                request=json.loads(r["request"]),
-                cost=float(r["cost"]),
-                state=str(r["state"]),
-                task_id=r["task_id"],
-                note=r["note"],
-                created=float(r["created"]),
-            )
-            for r in rows
-        ]
+        return [submit_record(r) for r in rows]
 
     def ledger(self) -> list[LedgerEntry]:
         with self._read() as db:
@@ -377,10 +366,17 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
     def task_body(self, task_id: str, student: Student) -> dict[str, Any] | None:
         with self._read() as db:
             row = db.execute(
-                "SELECT body FROM tasks WHERE task_id = ? AND (student_id = ? OR published = 1)",
+                "SELECT t.body, t.relayed, t.submit_id, s.state FROM tasks t "
+                "LEFT JOIN submits s ON s.id = t.submit_id "
+                "WHERE t.task_id = ? AND (t.student_id = ? OR t.published = 1)",
                 (task_id, student.id),
             ).fetchone()
-        return None if row is None else dict(json.loads(row["body"]))
+            if row is None:
+                return None
+            body = dict(json.loads(row["body"]))
+            if row["relayed"] and row["state"] == "queued":
+                body = self._queued_body(db, body, int(row["submit_id"]))
+        return body
 
     def task_count(self, student: Student) -> int:
         return int(self._one("SELECT COUNT(*) FROM tasks WHERE student_id = ?", student.id))
@@ -487,11 +483,17 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
             )
         if not cur.rowcount:
             return None
-        return next(r for r in self.submits() if r.id == submit_id)
+        return self._record(submit_id)
 
     def reject(self, submit_id: int, reason: str) -> bool:
         try:
             return self._settle(submit_id, "refused", reason, was="held")
+        except KeyError:
+            return False
+
+    def cancel_queued(self, submit_id: int, reason: str) -> bool:
+        try:
+            return self._settle(submit_id, "refused", reason, was="queued")
         except KeyError:
             return False
 

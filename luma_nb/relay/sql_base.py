@@ -14,13 +14,16 @@ gives several reads one snapshot.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ("SCHEMA", "Dialect", "SQLBase")
+from .store import SubmitRecord
+
+__all__ = ("SCHEMA", "SUBMIT_ROWS", "Dialect", "SQLBase", "submit_record")
 
 #: The tables, in the SQL both databases read; :meth:`Dialect.schema` adapts the types.
 SCHEMA = """
@@ -50,9 +53,28 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks (terminal);
 CREATE INDEX IF NOT EXISTS ledger_student ON ledger (student_id);
 """
 
+#: Submits with their student's name, for :func:`submit_record` (add a WHERE and an ORDER).
+SUBMIT_ROWS = "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
+
+
+def submit_record(row: Any) -> SubmitRecord:
+    """A row of :data:`SUBMIT_ROWS` as a :class:`~luma_nb.relay.store.SubmitRecord`."""
+    return SubmitRecord(
+        id=int(row["id"]),
+        student=str(row["name"]),
+        endpoint=str(row["endpoint"]),
+        request=json.loads(row["request"]),
+        cost=float(row["cost"]),
+        state=str(row["state"]),
+        task_id=row["task_id"],
+        note=row["note"],
+        created=float(row["created"]),
+    )
+
+
 #: The shape of the tables this version makes (``SCHEMA``, ``_TASK_COLUMNS``, the indexes and
 #: the dialects' statements); change it with any of them, so databases made before are migrated.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _VERSION_KEY = "schema_version"
 
 # Columns of ``tasks`` added after the first schema (added to older databases on open).
@@ -189,6 +211,8 @@ class SQLBase:
         db.execute("CREATE INDEX IF NOT EXISTS tasks_upstream ON tasks (upstream_id)")
         # A live gallery asks "what changed after N?" twice a second while anyone listens.
         db.execute("CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq)")
+        # The class's queue looks for its first submit while anything waits in it.
+        db.execute("CREATE INDEX IF NOT EXISTS submits_state ON submits (state)")
 
     def _add_column(self, db: Any, table: str, column: str, declaration: str) -> None:
         """``ALTER TABLE table ADD COLUMN column declaration`` unless it is there already."""
@@ -287,6 +311,12 @@ class SQLBase:
         with self._read() as db:
             row = db.execute(sql, args).fetchone()
         return None if row is None else row[0]
+
+    def _record(self, submit_id: int) -> SubmitRecord:
+        """One submit as a record (it must exist)."""
+        with self._read() as db:
+            row = db.execute(SUBMIT_ROWS + " WHERE s.id = ?", (submit_id,)).fetchone()
+        return submit_record(row)
 
     def close(self) -> None:
         with self._free:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .settings import (
+    budget_view,
     budgets_for,
-    class_budgets,
     read_settings,
     set_approve,
     set_class_budget,
@@ -129,10 +129,20 @@ class Teacher:
         word = "paused" if paused else "resumed"
         if name is None:
             set_class_paused(self.store, paused)
+            if not paused:
+                self._forget_refusals(PAUSED_CLASS)
             return Outcome(True, f"The class is {word}.")
         if not self.store.set_paused(name, paused):
             return Outcome(False, f"There is no student named {name!r}.")
+        if not paused:
+            self._forget_refusals(PAUSED_STUDENT, name)
         return Outcome(True, f"{name} is {word}.")
+
+    def _forget_refusals(self, message: str, name: str | None = None) -> None:
+        """A pause that ended is no error of a student's any more (their last one goes)."""
+        for who, (_, said) in list(self.refusals.items()):
+            if said == message and name in (None, who):
+                del self.refusals[who]
 
     def set_budget(self, scope: str, budget: float | None, name: str | None = None) -> Outcome:
         """Set a budget: ``scope`` is ``class``, ``student`` (each student's) or ``one``
@@ -212,7 +222,8 @@ class Teacher:
         gallery's finished videos. Names and prompts are as typed (escape them to show)."""
         store = self.store
         settings = read_settings(store)
-        budgets = class_budgets(store, self.defaults)
+        view = budget_view(store, self.defaults)
+        budgets = view.budgets
         controls = store.controls()
         spent_class = store.spent()
         tasks = store.class_tasks()
@@ -252,6 +263,8 @@ class Teacher:
             "approve": settings.approve,
             "class_budget": budgets.class_budget,
             "student_budget": budgets.student_budget,
+            "class_budget_from": view.class_from,
+            "student_budget_from": view.student_from,
             "spent": spent_class,
             "students": rows,
             "held": [_submit(s) for s in submits if s.state == "held"],
