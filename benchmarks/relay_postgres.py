@@ -302,8 +302,9 @@ def run(size: str = "full") -> Section:
             "PostgreSQL database (Debian's server, started for the run with fsync off); the "
             f"class budget holds {int(setup.students * 0.9)} submits, one per student. The "
             f"sandbox (unlimited credits) runs at speed {setup.speed:g} in a child process at "
-            "normal priority (both arms go through it). Latency runs from the arrival's scheduled moment to the answer, "
-            "over the submits the upstream accepted (the relays' 402s never reach it)."
+            "normal priority (both arms go through it). Latency runs from the arrival's "
+            "scheduled moment to the answer, over the submits the upstream accepted (the "
+            "relays' 402s never reach it)."
         ),
     )
     absent = missing("luma_nb.relay:Relay", "tornado", "psycopg")

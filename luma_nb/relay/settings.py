@@ -167,7 +167,7 @@ def budget_view(store: RelayStore, defaults: Budgets | None = None) -> BudgetVie
     budgets = class_budgets(store, defaults, meta)
 
     def origin(key: str, default: float | None, flag: str) -> str | None:
-        if key in meta:
+        if meta.get(key) is not None:
             return DASHBOARD
         return None if default is None else flag
 
