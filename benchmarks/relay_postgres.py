@@ -48,8 +48,10 @@ class Setup:
 
 
 SETUPS: dict[str, Setup] = {
-    "full": Setup(1000, 100.0, 10.0),
-    "quick": Setup(300, 100.0, 10.0),
+    # Jobs as long as the provider's (60-300 s): the relays' pollers work at their pace
+    # meanwhile, as during a lesson.
+    "full": Setup(1000, 100.0, 1.0),
+    "quick": Setup(300, 100.0, 1.0),
     "tiny": Setup(6, 50.0, 200.0),
 }
 COST = 6.0
@@ -98,6 +100,8 @@ class _Answer:
     """From the arrival's scheduled moment to the answer."""
     outcome: str
     """``accepted``, ``refused`` (402) or the error's class name."""
+    moment: float = 0.0
+    """The scheduled moment, seconds from the row's start."""
 
 
 @dataclass
@@ -120,7 +124,9 @@ def arrivals(count: int, rate: float | None, seed: int = SEED) -> list[float]:
     return moments
 
 
-def _submit(client: Any, arm: str, at: float, run: _Run, lock: threading.Lock) -> None:
+def _submit(
+    client: Any, arm: str, at: float, start: float, run: _Run, lock: threading.Lock
+) -> None:
     from luma_nb.contract.errors import InsufficientCreditsError, LumaError
 
     delay = at - time.perf_counter()
@@ -134,7 +140,7 @@ def _submit(client: Any, arm: str, at: float, run: _Run, lock: threading.Lock) -
         outcome = "refused"
     except LumaError as error:  # no answer, a connection refused, another failure
         outcome = type(error).__name__
-    answer = _Answer(arm, time.perf_counter() - at, outcome)
+    answer = _Answer(arm, time.perf_counter() - at, outcome, at - start)
     # The student's connection is not kept: a row's thousands of idle keep-alive connections
     # would hold every one of the sandbox's connection threads.
     client.close()
@@ -204,7 +210,9 @@ def _row(server: Any, setup: Setup, rate: float | None) -> dict[str, Any]:
             ):
                 for arm, client in (relay_arm, direct_arm):
                     thread = threading.Thread(
-                        target=_submit, args=(client, arm, start + at, run, lock), daemon=True
+                        target=_submit,
+                        args=(client, arm, start + at, start, run, lock),
+                        daemon=True,
                     )
                     thread.start()
                     threads.append(thread)
