@@ -176,3 +176,29 @@ def test_two_stores_on_one_database_share_one_line_and_take_each_submit_once(mak
     assert sorted(taken) == submits  # each one taken once, by one of the two
     assert other.running() == 12
     assert store.next_queued(3) is None  # 12 on their way: past any limit of 3
+
+
+def test_a_burst_on_two_stores_never_runs_the_class_past_its_limit(make, school):
+    store, ada, bo = school
+    other = make()  # a second relay process
+    admitted: list[int] = []
+    lock = threading.Lock()
+
+    def submit(n: int) -> None:
+        s = (store, other)[n % 2]
+        sid = _submit(s, (ada, bo)[n % 2], f"burst {n}")
+        if _admit(s, sid, 3, f"q-{n}") is None:
+            with lock:
+                admitted.append(sid)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(admitted) <= 3
+    while other.next_queued(3) is not None or store.next_queued(3) is not None:
+        pass
+    assert store.running() == 3  # exactly the limit: the rest wait, in arrival order
+    waiting = [s.id for s in store.submits("queued")]
+    assert len(waiting) == 17 and waiting == sorted(waiting)

@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,7 @@ from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .hub import HubIdentity, HubUser
 from .poller import DEFAULT_LEASE, Poller, gone, new_holder
+from .queue import DEFAULT_RETRY_AFTER, Dispatcher
 from .settings import remember_start_budgets
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
@@ -101,6 +103,9 @@ class Relay:
         hub_login: JupyterHub mode, as a Hub-managed service: teachers' browsers sign in
             through the Hub's OAuth (``hub-login``; needs jupyterhub and the Hub's service
             environment).
+        max_running: jobs the class may have running upstream at once (the provider's plans
+            limit them); past that, submits wait in the class's queue at the relay (None: no
+            limit; a submit the upstream refuses with 429 waits in the queue either way).
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class Relay:
         hub: HubIdentity | None = None,
         base_path: str = "/",
         hub_login: bool = False,
+        max_running: int | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("APIFRAME_API_KEY", "")
         if not key.strip():
@@ -166,7 +172,12 @@ class Relay:
             on_renew=self._sweep,
         )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
-        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
+        self.queue = Dispatcher(self.store, max_running, self._send_queued)
+        """The class's queue: forwards the submits waiting at the relay as room opens."""
+        self.teacher = Teacher(
+            self.store, self.budgets, self._forward, self.poller.watch, max_running=max_running
+        )
+        self.teacher.on_queue_change = self.queue.wake
         """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
         self._ctx = RelayContext(
             store=self.store,
@@ -241,6 +252,7 @@ class Relay:
         self._thread.start()
         ready.wait(10)
         self.poller.start()
+        self.queue.start()
         self._state = "running"
         return self
 
@@ -272,6 +284,7 @@ class Relay:
             self._state = "stopped"
             return
         self._state = "stopped"
+        self.queue.stop()
         self.poller.stop()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -354,10 +367,29 @@ class Relay:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._send, path, body, submit_id)
 
-    def _send(self, path: str, body: dict[str, Any], submit_id: int) -> Forwarded:
-        """Send one submit upstream, exactly once, and settle its reservation."""
-        client = self._upstream()
+    def _waiting(self, path: str) -> tuple[str, dict[str, Any]]:
+        """A new relay-made task id and its fetch body, for a submit that waits in line."""
+        task_id = str(uuid.uuid4())
+        return task_id, {"task_id": task_id, "task_type": _KINDS[path], "status": "pending"}
+
+    def _send_queued(self, record: SubmitRecord) -> None:
+        """The queue's turn for one submit it took from the line: forward it, watch its task."""
+        result = self._send(record.endpoint, dict(record.request), record.id, admitted=True)
+        if result.task_id is not None and not result.queued:
+            self.poller.watch(result.task_id)
+
+    def _send(
+        self, path: str, body: dict[str, Any], submit_id: int, *, admitted: bool = False
+    ) -> Forwarded:
+        """Send one submit upstream, exactly once, and settle its reservation; or, when the
+        class's queue says so (``admitted``: it did already), keep it waiting in line."""
         store = self.store
+        if not admitted:
+            waiting = store.admit(submit_id, self.queue.max_running, *self._waiting(path))
+            if waiting is not None:
+                self.queue.wake()
+                return Forwarded(task_id=waiting, queued=True)
+        client = self._upstream()
         try:
             if path == "/luma-extend":
                 job: Any = client.extend(**body)
@@ -367,6 +399,12 @@ class Relay:
             store.uncertain(submit_id, str(error.cause or "answer lost"))
             return Forwarded(status=502, message=_UNCERTAIN, uncertain=True)
         except RateLimitError as error:
+            # Not accepted upstream: safe to send later. It waits in line, keeping its place.
+            pause = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+            waiting = store.queue(submit_id, *self._waiting(path), time.time() + pause)
+            self.queue.wake()
+            if waiting is not None:
+                return Forwarded(task_id=waiting, queued=True)
             store.release(submit_id, f"upstream rate limit: {error}")
             return Forwarded(
                 status=429,

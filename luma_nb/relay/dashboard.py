@@ -250,6 +250,8 @@ class ActionHandler(_Page):
             return await teacher.approve(submit_id)
         if action == "reject":
             return await blocking(teacher.reject, submit_id, arg("reason", ""))
+        if action == "cancel":
+            return await blocking(teacher.cancel, submit_id)
         if action == "resolve":
             ran = arg("ran", "1") == "1"
             return await blocking(teacher.resolve, submit_id, arg("task_id", "") if ran else None)

@@ -51,6 +51,7 @@ SECTIONS = {
     "controls": "Controls",
     "students": "Students",
     "held": "Waiting for your approval",
+    "queue": "The class's queue",
     "uncertain": "Uncertain submits",
     "gallery": "Class gallery",
 }
@@ -219,6 +220,30 @@ def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     return items or [("none", "<p>Nothing waits for you.</p>")]
 
 
+def _queue(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    limit = state["max_running"]
+    running = f"{state['running']} running at the video service" + (
+        f" (at most {limit} at once)" if limit is not None else ""
+    )
+    items = [("running", f'<p class="hint">{esc(running)}.</p>')]
+    for q in state["queue"]:
+        sid = str(q["submit_id"])
+        items.append(
+            (
+                sid,
+                f'<div class="card queued"><p>{q["position"]}. '
+                f"<strong>{esc(q['student'])}</strong> "
+                f"{_WANTS.get(q['endpoint'], 'wants a video')}:</p>"
+                f'<blockquote class="prompt">{esc(q["prompt"])}</blockquote>'
+                + _form(page, "cancel", {"submit_id": sid}, "Cancel (credits back)")
+                + "</div>",
+            )
+        )
+    if not state["queue"]:
+        items.append(("none", "<p>Nothing waits: every submit went to the video service.</p>"))
+    return items
+
+
 def _uncertain(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     items = []
     for u in state["uncertain"]:
@@ -268,6 +293,7 @@ _RENDER: dict[str, Callable[[Page, dict[str, Any]], list[tuple[str, str]]]] = {
     "controls": _controls,
     "students": _students,
     "held": _held,
+    "queue": _queue,
     "uncertain": _uncertain,
     "gallery": _gallery,
 }

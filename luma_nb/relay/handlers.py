@@ -60,6 +60,8 @@ class Forwarded:
     message: str = ""
     uncertain: bool = False
     retry_after: float | None = None
+    queued: bool = False
+    """True when it waits in the class's queue at the relay (``task_id`` is relay-made)."""
 
 
 @dataclass
@@ -233,8 +235,8 @@ class SubmitHandler(_Api):
             if upstream is None:
                 self.refuse(
                     400,
-                    "That video still waits for your teacher's approval; extend it once it "
-                    "has finished.",
+                    "That video has not started yet (it waits for your teacher's approval or "
+                    "in the class's queue); extend it once it has finished.",
                     student,
                 )
                 return
@@ -269,7 +271,8 @@ class SubmitHandler(_Api):
                 headers["Retry-After"] = f"{result.retry_after:.0f}"
             self.answer(result.status, errors(result.message), headers)
             return
-        ctx.watch(result.task_id)
+        if not result.queued:  # a queued one is polled once it went upstream
+            ctx.watch(result.task_id)
         self.answer(200, {"task_id": result.task_id})
 
     def refuse(

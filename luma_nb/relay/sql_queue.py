@@ -41,13 +41,14 @@ class QueueSQL(SQLBase):
 
     @staticmethod
     def _running(db: _Cursor) -> int:
-        """Submits on their way upstream, and forwarded ones whose task has not ended."""
-        on_their_way = db.execute("SELECT COUNT(*) FROM submits WHERE state = 'reserved'")
-        open_tasks = db.execute(
-            "SELECT COUNT(*) FROM tasks t JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.terminal = 0 AND s.state = 'forwarded'"
-        )
-        return int(on_their_way.fetchone()[0]) + int(open_tasks.fetchone()[0])
+        """Submits on their way upstream, and forwarded ones whose task has not ended (one
+        statement: a submit going from one to the other is counted once)."""
+        row = db.execute(
+            "SELECT (SELECT COUNT(*) FROM submits WHERE state = 'reserved') + "
+            "(SELECT COUNT(*) FROM tasks t JOIN submits s ON s.id = t.submit_id "
+            "WHERE t.terminal = 0 AND s.state = 'forwarded')"
+        ).fetchone()
+        return int(row[0])
 
     def running(self) -> int:
         with self._read() as db:
@@ -103,11 +104,24 @@ class QueueSQL(SQLBase):
         task_id: str,
         body: Mapping[str, Any],
     ) -> str | None:
-        with self._read() as db:  # the common case (no line, no limit) writes nothing
+        with self._read() as db:  # the common case (no line, no limit) takes no lock
+            found = db.execute("SELECT student_id FROM submits WHERE id = ?", (submit_id,))
+            row = found.fetchone()
+            if row is None:
+                return None
+            student_id = int(row[0])
             waiting = db.execute("SELECT id FROM submits WHERE state = 'queued' LIMIT 1")
             idle = waiting.fetchone() is None and self._retry_at(db) <= self._clock()
-        if idle and max_running is None:
-            return None
+        if idle:
+            if max_running is None:
+                return None
+            # Room to spare goes without the class's lock: admissions run side by side (each
+            # counts its own reservation and those before it), and only the dispatcher, which
+            # takes the lock, waits for them, so the class never runs past its limit.
+            with self._tx() as db:
+                self.dialect.lock_class(db, student_id)
+                if self._running(db) <= max_running:
+                    return None
         with self._tx() as db:
             self.dialect.lock_class(db)
             row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
@@ -140,9 +154,11 @@ class QueueSQL(SQLBase):
             return self._enqueue(db, row, task_id, body)
 
     def next_queued(self, max_running: int | None) -> SubmitRecord | None:
-        with self._read() as db:  # nothing to write while the line is empty or must wait
+        with self._read() as db:  # no lock to take while the line is empty or must wait
             first = db.execute("SELECT MIN(id) FROM submits WHERE state = 'queued'").fetchone()
             if first[0] is None or self._retry_at(db) > self._clock():
+                return None
+            if max_running is not None and self._running(db) >= max_running:
                 return None
         with self._tx() as db:
             self.dialect.lock_class(db)

@@ -69,16 +69,21 @@ class Teacher:
     Parameters:
         store: the class's store.
         defaults: the relay's start-up budgets (until the teacher sets others).
-        forward: sends one submit upstream, once; the relay's own (returns a Forwarded).
+        forward: sends one submit upstream, once, or puts it in the class's queue; the
+            relay's own (returns a Forwarded).
         watch: hands a task to the class's poller.
+        max_running: the class's limit of jobs running upstream at once (None: none).
     """
 
     store: RelayStore
     defaults: Budgets
     forward: Callable[[str, dict[str, Any], int], Awaitable[Any]]
     watch: Callable[[str], None]
+    max_running: int | None = None
     refusals: dict[str, tuple[float, str]] = field(default_factory=dict)
     """The last refusal the relay gave each student (by name), in this process."""
+    on_queue_change: Callable[[], None] = lambda: None
+    """Called when the teacher changed the class's queue (the relay's dispatcher looks)."""
 
     # -- what a submit meets ---------------------------------------------------------------
 
@@ -181,8 +186,23 @@ class Teacher:
         result = await self.forward(record.endpoint, dict(record.request), submit_id)
         if result.task_id is None:
             return Outcome(False, f"Submit #{submit_id} was not accepted: {result.message}")
+        if result.queued:
+            return Outcome(
+                True,
+                f"Submit #{submit_id} of {record.student} waits in the class's queue.",
+                result.task_id,
+            )
         self.watch(result.task_id)
         return Outcome(True, f"Submit #{submit_id} of {record.student} was sent.", result.task_id)
+
+    def cancel(self, submit_id: int) -> Outcome:
+        """Take a submit out of the class's queue: it fails for its student, its credits are
+        released."""
+        text = "Your teacher cancelled this submit while it waited in the class's queue."
+        if not self.store.cancel_queued(submit_id, text):
+            return Outcome(False, f"Submit #{submit_id} is not waiting in the queue.")
+        self.on_queue_change()
+        return Outcome(True, f"Submit #{submit_id} was taken out of the queue.")
 
     def reject(self, submit_id: int, reason: str) -> Outcome:
         """Refuse a held submit: it fails with the reason, its credits are released."""
@@ -218,8 +238,8 @@ class Teacher:
     # -- what the dashboard shows ----------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The class now: settings, one row per student, held and uncertain submits, and the
-        gallery's finished videos. Names and prompts are as typed (escape them to show)."""
+        """The class now: settings, one row per student, held, queued and uncertain submits,
+        and the gallery's finished videos. Names and prompts are as typed (escape them to show)."""
         store = self.store
         settings = read_settings(store)
         view = budget_view(store, self.defaults)
@@ -228,7 +248,8 @@ class Teacher:
         spent_class = store.spent()
         tasks = store.class_tasks()
         submits = store.submits()
-        held = {s.task_id for s in submits if s.state == "held"}  # counted as waiting
+        # Held for approval or queued at the relay: waiting, not running upstream.
+        held = {s.task_id for s in submits if s.state in ("held", "queued")}
         rows = []
         for student in store.students():
             own = controls.get(student.name, Controls())
@@ -248,7 +269,9 @@ class Teacher:
                     "used": used,
                     "left": max(0.0, min(lefts)) if lefts else None,
                     "held": sum(
-                        1 for s in submits if s.student == student.name and s.state == "held"
+                        1
+                        for s in submits
+                        if s.student == student.name and s.state in ("held", "queued")
                     ),
                     "running": sum(1 for t in mine if t.status not in ("finished", "failed")),
                     "finished": sum(1 for t in mine if t.status == "finished"),
@@ -268,6 +291,12 @@ class Teacher:
             "spent": spent_class,
             "students": rows,
             "held": [_submit(s) for s in submits if s.state == "held"],
+            "queue": [
+                _submit(s) | {"position": n}
+                for n, s in enumerate((s for s in submits if s.state == "queued"), 1)
+            ],
+            "max_running": self.max_running,
+            "running": store.running(),
             "uncertain": [
                 _submit(s) | {"note": s.note or ""} for s in submits if s.state == "uncertain"
             ],
