@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-budget", type=float)
     parser.add_argument("--lease", type=float, default=15.0)
     parser.add_argument("--publish", action="append", default=[])
+    parser.add_argument("--max-running", type=int)
     args = parser.parse_args(argv)
 
     from luma_nb.relay import Relay
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         student_budget=args.student_budget,
         lease=args.lease,
         publish=args.publish,
+        max_running=args.max_running,
     )
     polled: set[str] = set()
     upstream = relay.poller._upstream
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "upstream_requests": relay.poller.upstream_requests,
         "polled": sorted(polled),
         "served": relay.served,
+        "queue_forwarded": relay.queue.forwarded,
     }
     print(json.dumps(stats), flush=True)
     return 0

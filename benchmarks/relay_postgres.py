@@ -8,7 +8,9 @@ its own moment whatever the others are doing, either as a Poisson process (a cla
 over some seconds) or all in one instant. Every arrival is also sent straight to the sandbox
 at the same moment by a twin client with the sandbox's key, so the same run measures what the
 relays add to a submit. The class budget holds 90 % of the submits: the rest must be refused
-(402) and the ledger must come out exact.
+(402) and the ledger must come out exact. A third class meets an upstream that runs only a
+few jobs at once and answers 429 past that; the relays (``--max-running``) keep its students'
+submits in the class's queue until there is room, and every student waits for the video.
 
 Connections turned away are counted two ways: failures the clients saw, and the kernel's
 counters of connections a full accept queue dropped (``ListenOverflows``/``ListenDrops`` in
@@ -47,9 +49,29 @@ class Setup:
     """The sandbox's speed (jobs take 60-300 s divided by it)."""
 
 
+@dataclass(frozen=True)
+class QueueSetup:
+    """The queue row: an upstream that runs a few jobs at once and answers 429 past that."""
+
+    students: int
+    """Arrivals through the relays (Poisson, at the first rows' rate)."""
+    max_running: int
+    """Jobs the sandbox runs at once, and the relays' ``--max-running``."""
+    speed: float
+    """The sandbox's speed, so every job finishes within the run."""
+
+
+QUEUE_SETUPS: dict[str, QueueSetup] = {
+    "full": QueueSetup(200, 10, 60.0),
+    "quick": QueueSetup(60, 10, 60.0),
+    "tiny": QueueSetup(6, 2, 200.0),
+}
+
 SETUPS: dict[str, Setup] = {
-    "full": Setup(1000, 100.0, 10.0),
-    "quick": Setup(300, 100.0, 10.0),
+    # Jobs as long as the provider's (60-300 s): the relays' pollers work at their pace
+    # meanwhile, as during a lesson.
+    "full": Setup(1000, 100.0, 1.0),
+    "quick": Setup(300, 100.0, 1.0),
     "tiny": Setup(6, 50.0, 200.0),
 }
 COST = 6.0
@@ -98,6 +120,10 @@ class _Answer:
     """From the arrival's scheduled moment to the answer."""
     outcome: str
     """``accepted``, ``refused`` (402) or the error's class name."""
+    moment: float = 0.0
+    """The scheduled moment, seconds from the row's start."""
+    done: float = 0.0
+    """From the scheduled moment to the finished video (the queue row)."""
 
 
 @dataclass
@@ -120,7 +146,9 @@ def arrivals(count: int, rate: float | None, seed: int = SEED) -> list[float]:
     return moments
 
 
-def _submit(client: Any, arm: str, at: float, run: _Run, lock: threading.Lock) -> None:
+def _submit(
+    client: Any, arm: str, at: float, start: float, run: _Run, lock: threading.Lock
+) -> None:
     from luma_nb.contract.errors import InsufficientCreditsError, LumaError
 
     delay = at - time.perf_counter()
@@ -134,7 +162,7 @@ def _submit(client: Any, arm: str, at: float, run: _Run, lock: threading.Lock) -
         outcome = "refused"
     except LumaError as error:  # no answer, a connection refused, another failure
         outcome = type(error).__name__
-    answer = _Answer(arm, time.perf_counter() - at, outcome)
+    answer = _Answer(arm, time.perf_counter() - at, outcome, at - start)
     # The student's connection is not kept: a row's thousands of idle keep-alive connections
     # would hold every one of the sandbox's connection threads.
     client.close()
@@ -204,7 +232,9 @@ def _row(server: Any, setup: Setup, rate: float | None) -> dict[str, Any]:
             ):
                 for arm, client in (relay_arm, direct_arm):
                     thread = threading.Thread(
-                        target=_submit, args=(client, arm, start + at, run, lock), daemon=True
+                        target=_submit,
+                        args=(client, arm, start + at, start, run, lock),
+                        daemon=True,
                     )
                     thread.start()
                     threads.append(thread)
@@ -242,6 +272,159 @@ def _row(server: Any, setup: Setup, rate: float | None) -> dict[str, Any]:
         "left_open": left_open,
         "over": over,
     }
+
+
+def _student_waits(
+    client: Any, arm: str, at: float, start: float, run: _Run, lock: threading.Lock
+) -> None:
+    """A student of the queue row: submit at ``at``, then wait for the video."""
+    from luma_nb.contract.errors import LumaError
+
+    delay = at - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    try:
+        job = client.extend(_PARENT, _PROMPT)
+        submitted = time.perf_counter() - at
+        task = job.wait(timeout=900)
+        outcome = "finished" if task.is_finished else f"ended {task.status}"
+    except LumaError as error:
+        submitted = time.perf_counter() - at
+        outcome = type(error).__name__
+    answer = _Answer(arm, submitted, outcome, at - start)
+    answer.done = time.perf_counter() - at
+    client.close()
+    with lock:
+        run.answers.append(answer)
+
+
+def _queue_row(server: Any, setup: Setup, queue: QueueSetup) -> dict[str, Any]:
+    """The third row: the sandbox runs ``queue.max_running`` jobs at once (429 past that) and
+    both relays keep the class under that limit with their queue."""
+    from luma_nb import LumaClient
+    from luma_nb.relay.postgres import PostgresStore
+    from luma_nb.relay.tokens import issue
+
+    limit = ("--max-running", str(queue.max_running))
+    options = (*limit, "--publish", _PARENT)
+    dsn = server.database()
+    store = PostgresStore(dsn)
+    run = _Run()
+    try:
+        tokens = issue(store, queue.students)
+        with SandboxProcess(queue.speed, nice=0, credits="unlimited", options=limit) as sandbox:
+            relays = [
+                _RelayProcess(sandbox.base_url, sandbox.api_key, dsn, *options) for _ in range(2)
+            ]
+            clients = [
+                (
+                    f"relay {'AB'[n % 2]}",
+                    LumaClient(t.token, base_url=relays[n % 2].url, journal=None),
+                )
+                for n, t in enumerate(tokens)
+            ]
+            lock = threading.Lock()
+            start = time.perf_counter() + 1.0
+            threads = [
+                threading.Thread(
+                    target=_student_waits,
+                    args=(client, arm, start + at, start, run, lock),
+                    daemon=True,
+                )
+                for at, (arm, client) in zip(
+                    arrivals(queue.students, setup.rate), clients, strict=True
+                )
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(1200)
+            elapsed = time.perf_counter() - start
+            stats = [relay.finish() for relay in relays]
+        ledger = store.ledger()
+        left_open = sum(len(store.submits(state)) for state in ("reserved", "queued", "uncertain"))
+        spent = store.spent()
+    finally:
+        store.close()
+    reserved = {e.submit_id: e.at for e in ledger if e.kind == "reserve"}
+    waits = [e.at - reserved[e.submit_id] for e in ledger if e.kind == "charge"]
+    return {
+        "queue": queue,
+        "run": run,
+        "elapsed": elapsed,
+        "stats": stats,
+        "waits": waits,
+        "spent": spent,
+        "charges": len(waits),
+        "releases": sum(1 for e in ledger if e.kind == "release"),
+        "refunds": sum(1 for e in ledger if e.kind == "refund"),
+        "left_open": left_open,
+    }
+
+
+def _queue_section(section: Section, r: dict[str, Any]) -> None:
+    queue: QueueSetup = r["queue"]
+    answers: list[_Answer] = r["run"].answers
+    finished = [a for a in answers if a.outcome == "finished"]
+    refused = [a for a in answers if a.outcome in ("InsufficientCreditsError", "RateLimitError")]
+    other = [a for a in answers if a not in finished and a not in refused]
+    waits = r["waits"]
+    submitted = [a.seconds for a in answers]
+    done = [a.done for a in finished]
+    table = Table(
+        ("figure", "value"),
+        title=(
+            f"An upstream running {queue.max_running} jobs at once (429 past that), both relays "
+            f"with --max-running {queue.max_running}: {queue.students} students, Poisson arrivals"
+        ),
+    )
+    table.add("students whose job finished", f"{len(finished)} / {queue.students}")
+    table.add("submits refused (429 or 402) / failed otherwise", f"{len(refused)} / {len(other)}")
+    table.add(
+        "submit answered p50 / p99 (ms)",
+        f"{_ms(percentile(submitted, 50))} / {_ms(percentile(submitted, 99))}",
+    )
+    table.add(
+        "wait in the class's queue p50 / longest (s)",
+        f"{percentile(waits, 50):.1f} / {max(waits, default=float('nan')):.1f}",
+    )
+    table.add(
+        "time to the finished video p50 / longest (s)",
+        f"{percentile(done, 50):.1f} / {max(done, default=float('nan')):.1f}",
+    )
+    table.add(
+        "submits taken from the line by relay A + B",
+        " + ".join(str(s["queue_forwarded"]) for s in r["stats"]),
+    )
+    table.add(
+        "ledger: charges / releases / refunds", f"{r['charges']} / {r['releases']} / {r['refunds']}"
+    )
+    table.add("wall time (s)", r["elapsed"])
+    section.tables.append(table)
+    exact = (
+        r["charges"] == queue.students
+        and r["releases"] == 0
+        and r["left_open"] == 0
+        and r["spent"] == (queue.students - r["refunds"]) * COST
+    )
+    section.check(
+        f"queue ({queue.max_running} at once upstream): every submit accepted, none refused",
+        f"{queue.students - len(refused) - len(other)} accepted, {len(refused)} refused, "
+        f"{len(other)} failed",
+        not refused and not other,
+    )
+    section.check(
+        f"queue ({queue.max_running} at once upstream): every job finished",
+        f"{len(finished)} / {queue.students}",
+        len(finished) == queue.students,
+    )
+    section.check(
+        f"queue ({queue.max_running} at once upstream): ledger exact (each submit charged "
+        "once, nothing released or left waiting)",
+        f"{r['charges']} charges, {r['releases']} releases, {r['left_open']} left, "
+        f"{r['spent']:g} spent",
+        exact,
+    )
 
 
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
@@ -285,7 +468,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(size: str = "full") -> Section:
-    """The Poisson row and the burst row, each with its direct reference."""
+    """The Poisson row and the burst row, each with its direct reference, and the queue row."""
     started = time.perf_counter()
     setup = SETUPS[size]
     section = Section(
@@ -304,7 +487,13 @@ def run(size: str = "full") -> Section:
             f"sandbox (unlimited credits) runs at speed {setup.speed:g} in a child process at "
             "normal priority (both arms go through it). Latency runs from the arrival's "
             "scheduled moment to the answer, over the submits the upstream accepted (the "
-            "relays' 402s never reach it)."
+            "relays' 402s never reach it). A third class of "
+            f"{QUEUE_SETUPS[size].students} students (Poisson, the same rate, no budget) meets a "
+            f"sandbox at speed {QUEUE_SETUPS[size].speed:g} that runs "
+            f"{QUEUE_SETUPS[size].max_running} jobs at once and answers 429 past that (the "
+            "provider's plans limit generations running at once); both relays run with "
+            f"`--max-running {QUEUE_SETUPS[size].max_running}` and every student waits for "
+            "the video. The queue wait is the ledger's, from the reservation to the charge."
         ),
     )
     absent = missing("luma_nb.relay:Relay", "tornado", "psycopg")
@@ -320,6 +509,7 @@ def run(size: str = "full") -> Section:
         return section
     try:
         rows = [_row(server, setup, setup.rate), _row(server, setup, None)]
+        queued = _queue_row(server, setup, QUEUE_SETUPS[size])
     finally:
         server.stop()
     table = Table(
@@ -401,6 +591,7 @@ def run(size: str = "full") -> Section:
         *(" + ".join(str(s["upstream_requests"]) for s in r["stats"]) for r in rows),
     )
     section.tables.append(detail)
+    _queue_section(section, queued)
     section.notes.append(
         "A submit through a relay: its handler asks the store (on the relay's store threads, "
         "never on the event loop) for the student and the teacher's controls, reserves the "

@@ -384,54 +384,50 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
     def update_task(
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
-        with self._tx() as db:
-            news = self._update_task(db, task_id, body, terminal=terminal, failure=failure)
-            if news is not None:
-                self._bump(db, news)
+        self.update_tasks([TaskUpdate(task_id, body, terminal, failure)])
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
-        # A poll tick's answers in a few transactions rather than one each (the commit is
-        # paid once per chunk). Every writer locks tasks in the same order (by id), and the
-        # gallery's counter last, so two relays' transactions never wait for each other in a
-        # circle.
+        # A poll tick's answers in a few transactions (one per chunk): the chunk's rows read
+        # in one statement, only what changed written. Every writer locks tasks in one order
+        # (by id), and the gallery's counter last, so two relays' transactions never wait for
+        # each other in a circle.
         ordered = sorted(updates, key=lambda update: update.task_id)
         for start in range(0, len(ordered), _UPDATE_CHUNK):
+            chunk = ordered[start : start + _UPDATE_CHUNK]
             with self._tx(batched=True) as db:
-                news = [
-                    self._update_task(
-                        db,
-                        update.task_id,
-                        update.body,
-                        terminal=update.terminal,
-                        failure=update.failure,
-                    )
-                    for update in ordered[start : start + _UPDATE_CHUNK]
-                ]
+                rows = self._task_rows(db, [update.task_id for update in chunk])
+                news = [self._update_task(db, rows.get(update.task_id), update) for update in chunk]
                 for task_id in news:
                     if task_id is not None:
                         self._bump(db, task_id)
 
-    def _update_task(
-        self,
-        db: _Cursor,
-        task_id: str,
-        body: Mapping[str, Any],
-        *,
-        terminal: bool,
-        failure: str | None,
-    ) -> str | None:
-        """Store one task's news; the task id when it is news for the class gallery."""
+    def _task_rows(self, db: _Cursor, ids: Sequence[str]) -> dict[str, Any]:
+        """The rows of the tasks the upstream calls ``ids`` (a relay-made task by its upstream
+        id), locked until the transaction ends, by those ids."""
+        marks = ", ".join("?" for _ in ids)
         lock = self.dialect.row_lock.format(table="t")  # a constant of the dialect
-        row = db.execute(
-            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "  # noqa: S608
-            "LEFT JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.task_id = ? OR t.upstream_id = ?" + lock,
-            (task_id, task_id),
-        ).fetchone()
+        rows = db.execute(
+            "SELECT t.task_id, t.upstream_id, t.terminal, t.body, t.submit_id, s.cost, "  # noqa: S608
+            "s.student_id FROM tasks t LEFT JOIN submits s ON s.id = t.submit_id "
+            f"WHERE t.task_id IN ({marks}) OR t.upstream_id IN ({marks}) ORDER BY t.task_id" + lock,
+            (*ids, *ids),
+        ).fetchall()
+        wanted = set(ids)
+        found: dict[str, Any] = {}
+        for row in rows:
+            for key in (row["upstream_id"], row["task_id"]):
+                if key in wanted:
+                    found.setdefault(str(key), row)
+        return found
+
+    def _update_task(self, db: _Cursor, row: Any, update: TaskUpdate) -> str | None:
+        """Store one task's news (``row``: the task as stored, None when unknown); the task id
+        when it is news for the class gallery."""
         if row is None or row["terminal"]:
             return None  # unknown, or settled already: a late answer changes nothing
-        upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
-        text = json.dumps(dict(body) | {"task_id": task_id})
+        terminal, failure = update.terminal, update.failure
+        task_id = str(row["task_id"])  # the student's id, in every body
+        text = json.dumps(dict(update.body) | {"task_id": task_id})
         if not terminal and text == row["body"]:
             return None  # nothing new (a task waiting in line): no write
         db.execute(
@@ -439,7 +435,7 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
             (text, int(terminal), self._clock(), task_id),
         )
         if terminal:
-            db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
+            db.execute("DELETE FROM leases WHERE task_id = ?", (update.task_id,))
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
                 db,
