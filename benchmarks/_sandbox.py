@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ("FETCH_PATHS", "SandboxProcess", "fetches", "missing")
@@ -44,10 +45,19 @@ class SandboxProcess:
     compete with the process being measured, as a remote service would not.
     """
 
-    def __init__(self, speed: float, *, nice: int = 19, credits: str | None = None) -> None:
+    def __init__(
+        self,
+        speed: float,
+        *,
+        nice: int = 19,
+        credits: str | None = None,
+        options: Sequence[str] = (),
+    ) -> None:
         self.speed = speed
         self.nice = nice
         self.credits = credits
+        self.options = tuple(options)
+        """More of the sandbox's command-line options (``--max-running 10``)."""
         self.base_url = ""
         self.api_key = "sandbox-demo-key"
         self._proc: subprocess.Popen[str] | None = None
@@ -62,6 +72,7 @@ class SandboxProcess:
             "--speed",
             str(self.speed),
             *(("--credits", self.credits) if self.credits else ()),
+            *self.options,
         ]
         if shutil.which("nice"):
             command = ["nice", "-n", str(self.nice), *command]

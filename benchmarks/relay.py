@@ -51,7 +51,10 @@ def _scenario(students: int, speed: float) -> dict[str, Any]:
     results: list[dict[str, float]] = []
     with SandboxProcess(speed) as sandbox, tempfile.TemporaryDirectory() as folder:
         relay = Relay(
-            sandbox.base_url, api_key=sandbox.api_key, db=Path(folder) / "class.sqlite"
+            sandbox.base_url,
+            api_key=sandbox.api_key,
+            db=Path(folder) / "class.sqlite",
+            publish=[_PARENT],  # students extend the class's published start video
         ).start()
         try:
             tokens = relay.add_students(students)

@@ -82,6 +82,8 @@ class RelayProcess:
             self._reader.join(10)
             self._final = self.output()
             self._out.close()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
     def __enter__(self) -> RelayProcess:
         return self

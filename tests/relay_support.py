@@ -28,6 +28,8 @@ class Classroom:
     ) -> None:
         options.setdefault("poll", FixedPolicy(POLL))
         options.setdefault("class_name", "Year 9 Art")
+        # The parent ``extend`` uses is published, as a rehearsal publishes the demo parents.
+        options.setdefault("publish", [sandbox.demo_parents[0].task_id])
         self.sandbox = sandbox
         self.db = folder / "class.sqlite"
         self.options = options

@@ -75,3 +75,22 @@ def test_polling_has_a_goal_per_progress_model_and_one_for_batching() -> None:
     assert "20 jobs alike" in goals and "fixed 5 s" in goals
     titles = [t.title for t in section.tables]
     assert any(t.startswith("Many jobs of one client") for t in titles)
+
+
+def test_relay_burst_keeps_the_ledger_exact_and_turns_no_connection_away() -> None:
+    """The class-in-a-burst measure, small: correctness only (never its timings), the queue
+    row included (an upstream running 2 jobs at once)."""
+    section = run_measure("relay_postgres", "tiny")
+    assert section.missing is None, section.missing
+    goals = {c.goal: c for c in section.checks}
+    rows = {
+        "ledger exact": 3,  # Poisson, all at once, the queue
+        "no connection turned away": 2,
+        "polled by one relay only": 2,
+        "every submit accepted, none refused": 1,  # the queue: past the upstream's limit
+        "every job finished": 1,
+    }
+    for kind, count in rows.items():
+        found = [c for goal, c in goals.items() if kind in goal]
+        assert len(found) == count, f"{count} {kind!r} goals wanted: {list(goals)}"
+        assert all(c.passed for c in found), [(c.goal, c.figure) for c in found]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import unquote
 
 import pytest
 import requests
 
-from luma_nb import extend_form
+from luma_nb import LumaClient, extend_form
 from luma_nb.contract.errors import APIError, AuthenticationError, ValidationError
 from luma_nb.relay import hash_token
 from luma_nb.relay.sqlite import SQLiteStore
@@ -228,3 +229,132 @@ def test_a_relay_needs_the_upstream_key(sandbox, tmp_path, monkeypatch):
     monkeypatch.delenv("APIFRAME_API_KEY", raising=False)
     with pytest.raises(ValueError, match="APIFRAME_API_KEY"):
         Relay(sandbox.base_url, db=tmp_path / "c.sqlite")
+
+
+def test_json_nested_too_deep_for_the_parser_is_a_400_not_a_500(room, caplog):
+    caplog.set_level(logging.ERROR)
+    deep = b"[" * 20_000 + b"]" * 20_000  # ~40 KB, under the body limit
+    session = room.http()
+    answers = [
+        session.post(room.url + path, data=deep, timeout=10)
+        for path in ("/fetch", "/fetch-many", "/luma-imagine", "/luma-extend", "/class/share")
+    ]
+    assert [a.status_code for a in answers] == [400] * 5
+    for answer in answers:
+        assert answer.json() == {"errors": [{"msg": "Request body is not valid JSON"}]}
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback in the relay's log
+    assert room.upstream_submits() == 0
+    assert room.relay.ledger() == []
+
+
+def test_a_student_may_extend_only_a_parent_they_may_see(room):
+    sandbox = room.sandbox
+    theirs = room.client(1).imagine("a private lighthouse").wait(timeout=30)
+    assert room.post("/class/share", {"task_id": theirs.task_id, "shared": False}, 1).ok
+    # An upstream task the class never made (another account's, or another class's).
+    with LumaClient(sandbox.api_key, base_url=sandbox.base_url, journal=None) as up:
+        foreign = up.imagine("somebody else's video").task_id
+        sandbox.complete(foreign)
+    before = room.upstream_submits()
+    unknown = room.post("/fetch", {"task_id": "no-such-task"})
+    for parent in (theirs.task_id, foreign, "no-such-task"):
+        answer = room.post("/luma-extend", {"parent_task_id": parent, "prompt": "mine now"})
+        assert answer.status_code == 404, (parent, answer.text)
+        assert answer.json() == unknown.json()  # the same shape as an unknown id
+    assert room.upstream_submits() == before
+    assert [e.kind for e in room.relay.ledger()] == ["reserve", "charge"]  # student-02's only
+
+    # Once shared in the class gallery (the default), a classmate may extend it; a published
+    # parent and one's own task always.
+    assert room.post("/class/share", {"task_id": theirs.task_id, "shared": True}, 1).ok
+    shared = room.post("/luma-extend", {"parent_task_id": theirs.task_id, "prompt": "and on"})
+    assert shared.status_code == 200, shared.text
+    assert room.extend(0).status_code == 200  # the published demo parent
+    own = room.client(1).extend(theirs.task_id, "my own, further")
+    assert own.task_id
+
+
+def test_a_class_connecting_at_once_is_queued_not_turned_away(room):
+    """600 connections arrive while the relay's loop is busy (it accepts none of them): the
+    listening socket's backlog holds them all (Tornado's default of 128 would leave the rest's
+    SYNs unanswered, retried after 1, 3, 7 s)."""
+    import selectors
+    import socket
+
+    busy, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        busy.set()
+        release.wait(60)
+
+    room.relay._loop.call_soon_threadsafe(hold)
+    assert busy.wait(10)
+    selector = selectors.DefaultSelector()
+    sockets = []
+    try:
+        for _ in range(600):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", room.relay.port))
+            selector.register(sock, selectors.EVENT_WRITE)
+            sockets.append(sock)
+        connected = 0
+        while connected < len(sockets):
+            ready = selector.select(timeout=10)  # a dropped SYN is only retried after 1 s
+            if not ready:
+                break
+            for key, _ in ready:
+                selector.unregister(key.fileobj)
+                error = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                connected += error == 0
+        assert connected == 600
+    finally:
+        release.set()
+        selector.close()
+        for sock in sockets:
+            sock.close()
+    answer = requests.post(
+        room.url + "/fetch",
+        json={"task_id": "nope"},
+        headers={"Authorization": room.tokens[0].token},
+        timeout=30,
+    )
+    assert answer.status_code == 404  # and the relay serves on
+
+
+def test_a_write_waiting_for_the_database_holds_up_no_other_student(room):
+    """A submit whose reservation waits for the database (another process holds SQLite's
+    write lock) waits alone: the event loop answers other students' fetches meanwhile."""
+    import sqlite3
+
+    other = sqlite3.connect(room.db, isolation_level=None, timeout=30)
+    other.execute("BEGIN IMMEDIATE")
+    answers: list[requests.Response] = []
+    submit = threading.Thread(
+        target=lambda: answers.append(
+            requests.post(
+                room.url + "/luma-imagine",
+                json={"prompt": "a lighthouse"},
+                headers={"Authorization": room.tokens[0].token},
+                timeout=60,
+            )
+        )
+    )
+    try:
+        submit.start()
+        time.sleep(0.5)  # the submit reaches its reservation and waits for the lock
+        parent = room.sandbox.demo_parents[0].task_id
+        for _ in range(5):
+            fetched = requests.post(
+                room.url + "/fetch",
+                json={"task_id": parent},
+                headers={"Authorization": room.tokens[1].token},
+                timeout=30,
+            )
+            assert fetched.status_code == 200, fetched.text
+        assert submit.is_alive() and not answers  # still waiting for the database
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    submit.join(60)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text

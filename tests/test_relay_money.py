@@ -193,3 +193,82 @@ def test_one_poller_for_the_class_not_one_per_student(sandbox, tmp_path):
         assert room.relay.poller.watching == 0
     finally:
         room.close()
+
+
+def test_a_relay_killed_mid_burst_and_restarted_at_once_shows_its_submits_uncertain(
+    sandbox, tmp_path
+):
+    import contextlib
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import requests
+
+    from luma_nb.relay.sqlite import SQLiteStore
+    from luma_nb.relay.tokens import issue
+    from tests.relay_procs import RelayProcess
+
+    db = str(tmp_path / "class.sqlite")
+    store = SQLiteStore(db)
+    tokens = [t.token for t in issue(store, 4)]
+    # The upstream takes its time to answer: the submits are on their way when the relay dies.
+    sandbox.faults.add(path="/luma-imagine", kind="slow", times=None, seconds=30)
+    first = RelayProcess(sandbox.base_url, sandbox.api_key, db)
+
+    def submit(token: str) -> None:
+        with contextlib.suppress(requests.RequestException):  # the relay dies under it
+            requests.post(
+                first.url + "/luma-imagine",
+                json={"prompt": "a burst"},
+                headers={"Authorization": token},
+                timeout=60,
+            )
+
+    burst = [threading.Thread(target=submit, args=(t,), daemon=True) for t in tokens]
+    for thread in burst:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(store.submits("reserved")) < len(tokens):
+        assert time.monotonic() < deadline, store.submits()
+        time.sleep(0.05)
+    first.kill()  # SIGKILL: its heartbeat and leases stay in the class file
+    sandbox.faults.clear()
+    with RelayProcess(sandbox.base_url, sandbox.api_key, db):  # restarted at once
+        assert len(store.submits("uncertain")) == len(tokens)
+        status = subprocess.run(
+            [sys.executable, "-m", "luma_nb.cli", "class", "status", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"uncertain submits: {len(tokens)}" in status
+        assert store.submits("reserved") == []
+    first.stop()
+    store.close()
+
+
+def test_only_a_gone_process_of_this_host_is_a_dead_predecessor():
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from luma_nb.relay.poller import gone, new_holder
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        host = socket.gethostname()
+        assert not gone(new_holder())  # this very process
+        assert not gone(f"relay-{child.pid}-0a1b2c3d@{host}")  # alive
+        child.kill()
+        child.wait(10)
+        assert gone(f"relay-{child.pid}-0a1b2c3d@{host}")  # killed, on this host
+        assert not gone(f"relay-{child.pid}-0a1b2c3d@another-{host}")  # its lease decides
+        assert not gone(f"relay-{child.pid}-0a1b2c3d")  # a name from before hosts were in it
+        assert not gone(f"relay-{os.getpid()}-zz@{host}")
+    finally:
+        child.kill()
+        child.wait(10)

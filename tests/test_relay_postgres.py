@@ -295,3 +295,49 @@ def test_a_relay_starting_beside_a_live_one_leaves_its_submits_on_their_way(
         store.close()
     with Relay(sandbox.base_url, api_key=sandbox.api_key, db=pg_dsn) as c:
         assert [s.id for s in c.uncertain()] == [left]
+
+
+@pytest.mark.parametrize("class_budget", [None, 60.0])
+def test_reservations_raced_from_two_stores_stay_exact(pg_dsn: str, class_budget: Any) -> None:
+    """Two stores (two relays' connections) and many threads reserve at once: with only
+    students' budgets each student's reservations wait for each other alone; with a class
+    budget every reservation of the class does. Either way nothing is overspent."""
+    from luma_nb.relay.store import Budgets
+
+    stores = [PostgresStore(pg_dsn), PostgresStore(pg_dsn)]
+    try:
+        students = [stores[0].add_student(f"s{n}", f"h{n}") for n in range(4)]
+        budgets = Budgets(class_budget=class_budget, student_budget=30.0)
+        accepted: list[int] = []
+        refused: list[str] = []
+        lock = threading.Lock()
+        go = threading.Barrier(16)
+
+        def race(n: int) -> None:
+            go.wait()
+            for k in range(4):  # 16 threads x 4 = 64 submits of 6 credits, 16 per student
+                student = students[(n + k) % 4]
+                got = stores[n % 2].reserve(student, "/luma-imagine", {"prompt": "p"}, 6.0, budgets)
+                with lock:
+                    (accepted if isinstance(got, int) else refused).append(
+                        student.id if isinstance(got, int) else got.message
+                    )
+
+        threads = [threading.Thread(target=race, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        per_student = [accepted.count(s.id) for s in students]
+        if class_budget is None:
+            assert per_student == [5, 5, 5, 5]  # 30 credits each: exactly 5 submits
+            assert all(m.startswith("Your budget is used up") for m in refused)
+        else:
+            assert len(accepted) == 10 and max(per_student) <= 5  # the class holds 10
+            assert any(m.startswith("The class budget is used up") for m in refused)
+        assert len(refused) == 64 - len(accepted)
+        assert stores[1].spent() == 6.0 * len(accepted)
+        assert [stores[1].spent(s) for s in students] == [6.0 * c for c in per_student]
+    finally:
+        for store in stores:
+            store.close()

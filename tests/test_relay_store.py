@@ -391,6 +391,25 @@ def test_gallery_sequence_visibility_and_choices(store: RelayStore) -> None:
     assert store.gallery(after=3) == (3, [])
 
 
+def test_a_parent_may_be_extended_when_own_published_or_in_the_gallery(
+    store: RelayStore,
+) -> None:
+    ada, bob = store.add_student("ada", "a"), store.add_student("bob", "b")
+    _task(store, ada, "t1")
+    _task(store, ada, "t2")
+    store.publish("parent")
+    assert store.may_extend("t1", ada) and store.may_extend("parent", bob)
+    assert not store.may_extend("t1", bob)  # running: not in the gallery yet
+    assert not store.may_extend("nope", ada)
+    store.update_task("t1", FINISHED, terminal=True, failure=None)
+    store.update_task("t2", FINISHED, terminal=True, failure=None)
+    assert store.may_extend("t1", bob)  # shown in the class gallery
+    store.set_shared("t1", ada, False)
+    store.set_hidden("t2", True)
+    assert not store.may_extend("t1", bob) and not store.may_extend("t2", bob)
+    assert store.may_extend("t1", ada) and store.may_extend("t2", ada)  # always one's own
+
+
 def test_update_tasks_in_one_call(store: RelayStore, clock: Clock) -> None:
     ada = store.add_student("ada", "a")
     ids = [f"t{n}" for n in range(120)]  # more than one transaction's chunk

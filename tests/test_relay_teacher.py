@@ -104,7 +104,7 @@ def test_budgets_set_by_the_teacher_are_stored_and_win_over_a_restart(sandbox, t
             timeout=60,
             check=True,
         ).stdout
-        assert "class 18, each student 12" in status
+        assert "class 18 (set on the dashboard), each student 12 (set on the dashboard)" in status
         assert "student-02: 0 (own budget 30)" in status
         assert teacher.act("budget", scope="one", name="student-02", value="")["ok"]
         assert room.client(1).account().credits == 12  # back to the class's rule
@@ -273,3 +273,98 @@ def test_approved_submits_the_upstream_refuses_loses_or_fails_end_for_the_studen
     assert "GPU quota exceeded" in (caught.value.task.error or "")
     assert room.relay.store.spent() == 0  # released, released, refunded
     assert [e.kind for e in room.relay.ledger()].count("refund") == 1
+
+
+def test_a_script_waiting_for_approval_hears_the_note_at_once(room, teacher):
+    assert teacher.act("approve-mode", on="1")["ok"]
+    job = room.client(0).imagine(PROMPT)
+    heard: list[Any] = []
+    noted = threading.Event()
+
+    def on_progress(task: Any) -> None:
+        heard.append(task)
+        if task.note == APPROVAL_NOTE:
+            noted.set()
+
+    waiter = threading.Thread(target=lambda: job.wait(timeout=60, on_progress=on_progress))
+    waiter.start()
+    assert noted.wait(20), [t.describe() for t in heard]  # before the teacher does anything
+    assert heard[0].status == "pending" and APPROVAL_NOTE in heard[0].describe()
+    assert APPROVAL_NOTE in job.task.describe()
+    [held] = _held(teacher)
+    assert teacher.act("approve", submit_id=str(held["submit_id"]))["ok"]
+    waiter.join(60)
+    assert heard[-1].is_finished and heard[-1].note is None
+
+
+def test_after_resume_the_last_error_no_longer_says_paused(room, teacher):
+    assert teacher.act("pause", name="student-01", paused="1")["ok"]
+    assert teacher.act("pause", paused="1")["ok"]
+    for student in (0, 1):
+        with pytest.raises(APIError):
+            room.client(student).imagine("while paused")
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert "paused" in rows["student-01"]["last_error"]
+    assert "paused" in rows["student-02"]["last_error"]
+    assert teacher.act("pause", paused="0")["ok"]
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert rows["student-02"]["last_error"] == ""
+    assert teacher.act("pause", name="student-01", paused="0")["ok"]
+    rows = {s["name"]: s for s in teacher.live()["state"]["students"]}
+    assert rows["student-01"]["last_error"] == ""
+
+
+def test_an_approval_card_says_what_the_student_asked_for_in_words(room, teacher):
+    assert teacher.act("approve-mode", on="1")["ok"]
+    room.client(0).extend(room.sandbox.demo_parents[0].task_id, "the sail fills")
+    room.client(1).imagine("a new harbour")
+    _held(teacher, 2)
+    held = teacher.live()["html"]["held"]
+    assert "luma-extend" not in held and "luma-imagine" not in held and "#" not in held
+    assert "wants to extend a video" in held and "wants a new video" in held
+
+
+def _status(room: Classroom) -> str:
+    """``luma-nb class status`` on the room's class file, as the teacher runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "luma_nb.cli", "class", "status", "--db", str(room.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
+def test_the_budgets_enforced_are_the_ones_every_view_shows_with_their_origin(sandbox, tmp_path):
+    # What `luma-nb class serve --class-budget 600 --student-budget 36` starts.
+    room = Classroom(sandbox, tmp_path, class_budget=600, student_budget=36)
+    try:
+        teacher = TeacherSession(room)
+        assert room.client(0).account().credits == 36  # enforced
+        assert (
+            "budgets: class 600 (from --class-budget), each student 36 (from --student-budget)"
+            in _status(room)
+        )
+        live = teacher.live()
+        state, controls = live["state"], live["html"]["controls"]
+        assert (state["class_budget"], state["student_budget"]) == (600, 36)
+        assert (state["class_budget_from"], state["student_budget_from"]) == (
+            "--class-budget",
+            "--student-budget",
+        )
+        assert "Class budget: 600 (from --class-budget)" in controls
+        assert "each student: 36 (from --student-budget)" in controls
+        assert 'name="value" value="600"' in controls and 'name="value" value="36"' in controls
+
+        assert teacher.act("budget", scope="student", value="30")["ok"]
+        assert room.client(0).account().credits == 30
+        assert "class 600 (from --class-budget), each student 30 (set on the dashboard)" in (
+            _status(room)
+        )
+        controls = teacher.live()["html"]["controls"]
+        assert "each student: 30 (set on the dashboard)" in controls
+        assert teacher.act("budget", scope="class", value="")["ok"]  # no limit, by the teacher
+        assert room.client(1).account().credits == 30
+        assert "class no limit (set on the dashboard)" in _status(room)
+    finally:
+        room.close()

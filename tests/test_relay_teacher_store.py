@@ -38,6 +38,15 @@ def test_controls_default_then_set_and_kept_on_reopen(make, school):
     assert again.controls() == {"ada": Controls(), "bo": Controls(paused=True, budget=30.0)}
 
 
+def test_one_students_controls_match_the_class_table(school):
+    store, ada, bo = school
+    assert store.controls_of(ada) == store.controls_of(bo) == Controls()
+    store.set_paused("bo", True)
+    store.set_budget("ada", 18.0)
+    assert store.controls_of(ada) == Controls(budget=18.0) == store.controls()["ada"]
+    assert store.controls_of(bo) == Controls(paused=True) == store.controls()["bo"]
+
+
 def test_a_held_submit_maps_its_relay_id_to_the_upstream_task(school):
     store, ada, _ = school
     submit = _submit(store, ada)

@@ -15,10 +15,10 @@ import av
 import pytest
 import requests
 
+from luma_nb.contract.text import ordinal
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.api import UNLIMITED_CREDITS
 from luma_nb.sandbox.cli import add_arguments
-from luma_nb.sandbox.lifecycle import ordinal
 from luma_nb.sandbox.remux import ParamsMismatch, concat
 from luma_nb.sandbox.video import synthesize
 from tests.conftest import SandboxHTTP
@@ -151,6 +151,41 @@ def test_a_full_waiting_line_refuses_submits_before_charging(
     for task_id in ids:
         sandbox.complete(task_id)
     assert http.post("/luma-imagine", {"prompt": "now there is room"}).status_code == 200
+    http.close()
+
+
+def test_at_most_n_running_then_429_uncharged_until_one_ends(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(speed=1.0, max_running=2)  # jobs take minutes unless completed
+    http = SandboxHTTP(sandbox)
+    ids = [http.imagine(f"running {n}") for n in range(2)]
+    assert sandbox.running_tasks == 2
+    credits = sandbox.credits
+    for path, body in (
+        ("/luma-imagine", {"prompt": "a third"}),
+        ("/luma-extend", {"parent_task_id": DEMO_PARENTS[0].task_id, "prompt": "a third"}),
+    ):
+        refused = http.post(path, body)
+        assert refused.status_code == 429
+        assert float(refused.headers["Retry-After"]) > 0
+        assert refused.json() == {
+            "errors": [{"msg": "Too many requests: 2 generations are running already"}]
+        }
+    assert sandbox.credits == credits and sandbox.task_ids == ids  # nothing made or charged
+    sandbox.complete(ids[0])
+    assert sandbox.running_tasks == 1
+    third = http.imagine("now there is room")
+    assert http.post("/luma-imagine", {"prompt": "a fourth"}).status_code == 429
+    sandbox.max_running = None
+    assert http.post("/luma-imagine", {"prompt": "no cap"}).status_code == 200
+    assert third in sandbox.task_ids
+    with pytest.raises(ValueError, match="max_running"):
+        sandbox.max_running = 0
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--max-running", "10"]).max_running == 10
+    assert parser.parse_args([]).max_running is None
     http.close()
 
 

@@ -81,6 +81,14 @@ def _reason(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _note(value: Any) -> str | None:
+    """A service's note on one line, shortened to :data:`_NOTE_MAX`; None when empty."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = " ".join(value.split())
+    return text if len(text) <= _NOTE_MAX else text[: _NOTE_MAX - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Task:
     """One snapshot of a task, as ``/fetch`` (or a webhook) returned it."""
@@ -97,6 +105,10 @@ class Task:
     """URL of the MP4 once finished."""
     error: str | None = None
     """The reason of a failed task (its ``message`` or ``error`` field)."""
+    note: str | None = None
+    """What the task waits for, when the service says (``progress_note``: the offline sandbox
+    sends "waiting for a renderer (3rd in line)", a class relay "waiting for your teacher's
+    approval"); None once it ended. Part of the snapshot, so a new note is progress."""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The JSON object exactly as received."""
 
@@ -126,6 +138,7 @@ class Task:
             percentage=percentage,
             video_url=video_url,
             error=error if status == "failed" else None,
+            note=None if status in TERMINAL_STATUSES else _note(data.get("progress_note")),
             raw=dict(data),
         )
 
@@ -148,16 +161,6 @@ class Task:
     def is_known_status(self) -> bool:
         """False for statuses the provider does not document (shown as they came)."""
         return self.status in KNOWN_STATUSES
-
-    @property
-    def note(self) -> str | None:
-        """What the task waits for, when the service says (``progress_note``; the offline
-        sandbox sends "waiting for a renderer (3rd in line)"). None once it ended."""
-        value = self.raw.get("progress_note")
-        if self.is_terminal or not isinstance(value, str) or not value.strip():
-            return None
-        text = " ".join(value.split())
-        return text if len(text) <= _NOTE_MAX else text[: _NOTE_MAX - 1] + "…"
 
     def describe(self) -> str:
         """A short human text: ``processing 40%``, ``finished``, ``failed: reason``.

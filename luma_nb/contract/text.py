@@ -1,5 +1,6 @@
 """Untrusted text made safe for HTML, and the URL checks: escaping, http(s)-only URLs, loopback
-URLs (no I/O; the one home of these rules for the package and the sandbox)."""
+URLs (no I/O; the one home of these rules for the package and the sandbox); and the ordinals of
+a waiting line's notes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import html
 import ipaddress
 from urllib.parse import quote, urlsplit
 
-__all__ = ("esc", "is_http_url", "is_loopback_url", "safe_url")
+__all__ = ("esc", "is_http_url", "is_loopback_url", "ordinal", "safe_url")
 
 #: Characters kept as they are when a URL is re-quoted (RFC 3986 reserved and unreserved,
 #: without the quote characters that could end an HTML attribute).
 _URL_SAFE = ":/?#[]@!$&()*+,;=%~-._"
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``12th``, ``13th``, ``21st``: a place
+    in a waiting line, as a note beside a status says it."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def esc(text: object) -> str:

@@ -41,6 +41,16 @@ def parse_rate(text: str) -> float:
     return number
 
 
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
 def _cost(text: str) -> tuple[str, float]:
     path, _, value = text.partition("=")
     path = "/" + path.strip().lstrip("/")
@@ -75,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--class-budget", type=float, metavar="N", help="credits for the whole class")
     p.add_argument("--student-budget", type=float, metavar="N", help="credits per student")
     p.add_argument("--rate", type=parse_rate, metavar="N/min", help="submits per student/minute")
+    p.add_argument(
+        "--max-running",
+        type=_positive_int,
+        metavar="N",
+        help="at most N of the class's jobs running at the provider at once (its plan's limit); "
+        "further submits wait in the class's queue at the relay (default: no limit)",
+    )
     p.add_argument(
         "--cost",
         type=_cost,
@@ -198,11 +215,10 @@ def _tokens(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     store = _store(args.db)
     try:
-        from .settings import class_budgets, read_settings
-        from .store import Budgets, Controls
+        from .settings import budget_view, read_settings
+        from .store import Controls
 
         settings = read_settings(store)
-        budgets = class_budgets(store, Budgets())
         controls = store.controls()
         print(f"class: {store.get_meta('class_name') or 'Class'}")
         switches = [
@@ -210,10 +226,7 @@ def _status(args: argparse.Namespace) -> int:
         ]
         if switches:
             print(f"settings: {', '.join(switches)}")
-        print(
-            f"budgets (set by the teacher; else the relay's --class-budget/--student-budget): "
-            f"class {_limit(budgets.class_budget)}, each student {_limit(budgets.student_budget)}"
-        )
+        print(f"budgets: {budget_view(store).describe()}")
         print(f"credits spent: {store.spent():g}")
         for student in store.students():
             own = controls.get(student.name, Controls())
@@ -225,6 +238,9 @@ def _status(args: argparse.Namespace) -> int:
         held = store.submits("held")
         if held:
             print(f"waiting for approval: {len(held)}")
+        queued = store.submits("queued")
+        if queued:
+            print(f"waiting in the class's queue: {len(queued)}")
         uncertain = store.submits("uncertain")
         print(f"uncertain submits: {len(uncertain)}")
         for record in uncertain:
@@ -232,10 +248,6 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-def _limit(value: float | None) -> str:
-    return "no limit set" if value is None else f"{value:g}"
 
 
 def _teacher_token(args: argparse.Namespace) -> int:
@@ -304,6 +316,7 @@ def _serve(args: argparse.Namespace) -> int:
         "class_budget": args.class_budget,
         "student_budget": args.student_budget,
         "rate": args.rate,
+        "max_running": args.max_running,
         "costs": dict(args.cost),
         "host": args.host,
         "port": DEFAULT_PORT if args.port is None else args.port,

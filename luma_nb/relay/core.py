@@ -2,7 +2,9 @@
 
 It runs a Tornado server (the web framework Jupyter and JupyterHub run on, so it is already
 installed wherever notebooks are served) on its own thread and event loop, one poller thread
-for the whole class, and a small thread pool for the upstream submits (``requests`` blocks).
+for the whole class, a small thread pool for the upstream submits (``requests`` blocks) and
+another for the store's calls (the event loop never waits for the database). It listens with
+a backlog for a whole class connecting in the same second.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,12 +42,14 @@ from .checks import RateLimiter
 from .dashboard import install as install_dashboard
 from .handlers import Forwarded, RelayContext, make_app
 from .hub import HubIdentity, HubUser
-from .poller import DEFAULT_LEASE, Poller, new_holder
+from .poller import DEFAULT_LEASE, Poller, gone, new_holder
+from .queue import DEFAULT_RETRY_AFTER, Dispatcher
+from .settings import remember_start_budgets
 from .store import Budgets, LedgerEntry, RelayStore, SubmitRecord
 from .teacher import Teacher
 from .tokens import IssuedToken, issue
 
-__all__ = ("DEFAULT_COST", "POLLER_HEADER", "Relay")
+__all__ = ("BACKLOG", "DEFAULT_COST", "POLLER_HEADER", "Relay")
 
 log = logging.getLogger("luma_nb.relay")
 
@@ -52,6 +57,13 @@ log = logging.getLogger("luma_nb.relay")
 POLLER_HEADER = "X-Luma-NB-Poller"
 #: Credits per submit, as the provider documents for extend and imagine.
 DEFAULT_COST = 6.0
+#: Connections the listening socket queues before the relay accepts them: a class opening its
+#: notebooks at once must not be turned away (Tornado's default is 128; the kernel caps this
+#: at ``net.core.somaxconn``, 4096 on current Linux).
+BACKLOG = 4096
+#: Threads running store calls for the handlers (PostgreSQL serves them on as many
+#: connections; SQLite on its one).
+_STORE_THREADS = 8
 _KINDS = {"/luma-extend": "luma-ext", "/luma-imagine": "luma"}
 _STOPPED = "the relay stopped while this submit was on its way"
 #: Seconds after which a submit still "reserved" cannot be on its way any more (the upstream
@@ -91,6 +103,9 @@ class Relay:
         hub_login: JupyterHub mode, as a Hub-managed service: teachers' browsers sign in
             through the Hub's OAuth (``hub-login``; needs jupyterhub and the Hub's service
             environment).
+        max_running: jobs the class may have running upstream at once (the provider's plans
+            limit them); past that, submits wait in the class's queue at the relay (None: no
+            limit; a submit the upstream refuses with 429 waits in the queue either way).
     """
 
     def __init__(
@@ -114,6 +129,7 @@ class Relay:
         hub: HubIdentity | None = None,
         base_path: str = "/",
         hub_login: bool = False,
+        max_running: int | None = None,
     ) -> None:
         key = api_key if api_key is not None else environment().api_key
         if not key.strip():
@@ -156,7 +172,12 @@ class Relay:
             on_renew=self._sweep,
         )
         limiter = RateLimiter(rate, rate_clock) if rate_clock else RateLimiter(rate)
-        self.teacher = Teacher(self.store, self.budgets, self._forward, self.poller.watch)
+        self.queue = Dispatcher(self.store, max_running, self._send_queued)
+        """The class's queue: forwards the submits waiting at the relay as room opens."""
+        self.teacher = Teacher(
+            self.store, self.budgets, self._forward, self.poller.watch, max_running=max_running
+        )
+        self.teacher.on_queue_change = self.queue.wake
         """The teacher's controls: pause, budgets, approve mode, uncertain submits."""
         self._ctx = RelayContext(
             store=self.store,
@@ -181,6 +202,9 @@ class Relay:
             self._hub_login = HubLogin(hub, self._ctx.base_path)
         self._publish = list(publish)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="luma-relay-submit")
+        self._ctx.store_threads = self._store_threads = ThreadPoolExecutor(
+            max_workers=_STORE_THREADS, thread_name_prefix="luma-relay-store"
+        )
         self.app: tornado.web.Application | None = None
         """The Tornado application, once serving (e.g. to add a teacher check)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,14 +225,25 @@ class Relay:
             raise RuntimeError("a Relay starts once; make a new one (the store survives)")
         # Submits left "reserved" by a relay that stopped are uncertain. While another relay
         # shares the database, a reserved submit may be one of its own, on its way: only those
-        # too old for that are, and the sweep goes on while this relay runs.
-        others = [h for h in self.store.live_relays() if h != self.poller.holder]
+        # too old for that are, and the sweep goes on while this relay runs. A predecessor on
+        # this host whose process is gone (killed before its heartbeat lapsed) is no neighbour.
+        others = []
+        for holder in self.store.live_relays():
+            if holder == self.poller.holder:
+                continue
+            if gone(holder):
+                self.store.drop_leases(holder)  # its tasks are free to poll at once
+            else:
+                others.append(holder)
         left = self.store.recover(_STOPPED, before=time.time() - self._stale if others else None)
         if left:
             log.warning("relay: %d submit(s) of a previous run are uncertain", left)
         for task_id in self._publish:
             self.store.publish(task_id)
-        sockets = tornado.netutil.bind_sockets(self.port, self.host, family=socket.AF_INET)
+        remember_start_budgets(self.store, self.budgets)  # for `luma-nb class status`
+        sockets = tornado.netutil.bind_sockets(
+            self.port, self.host, family=socket.AF_INET, backlog=BACKLOG
+        )
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -217,6 +252,7 @@ class Relay:
         self._thread.start()
         ready.wait(10)
         self.poller.start()
+        self.queue.start()
         self._state = "running"
         return self
 
@@ -248,12 +284,14 @@ class Relay:
             self._state = "stopped"
             return
         self._state = "stopped"
+        self.queue.stop()
         self.poller.stop()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
         self._pool.shutdown(wait=True)
+        self._store_threads.shutdown(wait=True)
         self.store.close()
 
     def __enter__(self) -> Relay:
@@ -329,10 +367,29 @@ class Relay:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._send, path, body, submit_id)
 
-    def _send(self, path: str, body: dict[str, Any], submit_id: int) -> Forwarded:
-        """Send one submit upstream, exactly once, and settle its reservation."""
-        client = self._upstream()
+    def _waiting(self, path: str) -> tuple[str, dict[str, Any]]:
+        """A new relay-made task id and its fetch body, for a submit that waits in line."""
+        task_id = str(uuid.uuid4())
+        return task_id, {"task_id": task_id, "task_type": _KINDS[path], "status": "pending"}
+
+    def _send_queued(self, record: SubmitRecord) -> None:
+        """The queue's turn for one submit it took from the line: forward it, watch its task."""
+        result = self._send(record.endpoint, dict(record.request), record.id, admitted=True)
+        if result.task_id is not None and not result.queued:
+            self.poller.watch(result.task_id)
+
+    def _send(
+        self, path: str, body: dict[str, Any], submit_id: int, *, admitted: bool = False
+    ) -> Forwarded:
+        """Send one submit upstream, exactly once, and settle its reservation; or, when the
+        class's queue says so (``admitted``: it did already), keep it waiting in line."""
         store = self.store
+        if not admitted:
+            waiting = store.admit(submit_id, self.queue.max_running, *self._waiting(path))
+            if waiting is not None:
+                self.queue.wake()
+                return Forwarded(task_id=waiting, queued=True)
+        client = self._upstream()
         try:
             if path == "/luma-extend":
                 job: Any = client.extend(**body)
@@ -342,6 +399,12 @@ class Relay:
             store.uncertain(submit_id, str(error.cause or "answer lost"))
             return Forwarded(status=502, message=_UNCERTAIN, uncertain=True)
         except RateLimitError as error:
+            # Not accepted upstream: safe to send later. It waits in line, keeping its place.
+            pause = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+            waiting = store.queue(submit_id, *self._waiting(path), time.time() + pause)
+            self.queue.wake()
+            if waiting is not None:
+                return Forwarded(task_id=waiting, queued=True)
             store.release(submit_id, f"upstream rate limit: {error}")
             return Forwarded(
                 status=429,

@@ -66,7 +66,7 @@ async def session_teacher(handler: tornado.web.RequestHandler) -> str | None:
     """The standalone relay's check: the session cookie of the current teacher token."""
     ctx: RelayContext = handler.settings["relay"]
     value = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
-    expected = teacher_session(ctx.store)
+    expected = await ctx.blocking(teacher_session, ctx.store)
     if value is None or expected is None:
         return None
     return "teacher" if hmac.compare_digest(value, expected.encode()) else None
@@ -148,9 +148,10 @@ class LoginHandler(_Page):
     def get(self) -> None:
         self.page(200, "")
 
-    def post(self) -> None:
+    async def post(self) -> None:
         token = self.get_body_argument("token", "")
-        session = teacher_session(self.ctx.store, token) if token.strip() else None
+        store = self.ctx.store
+        session = await self.ctx.blocking(teacher_session, store, token) if token.strip() else None
         if session is None:
             self.page(403, "That is not the teacher's token.")
             return
@@ -191,8 +192,8 @@ class LogoutHandler(_Page):
 
 
 class DashboardHandler(_Page):
-    def get(self) -> None:
-        state = self.teacher.snapshot()
+    async def get(self) -> None:
+        state = await self.ctx.blocking(self.teacher.snapshot)
         sections = "\n".join(
             f'<section id="{name}"><h2>{esc(title)}</h2>{container(name, self, state)}</section>'
             for name, title in SECTIONS.items()
@@ -209,8 +210,8 @@ class DashboardHandler(_Page):
 
 
 class LiveHandler(_Page):
-    def get(self) -> None:
-        state = self.teacher.snapshot()
+    async def get(self) -> None:
+        state = await self.ctx.blocking(self.teacher.snapshot)
         fragments = {name: fragment(name, self, state) for name in SECTIONS}
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"state": state, "html": fragments, "at": time.time()}))
@@ -229,36 +230,40 @@ class ActionHandler(_Page):
 
     async def run(self, action: str) -> Outcome:
         arg = self.get_body_argument
-        teacher = self.teacher
+        teacher, blocking = self.teacher, self.ctx.blocking
         name = arg("name", "").strip() or None
         try:
             if action == "pause":
-                return teacher.pause(arg("paused", "1") == "1", name)
+                return await blocking(teacher.pause, arg("paused", "1") == "1", name)
             if action == "budget":
                 text = arg("value", "").strip()
-                return teacher.set_budget(arg("scope", ""), float(text) if text else None, name)
+                value = float(text) if text else None
+                return await blocking(teacher.set_budget, arg("scope", ""), value, name)
             if action == "approve-mode":
-                return teacher.approve_mode(arg("on", "0") == "1")
+                return await blocking(teacher.approve_mode, arg("on", "0") == "1")
             if action == "hide":
-                return teacher.hide(arg("task_id", ""), arg("hidden", "1") == "1")
+                return await blocking(teacher.hide, arg("task_id", ""), arg("hidden", "1") == "1")
             submit_id = int(arg("submit_id", ""))
         except ValueError:
             return Outcome(False, "That is not a number.")
         if action == "approve":
             return await teacher.approve(submit_id)
         if action == "reject":
-            return teacher.reject(submit_id, arg("reason", ""))
+            return await blocking(teacher.reject, submit_id, arg("reason", ""))
+        if action == "cancel":
+            return await blocking(teacher.cancel, submit_id)
         if action == "resolve":
             ran = arg("ran", "1") == "1"
-            return teacher.resolve(submit_id, arg("task_id", "") if ran else None)
+            return await blocking(teacher.resolve, submit_id, arg("task_id", "") if ran else None)
         raise tornado.web.HTTPError(404, reason=f"no action {action}")
 
 
 class LedgerHandler(_Page):
-    def get(self) -> None:
+    async def get(self) -> None:
+        text = await self.ctx.blocking(ledger_csv, self.ctx)
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", 'attachment; filename="ledger.csv"')
-        self.finish(ledger_csv(self.ctx))
+        self.finish(text)
 
 
 class StaticHandler(_Page):

@@ -39,10 +39,19 @@ def _credits(value: float | None) -> str:
     return "no limit" if value is None else f"{value:g}"
 
 
+def _origin(value: float | None, origin: str | None) -> str:
+    """A budget and where it came from: ``600 (from --class-budget)``."""
+    if origin is None:
+        return esc(_credits(value))
+    word = "set on" if origin == "the dashboard" else "from"
+    return esc(f"{_credits(value)} ({word} {origin})")
+
+
 SECTIONS = {
     "controls": "Controls",
     "students": "Students",
     "held": "Waiting for your approval",
+    "queue": "The class's queue",
     "uncertain": "Uncertain submits",
     "gallery": "Class gallery",
 }
@@ -112,7 +121,13 @@ def _controls(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
         {"on": "0" if approve else "1"},
         "Turn approve mode off" if approve else "Turn approve mode on",
     )
-    number = '<input type="number" name="value" min="0" step="any" placeholder="no limit">'
+
+    def number(value: float | None = None, empty: str = "no limit") -> str:
+        now = "" if value is None else f' value="{value:g}"'
+        return (
+            f'<input type="number" name="value"{now} min="0" step="any" placeholder="{esc(empty)}">'
+        )
+
     options = "".join(f"<option>{esc(s['name'])}</option>" for s in state["students"])
     return [
         (
@@ -125,21 +140,21 @@ def _controls(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "budgets",
             f'<div class="row"><p>Spent by the class: {state["spent"]:g} credits. Class budget: '
-            f"{_credits(state['class_budget'])}; each student: "
-            f"{_credits(state['student_budget'])}.</p>"
+            f"{_origin(state['class_budget'], state['class_budget_from'])}; each student: "
+            f"{_origin(state['student_budget'], state['student_budget_from'])}.</p>"
             + _form(
                 page,
                 "budget",
                 {"scope": "class"},
                 "Set the class budget",
-                "<label>Class " + number + "</label>",
+                "<label>Class " + number(state["class_budget"]) + "</label>",
             )
             + _form(
                 page,
                 "budget",
                 {"scope": "student"},
                 "Set each student's budget",
-                "<label>Each student " + number + "</label>",
+                "<label>Each student " + number(state["student_budget"]) + "</label>",
             )
             + _form(
                 page,
@@ -147,7 +162,7 @@ def _controls(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
                 {"scope": "one"},
                 "Set one student's budget",
                 f'<label>Student <select name="name">{options}</select></label>'
-                "<label> " + number + "</label>",
+                "<label> " + number(empty="the class's rule") + "</label>",
             )
             + "</div>",
         ),
@@ -182,6 +197,10 @@ def _students(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     return rows or [("none", '<tr><td colspan="11">No students yet.</td></tr>')]
 
 
+#: What a submit to each endpoint asks for, in the teacher's words.
+_WANTS = {"/luma-extend": "wants to extend a video", "/luma-imagine": "wants a new video"}
+
+
 def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
     items = []
     for h in state["held"]:
@@ -191,7 +210,7 @@ def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 sid,
                 f'<div class="card held"><p><strong>{esc(h["student"])}</strong> '
-                f"({esc(h['endpoint'].lstrip('/'))}, #{sid}):</p>"
+                f"{_WANTS.get(h['endpoint'], 'wants a video')}:</p>"
                 f'<blockquote class="prompt">{esc(h["prompt"])}</blockquote>'
                 + _form(page, "approve", {"submit_id": sid}, "Approve")
                 + _form(page, "reject", {"submit_id": sid}, "Reject", reason)
@@ -199,6 +218,30 @@ def _held(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     return items or [("none", "<p>Nothing waits for you.</p>")]
+
+
+def _queue(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    limit = state["max_running"]
+    running = f"{state['running']} running at the video service" + (
+        f" (at most {limit} at once)" if limit is not None else ""
+    )
+    items = [("running", f'<p class="hint">{esc(running)}.</p>')]
+    for q in state["queue"]:
+        sid = str(q["submit_id"])
+        items.append(
+            (
+                sid,
+                f'<div class="card queued"><p>{q["position"]}. '
+                f"<strong>{esc(q['student'])}</strong> "
+                f"{_WANTS.get(q['endpoint'], 'wants a video')}:</p>"
+                f'<blockquote class="prompt">{esc(q["prompt"])}</blockquote>'
+                + _form(page, "cancel", {"submit_id": sid}, "Cancel (credits back)")
+                + "</div>",
+            )
+        )
+    if not state["queue"]:
+        items.append(("none", "<p>Nothing waits: every submit went to the video service.</p>"))
+    return items
 
 
 def _uncertain(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -250,6 +293,7 @@ _RENDER: dict[str, Callable[[Page, dict[str, Any]], list[tuple[str, str]]]] = {
     "controls": _controls,
     "students": _students,
     "held": _held,
+    "queue": _queue,
     "uncertain": _uncertain,
     "gallery": _gallery,
 }

@@ -4,18 +4,24 @@ Every answer carries ``X-Luma-NB-Service: relay`` and ``X-Luma-NB-Class`` (the c
 percent-encoded); fetch answers also carry ``X-Luma-NB-Polled-At`` (when the relay last looked
 upstream, Unix seconds), so a client knows polling faster than that gains nothing. Errors use
 the documented shape ``{"errors": [{"msg": ...}]}``.
+
+Handlers never wait for the database on the event loop: every store call (and every teacher
+control that reads the store) goes through :meth:`RelayContext.blocking`, which runs it on the
+relay's store threads, so one slow query never holds up every other student's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import tornado.iostream
@@ -35,8 +41,13 @@ __all__ = ("MAX_BODY", "Forwarded", "RelayContext", "make_app")
 
 log = logging.getLogger("luma_nb.relay")
 
+#: What a task id the student may not see gets (404), whether it exists or not.
+TASK_NOT_FOUND = "Task not found"
 #: Largest request body accepted (bigger ones get 413 in the documented shape).
 MAX_BODY = 64 * 1024
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class Forwarded:
     message: str = ""
     uncertain: bool = False
     retry_after: float | None = None
+    queued: bool = False
+    """True when it waits in the class's queue at the relay (``task_id`` is relay-made)."""
 
 
 @dataclass
@@ -75,9 +88,18 @@ class RelayContext:
     :class:`~luma_nb.relay.hub.HubUnavailable`)."""
     base_path: str = "/"
     """The path prefix the relay serves under (``/services/luma-class/`` on a Hub)."""
+    store_threads: Executor | None = None
+    """Where store calls run, off the event loop (None: asyncio's default executor)."""
 
     def __post_init__(self) -> None:
-        self.gallery = LiveGallery(self.store)
+        self.gallery = LiveGallery(self.store, self.blocking)
+
+    async def blocking(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``fn(*args, **kwargs)`` (a call that waits for the database) on the store threads;
+        the event loop serves other requests meanwhile."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs)
+        return await loop.run_in_executor(self.store_threads, call)
 
     def remaining(self, student: Student) -> float | None:
         """The credits the student may still spend (the smaller of both budgets)."""
@@ -137,11 +159,11 @@ class _Base(tornado.web.RequestHandler):
         token = self.request.headers.get("Authorization", "").strip()
         if not token:
             return None
-        found = self.ctx.store.student_by_hash(hash_token(token))
+        found = await self.ctx.blocking(self.ctx.store.student_by_hash, hash_token(token))
         if found is not None or self.ctx.identify is None or token.startswith(TOKEN_PREFIX):
             return found
         name = await self.ctx.identify(token)
-        return None if name is None else self.ctx.store.enroll(name)
+        return None if name is None else await self.ctx.blocking(self.ctx.store.enroll, name)
 
     def payload(self) -> Any:
         """The decoded JSON body; raises ValidationError (400) or answers 413 (returns ...)."""
@@ -152,7 +174,7 @@ class _Base(tornado.web.RequestHandler):
             raise ValidationError("Request body is missing; send a JSON object")
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than Python's parser goes
             raise ValidationError("Request body is not valid JSON") from None
 
 
@@ -197,18 +219,24 @@ class SubmitHandler(_Api):
     async def serve(self, student: Student, payload: Any) -> None:
         ctx, path, teacher = self.ctx, self.endpoint, self.ctx.teacher
         body = submit_body(path, payload)
-        paused = teacher.paused(student)
-        if paused is not None:  # before anything is reserved or counted
-            self.refuse(403, paused, student)
+        admission = await ctx.blocking(teacher.admission, student)
+        if admission.paused is not None:  # before anything is reserved or counted
+            self.refuse(403, admission.paused, student)
             return
         parent = body.get("parent_task_id")
         if isinstance(parent, str):
-            upstream = ctx.store.upstream_of(parent)
+            store = ctx.store
+            may, upstream = await ctx.blocking(
+                lambda: (store.may_extend(parent, student), store.upstream_of(parent))
+            )
+            if not may:  # as an unknown id: nothing told
+                self.refuse(404, TASK_NOT_FOUND, student)
+                return
             if upstream is None:
                 self.refuse(
                     400,
-                    "That video still waits for your teacher's approval; extend it once it "
-                    "has finished.",
+                    "That video has not started yet (it waits for your teacher's approval or "
+                    "in the class's queue); extend it once it has finished.",
                     student,
                 )
                 return
@@ -222,16 +250,18 @@ class SubmitHandler(_Api):
                 {"Retry-After": f"{wait:.0f}"},
             )
             return
-        budgets = teacher.budgets(student)
-        reserved = ctx.store.reserve(student, path, body, ctx.costs[path], budgets)
+        budgets = admission.budgets
+        reserved = await ctx.blocking(
+            ctx.store.reserve, student, path, body, ctx.costs[path], budgets
+        )
         if not isinstance(reserved, int):
             ctx.rate.give_back(student.id)
             self.refuse(402, reserved.message, student)
             return
-        if teacher.approve_on():
+        if admission.approve:
             # Answered at once with a relay-made id, so the student's client never hangs;
             # its fetches say it waits for the teacher until it is approved or rejected.
-            self.answer(200, {"task_id": teacher.hold(reserved, path)})
+            self.answer(200, {"task_id": await ctx.blocking(teacher.hold, reserved, path)})
             return
         result = await ctx.forward(path, body, reserved)
         if result.task_id is None:
@@ -241,7 +271,8 @@ class SubmitHandler(_Api):
                 headers["Retry-After"] = f"{result.retry_after:.0f}"
             self.answer(result.status, errors(result.message), headers)
             return
-        ctx.watch(result.task_id)
+        if not result.queued:  # a queued one is polled once it went upstream
+            ctx.watch(result.task_id)
         self.answer(200, {"task_id": result.task_id})
 
     def refuse(
@@ -258,12 +289,13 @@ class FetchHandler(_Api):
 
     async def serve(self, student: Student, payload: Any) -> None:
         ids = fetch_ids(self.endpoint, payload)
-        bodies = [self.ctx.store.task_body(task_id, student) for task_id in ids]
+        store = self.ctx.store
+        bodies = await self.ctx.blocking(lambda: [store.task_body(i, student) for i in ids])
         looked = self.ctx.last_look()
         headers = {"X-Luma-NB-Polled-At": f"{looked:.3f}"} if looked is not None else {}
         if self.endpoint == "/fetch":
             if bodies[0] is None:
-                self.answer(404, errors("Task not found"), headers)
+                self.answer(404, errors(TASK_NOT_FOUND), headers)
             else:
                 self.answer(200, bodies[0], headers)
             return
@@ -278,12 +310,14 @@ class AccountHandler(_Api):
 
     async def serve(self, student: Student, payload: Any) -> None:
         ctx = self.ctx
+        credits = await ctx.blocking(ctx.remaining, student)
+        tasks = await ctx.blocking(ctx.store.task_count, student)
         self.answer(
             200,
             {
                 "email": student.name,
-                "credits": ctx.remaining(student),
-                "total_images": ctx.store.task_count(student),
+                "credits": credits,
+                "total_images": tasks,
                 "plan": "class",
                 "class": ctx.class_name,
             },
@@ -323,13 +357,13 @@ class GalleryPollHandler(_Api):
             wait = float("nan")
         if not 0 <= wait <= MAX_GALLERY_WAIT:
             raise ValidationError(f"wait must be 0 to {MAX_GALLERY_WAIT:g} seconds")
-        latest, items = store.gallery(after)
+        latest, items = await self.ctx.blocking(store.gallery, after)
         reset = after > latest  # the class's gallery started over: send it whole
         if reset:
             after = 0
-            latest, items = store.gallery(0)
+            latest, items = await self.ctx.blocking(store.gallery, 0)
         if not items and wait > 0 and await live.wait(latest, wait):
-            latest, items = store.gallery(after)
+            latest, items = await self.ctx.blocking(store.gallery, after)
         self.answer(200, poll_body(latest, items, initial=after == 0, reset=reset))
 
 
@@ -357,11 +391,11 @@ class GalleryEventsHandler(_Base):
         live.streams += 1
         try:
             self.write("retry: 3000\n\n")
-            latest, items = store.gallery(after)
+            latest, items = await self.ctx.blocking(store.gallery, after)
             if after > latest:
                 self.write("event: reset\ndata: {}\n\n")
                 after = 0
-                latest, items = store.gallery(0)
+                latest, items = await self.ctx.blocking(store.gallery, 0)
             initial = after == 0
             while True:
                 if items or initial:
@@ -378,7 +412,7 @@ class GalleryEventsHandler(_Base):
                         raise
                 if self._gone or live.closed or not await self._still_in_class():
                     break
-                latest, items = store.gallery(after)
+                latest, items = await self.ctx.blocking(store.gallery, after)
             if live.closed and not self._gone:
                 self.write("event: close\ndata: {}\n\n")
             self.finish()
@@ -416,7 +450,7 @@ class ShareHandler(_Api):
             raise ValidationError("task_id must be the id of one of your tasks")
         if not isinstance(shared, bool):
             raise ValidationError("shared must be true or false")
-        if not self.ctx.store.set_shared(task_id.strip(), student, shared):
+        if not await self.ctx.blocking(self.ctx.store.set_shared, task_id.strip(), student, shared):
             self.answer(404, errors("Task not found among your tasks"))
             return
         self.ctx.gallery.poke()

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .store import GalleryItem, RelayStore
@@ -43,11 +43,13 @@ class LiveGallery:
     def __init__(
         self,
         store: RelayStore,
+        blocking: Callable[..., Awaitable[Any]],
         *,
         check_every: float = CHECK_EVERY,
         heartbeat: float = HEARTBEAT,
     ) -> None:
         self._store = store
+        self._blocking = blocking
         self.check_every = check_every
         self.heartbeat = heartbeat
         """Seconds of silence after which an event stream sends a keep-alive comment."""
@@ -63,6 +65,7 @@ class LiveGallery:
         self._checker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting = 0
+        self._looks: set[asyncio.Task[None]] = set()
 
     async def wait(self, after: int, timeout: float) -> bool:
         """Return when the sequence passed ``after`` (True), or after ``timeout`` seconds or when
@@ -72,7 +75,7 @@ class LiveGallery:
         self._loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
-            self.check()
+            await self.check()
             deadline = time.monotonic() + timeout
             while self.latest <= after and not self.closed:
                 left = deadline - time.monotonic()
@@ -86,9 +89,10 @@ class LiveGallery:
         finally:
             self._waiting -= 1
 
-    def check(self) -> None:
-        """Look at the store's sequence number now; wake the waiters if it moved."""
-        latest, _ = self._store.gallery(_FAR)
+    async def check(self) -> None:
+        """Look at the store's sequence number now (off the event loop); wake the waiters if it
+        moved."""
+        latest, _ = await self._blocking(self._store.gallery, _FAR)
         if latest != self.latest:
             self.latest = latest
             self._wake()
@@ -103,10 +107,10 @@ class LiveGallery:
         except RuntimeError:
             running = None
         if running is loop:
-            self.check()
+            self._look()
         else:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self.check)
+                loop.call_soon_threadsafe(self._look)
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Close: wake every waiter, then give the open streams ``timeout`` s to end."""
@@ -121,6 +125,17 @@ class LiveGallery:
                 await self._checker
 
     # -- inside -----------------------------------------------------------------------------
+
+    def _look(self) -> None:
+        """Start a look at the store (on the loop; a reference is kept until it ends)."""
+        assert self._loop is not None
+        task = self._loop.create_task(self._quiet_check())
+        self._looks.add(task)
+        task.add_done_callback(self._looks.discard)
+
+    async def _quiet_check(self) -> None:
+        with contextlib.suppress(Exception):  # a busy database: the next look may do
+            await self.check()
 
     def _future(self) -> asyncio.Future[None]:
         if self._changed is None or self._changed.done():
@@ -141,8 +156,7 @@ class LiveGallery:
         while self._waiting > 0 and not self.closed:
             await asyncio.sleep(self.check_every)
             self.checks += 1
-            with contextlib.suppress(Exception):  # a busy database: the next look may do
-                self.check()
+            await self._quiet_check()
 
 
 def _video(item: GalleryItem) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import socket
 import threading
 import time
 import uuid
@@ -31,7 +33,7 @@ from ..contract.models import Task
 from ..contract.polling import PollPolicy, Schedule
 from .store import RelayStore, TaskUpdate
 
-__all__ = ("Poller",)
+__all__ = ("DEFAULT_LEASE", "Poller", "gone", "new_holder")
 
 log = logging.getLogger("luma_nb.relay")
 
@@ -44,8 +46,32 @@ DEFAULT_LEASE = 15.0
 
 
 def new_holder() -> str:
-    """A name for one poller's leases, unique across processes and hosts."""
-    return f"relay-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    """A name for one poller's leases, unique across processes and hosts:
+    ``relay-PID-RANDOM@HOST``."""
+    return f"relay-{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+
+
+def gone(holder: str) -> bool:
+    """True when ``holder`` names a relay process of this host that no longer runs (one
+    killed before it could give up its heartbeat). A relay of another host, or a name of
+    another form, is never judged here: the expiry of its heartbeat decides."""
+    found = re.fullmatch(r"relay-(\d+)-[0-9a-f]+@(.+)", holder)
+    if found is None or found.group(2) != socket.gethostname():
+        return False
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    try:  # a zombie (dead, not yet reaped by its parent) is gone too
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[:1] == ["Z"]
+    except OSError:
+        return False
 
 
 class Poller:

@@ -1,9 +1,14 @@
 """The relay's store in PostgreSQL (psycopg 3), for several relay processes sharing one class.
 
-The SQL is :mod:`luma_nb.relay.sql`'s, shared with SQLite. Every write transaction first takes
-one transaction-scoped advisory lock (``pg_advisory_xact_lock``), so writers of all processes
-are serialised as SQLite's ``BEGIN IMMEDIATE`` serialises them: a budget check and its
-reservation can never interleave with another relay's. Reads take no lock. Triggers refuse any
+The SQL is :mod:`luma_nb.relay.sql`'s, shared with SQLite. Each store keeps a few connections,
+so one thread's read never waits behind another's write. A write locks the rows it reads to
+change (``SELECT ... FOR UPDATE``), so two relays settling the same submit or task one after the
+other see each other's change. Only a reservation (check the budgets, then hold the credits)
+needs the ledger to stand still: it takes the class's transaction-scoped advisory lock
+(``pg_advisory_xact_lock``; advisory locks belong to one database, so to one class), alone when
+a class budget is checked, shared with a lock of its student's otherwise, so reservations of
+the class are serialised exactly where a budget check needs them and every other write (the
+poller's updates, charges, leases) runs beside them. Reads take no lock. Triggers refuse any
 UPDATE, DELETE or TRUNCATE on the ledger.
 
 Needs the ``postgres`` extra (``pip install 'luma_nb[postgres]'``). The DSN's password is never
@@ -12,17 +17,23 @@ shown: :func:`redact` is what errors and ``repr`` print.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .sql import Dialect, SQLStore
+from .sql_base import _Cursor
 
 __all__ = ("PostgresStore", "is_dsn", "redact")
 
-#: The advisory lock key of the class's writers ("luma" in ASCII).
+#: The advisory lock key of the class's ledger ("luma" in ASCII); a student's lock is the pair
+#: (this key, the student's id), in the two-key space of advisory locks.
 _LOCK_KEY = 0x6C756D61
+#: Connections each store keeps open at most (the relay's store threads, its poller and its
+#: submits' threads share them).
+_CONNECTIONS = 8
 
 
 def is_dsn(db: object) -> bool:
@@ -99,9 +110,21 @@ class _Postgres(Dialect):
             "FOR EACH STATEMENT EXECUTE FUNCTION luma_ledger_append_only()",
         ]
 
+    row_lock = " FOR UPDATE OF {table}"
+    ddl_waits = True
+
     def begin(self, db: Any) -> None:
         db.execute("BEGIN")
-        db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+
+    def batch(self, db: Any) -> contextlib.AbstractContextManager[Any]:
+        return db.pipeline()  # type: ignore[no-any-return]
+
+    def lock_class(self, db: Any, student_id: int | None = None) -> None:
+        if student_id is None:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
+            return
+        db.execute("SELECT pg_advisory_xact_lock_shared(?)", (_LOCK_KEY,))
+        db.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_KEY, student_id))
 
     def begin_read(self, db: Any) -> None:
         db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -132,6 +155,7 @@ class PostgresStore(SQLStore):
             ) from error
         self.dsn = dsn
         self.dialect = _Postgres()
+        self.connections = _CONNECTIONS
         super().__init__(clock=clock)
 
     def _connect(self) -> Any:
@@ -154,12 +178,40 @@ class PostgresStore(SQLStore):
             return None
         return None if value is None else str(value)
 
-    def _conn(self) -> Any:
+    def _reserve(
+        self, insert: str, args: Sequence[Any], *, student_id: int, cost: float, lock: int | None
+    ) -> int | None:
+        # One round trip (a pipeline): the transaction, the class's lock, the submit with its
+        # ledger line (one statement) and the commit go together, so the lock is held only
+        # while the server runs them, never while this process waits for its turn on a core.
+        statement = (
+            f"WITH s AS ({insert} RETURNING id, student_id, cost, created) "  # noqa: S608
+            "INSERT INTO ledger (at, student_id, submit_id, task_id, kind, credits, reason) "
+            "SELECT created, student_id, id, NULL, 'reserve', cost, '' FROM s "
+            "RETURNING submit_id"
+        )
+        with self._connection() as db:
+            try:
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    self.dialect.lock_class(_Cursor(db, self.dialect), lock)
+                    found = db.execute(self.dialect.sql(statement), tuple(args))
+                    db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
+            row = found.fetchone()
+        return None if row is None else int(row[0])
+
+    def _usable(self, db: Any) -> Any:
         # A connection the server dropped (a restart, an idle timeout) is replaced, so the
         # relay goes on once the database is back; the statement that hit it still failed.
-        if self._db.closed or self._db.broken:
-            self._db = self._connect()
-        return self._db
+        if db.closed or db.broken:
+            with contextlib.suppress(Exception):
+                db.close()
+            return self._connect()
+        return db
 
     def __repr__(self) -> str:
         return f"<PostgresStore {redact(self.dsn)}>"

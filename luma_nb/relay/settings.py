@@ -11,18 +11,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .store import Budgets, Controls, RelayStore, Student
 
 __all__ = (
     "TEACHER_PREFIX",
+    "BudgetView",
     "ClassSettings",
+    "budget_view",
     "budgets_for",
     "class_budgets",
     "cookie_secret",
     "issue_teacher_token",
     "read_settings",
+    "remember_start_budgets",
     "set_approve",
     "set_class_budget",
     "set_class_paused",
@@ -38,6 +42,9 @@ _PAUSED = "paused"
 _APPROVE = "approve"
 _CLASS_BUDGET = "class_budget"
 _STUDENT_BUDGET = "student_budget"
+# The budgets the relay was started with (its flags), for views that have no relay at hand.
+_START_CLASS_BUDGET = "start_class_budget"
+_START_STUDENT_BUDGET = "start_student_budget"
 _TEACHER_HASH = "teacher_token_hash"
 _COOKIE_SECRET = "cookie_secret"  # noqa: S105 - the name of a stored secret
 _NO_LIMIT = "none"
@@ -53,9 +60,10 @@ class ClassSettings:
     """Approve mode: each submit waits for the teacher's approval of its prompt."""
 
 
-def read_settings(store: RelayStore) -> ClassSettings:
-    """The class's switches as stored now."""
-    return ClassSettings(store.get_meta(_PAUSED) == "1", store.get_meta(_APPROVE) == "1")
+def read_settings(store: RelayStore, meta: Mapping[str, str] | None = None) -> ClassSettings:
+    """The class's switches as stored now (or in ``meta``, what ``store.meta()`` read)."""
+    found = store.meta() if meta is None else meta
+    return ClassSettings(found.get(_PAUSED) == "1", found.get(_APPROVE) == "1")
 
 
 def set_class_paused(store: RelayStore, paused: bool) -> None:
@@ -68,8 +76,8 @@ def set_approve(store: RelayStore, on: bool) -> None:
     store.set_meta(_APPROVE, "1" if on else "0")
 
 
-def _budget(store: RelayStore, key: str, default: float | None) -> float | None:
-    value = store.get_meta(key)
+def _budget(meta: Mapping[str, str], key: str, default: float | None) -> float | None:
+    value = meta.get(key)
     if value is None:
         return default
     if value == _NO_LIMIT:
@@ -98,19 +106,90 @@ def set_student_budget(store: RelayStore, budget: float | None) -> None:
     store.set_meta(_STUDENT_BUDGET, _check(budget))
 
 
-def class_budgets(store: RelayStore, defaults: Budgets) -> Budgets:
-    """The class and per-student budgets: the stored ones, else ``defaults``."""
+def class_budgets(
+    store: RelayStore, defaults: Budgets, meta: Mapping[str, str] | None = None
+) -> Budgets:
+    """The class and per-student budgets: the stored ones (or those in ``meta``, what
+    ``store.meta()`` read), else ``defaults``."""
+    found = store.meta() if meta is None else meta
     return Budgets(
-        _budget(store, _CLASS_BUDGET, defaults.class_budget),
-        _budget(store, _STUDENT_BUDGET, defaults.student_budget),
+        _budget(found, _CLASS_BUDGET, defaults.class_budget),
+        _budget(found, _STUDENT_BUDGET, defaults.student_budget),
     )
 
 
-def budgets_for(store: RelayStore, student: Student, defaults: Budgets) -> Budgets:
-    """The budgets one submit of ``student`` is checked against (their own budget first)."""
-    budgets = class_budgets(store, defaults)
-    own = store.controls().get(student.name, Controls()).budget
-    return Budgets(budgets.class_budget, own if own is not None else budgets.student_budget)
+def remember_start_budgets(store: RelayStore, budgets: Budgets) -> None:
+    """Keep the budgets a relay starts with (``--class-budget``/``--student-budget``), so
+    ``luma-nb class status`` shows what the running relay enforces."""
+    store.set_meta(_START_CLASS_BUDGET, _check(budgets.class_budget))
+    store.set_meta(_START_STUDENT_BUDGET, _check(budgets.student_budget))
+
+
+#: Where a budget the teacher set on the dashboard (or with ``relay.teacher``) came from.
+DASHBOARD = "the dashboard"
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """The budgets enforced now, and where each came from."""
+
+    budgets: Budgets
+    """The class's and each student's budget (None: no limit)."""
+    class_from: str | None
+    """``"the dashboard"``, ``"--class-budget"``, or None (no limit was ever set)."""
+    student_from: str | None
+    """``"the dashboard"``, ``"--student-budget"``, or None."""
+
+    def describe(self) -> str:
+        """``class 600 (from --class-budget), each student 30 (set on the dashboard)``."""
+        return (
+            f"class {_shown(self.budgets.class_budget, self.class_from)}, "
+            f"each student {_shown(self.budgets.student_budget, self.student_from)}"
+        )
+
+
+def _shown(value: float | None, origin: str | None) -> str:
+    text = "no limit" if value is None else f"{value:g}"
+    if origin is None:
+        return text
+    return f"{text} ({'set on' if origin == DASHBOARD else 'from'} {origin})"
+
+
+def budget_view(store: RelayStore, defaults: Budgets | None = None) -> BudgetView:
+    """The class's budgets and their origin. ``defaults`` are the running relay's start-up
+    budgets; without them (``luma-nb class status``), those the last relay started with."""
+    meta = store.meta()
+    if defaults is None:
+        defaults = Budgets(
+            _budget(meta, _START_CLASS_BUDGET, None),
+            _budget(meta, _START_STUDENT_BUDGET, None),
+        )
+    budgets = class_budgets(store, defaults, meta)
+
+    def origin(key: str, default: float | None, flag: str) -> str | None:
+        if meta.get(key) is not None:
+            return DASHBOARD
+        return None if default is None else flag
+
+    return BudgetView(
+        budgets,
+        origin(_CLASS_BUDGET, defaults.class_budget, "--class-budget"),
+        origin(_STUDENT_BUDGET, defaults.student_budget, "--student-budget"),
+    )
+
+
+def budgets_for(
+    store: RelayStore,
+    student: Student,
+    defaults: Budgets,
+    meta: Mapping[str, str] | None = None,
+    own: Controls | None = None,
+) -> Budgets:
+    """The budgets one submit of ``student`` is checked against (their own budget first);
+    ``meta`` and ``own`` (their controls) when read already."""
+    budgets = class_budgets(store, defaults, meta)
+    mine = (store.controls_of(student) if own is None else own).budget
+    return Budgets(budgets.class_budget, mine if mine is not None else budgets.student_budget)
 
 
 # -- the teacher's login -----------------------------------------------------------------------

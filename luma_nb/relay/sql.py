@@ -2,13 +2,15 @@
 
 :class:`SQLStore` holds every :class:`~luma_nb.relay.store.RelayStore` method: students, money
 and tasks here, the class gallery in :mod:`~luma_nb.relay.sql_gallery`, leases in
-:mod:`~luma_nb.relay.sql_leases`, the plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses
-``?`` placeholders and what both databases understand (``INSERT ... ON CONFLICT``,
-``RETURNING id``, ``CASE``, ``COALESCE``); a :class:`~luma_nb.relay.sql_base.Dialect` adds what
-differs: column types, the append-only triggers of the ledger, how a write transaction starts
-and how writers of several processes are serialised, and which errors mean a unique key was
-taken. Every write is one serialised transaction, so :meth:`SQLStore.reserve` (check the
-budgets, then hold the credits) is exact however many relays share the database.
+:mod:`~luma_nb.relay.sql_leases`, the submit queue in :mod:`~luma_nb.relay.sql_queue`, the
+plumbing in :mod:`~luma_nb.relay.sql_base`. Its SQL uses ``?`` placeholders and what both
+databases understand (``INSERT ... ON CONFLICT``, ``RETURNING id``, ``CASE``, ``COALESCE``); a
+:class:`~luma_nb.relay.sql_base.Dialect` adds what differs: column types, the append-only
+triggers of the ledger, how a write transaction starts and how writers of several processes
+are serialised, and which errors mean a unique key was taken. Every write is one transaction;
+a write that reads a row to change it locks it first, and :meth:`SQLStore.reserve` (check the
+budgets, then hold the credits) takes the class's lock, so it is exact however many relays
+share the database.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .sql_base import SCHEMA, Dialect, _Cursor
+from .sql_base import SCHEMA, SUBMIT_ROWS, Dialect, _Cursor, submit_record
 from .sql_gallery import GallerySQL
 from .sql_leases import LeaseSQL
+from .sql_queue import QueueSQL
 from .sql_teacher import TeacherSQL
 from .store import (
     NAME_ONLY,
@@ -42,7 +45,7 @@ _SPENT = (
 )
 
 
-class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
+class SQLStore(LeaseSQL, GallerySQL, TeacherSQL, QueueSQL):
     """A :class:`~luma_nb.relay.store.RelayStore` over one DB-API connection and a dialect.
 
     Subclasses open the connection (``_connect``) and pick the dialect; every method is shared.
@@ -53,6 +56,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
     def get_meta(self, key: str) -> str | None:
         value = self._one("SELECT value FROM meta WHERE key = ?", key)
         return None if value is None else str(value)
+
+    def meta(self) -> dict[str, str]:
+        with self._read() as db:
+            rows = db.execute("SELECT key, value FROM meta").fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
@@ -141,40 +149,73 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         cost: float,
         budgets: Budgets,
     ) -> int | Refusal:
+        # The budget checks are the insert's own condition, so the reservation is one
+        # statement whichever database runs it, and the class's lock is held for it alone.
+        now = self._clock()
+        checks: list[str] = []
+        args: list[Any] = [student.id, endpoint, json.dumps(dict(request)), cost, now, now]
+        if budgets.student_budget is not None:
+            checks.append(f"? - ({_SPENT} WHERE student_id = ?) >= ?")
+            args += [budgets.student_budget, student.id, cost]
+        if budgets.class_budget is not None:
+            checks.append(f"? - ({_SPENT}) >= ?")
+            args += [budgets.class_budget, cost]
+        insert = (
+            "INSERT INTO submits (student_id, endpoint, request, cost, state, created, updated) "
+            "SELECT ?, ?, ?, ?, 'reserved', ?, ?"
+            + (" WHERE " + " AND ".join(checks) if checks else "")
+        )
+        # A class budget is checked against every student's spending: the class's other
+        # reservations wait. Otherwise only this student's do.
+        lock = None if budgets.class_budget is not None else student.id
+        submit_id = self._reserve(insert, args, student_id=student.id, cost=cost, lock=lock)
+        if submit_id is not None:
+            return submit_id
+        return self._refusal(student, cost, budgets)
+
+    def _reserve(
+        self, insert: str, args: Sequence[Any], *, student_id: int, cost: float, lock: int | None
+    ) -> int | None:
+        """Run ``insert`` (a submit, if the budgets allow it) and the ledger's ``reserve`` line
+        in one transaction under the class's lock (``lock``: see :meth:`Dialect.lock_class`);
+        the new submit's id, or None when a budget refused it."""
         with self._tx() as db:
-            if budgets.student_budget is not None:
-                mine = db.execute(_SPENT + " WHERE student_id = ?", (student.id,)).fetchone()[0]
-                left = budgets.student_budget - float(mine)
-                if cost > left:
-                    return Refusal(
-                        f"Your budget is used up: {max(left, 0):g} credits left, "
-                        f"this submit costs {cost:g}. Ask your teacher for more."
-                    )
-            if budgets.class_budget is not None:
-                left = budgets.class_budget - float(db.execute(_SPENT).fetchone()[0])
-                if cost > left:
-                    return Refusal(
-                        f"The class budget is used up: {max(left, 0):g} credits left for the "
-                        f"whole class, this submit costs {cost:g}."
-                    )
-            now = self._clock()
-            row = db.execute(
-                "INSERT INTO submits (student_id, endpoint, request, cost, state, created, "
-                "updated) VALUES (?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
-                (student.id, endpoint, json.dumps(dict(request)), cost, now, now),
-            ).fetchone()
+            self.dialect.lock_class(db, lock)
+            row = db.execute(insert + " RETURNING id", args).fetchone()
+            if row is None:
+                return None
             submit_id = int(row[0])
-            self._entry(db, "reserve", cost, student_id=student.id, submit_id=submit_id)
+            self._entry(db, "reserve", cost, student_id=student_id, submit_id=submit_id)
         return submit_id
 
+    def _refusal(self, student: Student, cost: float, budgets: Budgets) -> Refusal:
+        """What to tell a student whose submit a budget refused (read after the refusal: the
+        figures are what is left now)."""
+        if budgets.student_budget is not None:
+            left = budgets.student_budget - self.spent(student)
+            if cost > left or budgets.class_budget is None:
+                return Refusal(
+                    f"Your budget is used up: {max(left, 0):g} credits left, "
+                    f"this submit costs {cost:g}. Ask your teacher for more."
+                )
+        left = (budgets.class_budget or 0.0) - self.spent()
+        return Refusal(
+            f"The class budget is used up: {max(left, 0):g} credits left for the "
+            f"whole class, this submit costs {cost:g}."
+        )
+
     def _submit_row(self, db: _Cursor, submit_id: int) -> Any:
-        row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
+        lock = self.dialect.row_lock.format(table="submits")  # a constant of the dialect
+        row = db.execute(
+            "SELECT * FROM submits WHERE id = ?" + lock,  # noqa: S608
+            (submit_id,),
+        ).fetchone()
         if row is None:
             raise KeyError(submit_id)
         return row
 
     def forwarded(self, submit_id: int, task_id: str, task_type: str) -> None:
-        with self._tx() as db:
+        with self._tx(batched=True) as db:  # on every accepted submit: its writes together
             self._forwarded(db, self._submit_row(db, submit_id), task_id, task_type)
 
     def _forwarded(
@@ -292,26 +333,13 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
         return float(self._one(_SPENT + " WHERE student_id = ?", student.id))
 
     def submits(self, state: str | None = None) -> list[SubmitRecord]:
-        sql = "SELECT s.*, st.name FROM submits s JOIN students st ON st.id = s.student_id"
+        sql = SUBMIT_ROWS
         args: tuple[Any, ...] = ()
         if state is not None:
             sql, args = sql + " WHERE s.state = ?", (state,)
         with self._read() as db:
             rows = db.execute(sql + " ORDER BY s.id", args).fetchall()
-        return [
-            SubmitRecord(
-                id=int(r["id"]),
-                student=str(r["name"]),
-                endpoint=str(r["endpoint"]),
-                request=json.loads(r["request"]),
-                cost=float(r["cost"]),
-                state=str(r["state"]),
-                task_id=r["task_id"],
-                note=r["note"],
-                created=float(r["created"]),
-            )
-            for r in rows
-        ]
+        return [submit_record(r) for r in rows]
 
     def ledger(self) -> list[LedgerEntry]:
         with self._read() as db:
@@ -338,10 +366,17 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
     def task_body(self, task_id: str, student: Student) -> dict[str, Any] | None:
         with self._read() as db:
             row = db.execute(
-                "SELECT body FROM tasks WHERE task_id = ? AND (student_id = ? OR published = 1)",
+                "SELECT t.body, t.relayed, t.submit_id, s.state FROM tasks t "
+                "LEFT JOIN submits s ON s.id = t.submit_id "
+                "WHERE t.task_id = ? AND (t.student_id = ? OR t.published = 1)",
                 (task_id, student.id),
             ).fetchone()
-        return None if row is None else dict(json.loads(row["body"]))
+            if row is None:
+                return None
+            body = dict(json.loads(row["body"]))
+            if row["relayed"] and row["state"] == "queued":
+                body = self._queued_body(db, body, int(row["submit_id"]))
+        return body
 
     def task_count(self, student: Student) -> int:
         return int(self._one("SELECT COUNT(*) FROM tasks WHERE student_id = ?", student.id))
@@ -349,53 +384,58 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
     def update_task(
         self, task_id: str, body: Mapping[str, Any], *, terminal: bool, failure: str | None
     ) -> None:
-        with self._tx() as db:
-            self._update_task(db, task_id, body, terminal=terminal, failure=failure)
+        self.update_tasks([TaskUpdate(task_id, body, terminal, failure)])
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
-        # A poll tick's answers in a few transactions rather than one each: the writers'
-        # lock is taken (and the commit paid) once per chunk, and a submit waits at most
-        # one chunk behind the poller.
-        for start in range(0, len(updates), _UPDATE_CHUNK):
-            with self._tx() as db:
-                for update in updates[start : start + _UPDATE_CHUNK]:
-                    self._update_task(
-                        db,
-                        update.task_id,
-                        update.body,
-                        terminal=update.terminal,
-                        failure=update.failure,
-                    )
+        # A poll tick's answers in a few transactions (one per chunk): the chunk's rows read
+        # in one statement, only what changed written. Every writer locks tasks in one order
+        # (by id), and the gallery's counter last, so two relays' transactions never wait for
+        # each other in a circle.
+        ordered = sorted(updates, key=lambda update: update.task_id)
+        for start in range(0, len(ordered), _UPDATE_CHUNK):
+            chunk = ordered[start : start + _UPDATE_CHUNK]
+            with self._tx(batched=True) as db:
+                rows = self._task_rows(db, [update.task_id for update in chunk])
+                news = [self._update_task(db, rows.get(update.task_id), update) for update in chunk]
+                for task_id in news:
+                    if task_id is not None:
+                        self._bump(db, task_id)
 
-    def _update_task(
-        self,
-        db: _Cursor,
-        task_id: str,
-        body: Mapping[str, Any],
-        *,
-        terminal: bool,
-        failure: str | None,
-    ) -> None:
-        row = db.execute(
-            "SELECT t.task_id, t.terminal, t.body, t.submit_id, s.cost, s.student_id FROM tasks t "
-            "LEFT JOIN submits s ON s.id = t.submit_id "
-            "WHERE t.task_id = ? OR t.upstream_id = ?",
-            (task_id, task_id),
-        ).fetchone()
+    def _task_rows(self, db: _Cursor, ids: Sequence[str]) -> dict[str, Any]:
+        """The rows of the tasks the upstream calls ``ids`` (a relay-made task by its upstream
+        id), locked until the transaction ends, by those ids."""
+        marks = ", ".join("?" for _ in ids)
+        lock = self.dialect.row_lock.format(table="t")  # a constant of the dialect
+        rows = db.execute(
+            "SELECT t.task_id, t.upstream_id, t.terminal, t.body, t.submit_id, s.cost, "  # noqa: S608
+            "s.student_id FROM tasks t LEFT JOIN submits s ON s.id = t.submit_id "
+            f"WHERE t.task_id IN ({marks}) OR t.upstream_id IN ({marks}) ORDER BY t.task_id" + lock,
+            (*ids, *ids),
+        ).fetchall()
+        wanted = set(ids)
+        found: dict[str, Any] = {}
+        for row in rows:
+            for key in (row["upstream_id"], row["task_id"]):
+                if key in wanted:
+                    found.setdefault(str(key), row)
+        return found
+
+    def _update_task(self, db: _Cursor, row: Any, update: TaskUpdate) -> str | None:
+        """Store one task's news (``row``: the task as stored, None when unknown); the task id
+        when it is news for the class gallery."""
         if row is None or row["terminal"]:
-            return  # unknown, or settled already: a late answer changes nothing
-        upstream, task_id = task_id, str(row["task_id"])  # the student's id, in every body
-        text = json.dumps(dict(body) | {"task_id": task_id})
+            return None  # unknown, or settled already: a late answer changes nothing
+        terminal, failure = update.terminal, update.failure
+        task_id = str(row["task_id"])  # the student's id, in every body
+        text = json.dumps(dict(update.body) | {"task_id": task_id})
         if not terminal and text == row["body"]:
-            return  # nothing new (a task waiting in line): no write
+            return None  # nothing new (a task waiting in line): no write
         db.execute(
             "UPDATE tasks SET body = ?, terminal = ?, updated = ? WHERE task_id = ?",
             (text, int(terminal), self._clock(), task_id),
         )
         if terminal:
-            db.execute("DELETE FROM leases WHERE task_id = ?", (upstream,))
-            if row["student_id"] is not None:  # a student's task: news for the class gallery
-                self._bump(db, task_id)
+            db.execute("DELETE FROM leases WHERE task_id = ?", (update.task_id,))
         if terminal and failure is not None and row["submit_id"] is not None:
             self._entry(
                 db,
@@ -406,6 +446,8 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
                 task_id=task_id,
                 reason=f"the task failed upstream: {failure}",
             )
+        # A student's task that finished or failed: news for the class gallery.
+        return task_id if terminal and row["student_id"] is not None else None
 
     def open_tasks(self) -> list[str]:
         with self._read() as db:
@@ -437,11 +479,17 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
             )
         if not cur.rowcount:
             return None
-        return next(r for r in self.submits() if r.id == submit_id)
+        return self._record(submit_id)
 
     def reject(self, submit_id: int, reason: str) -> bool:
         try:
             return self._settle(submit_id, "refused", reason, was="held")
+        except KeyError:
+            return False
+
+    def cancel_queued(self, submit_id: int, reason: str) -> bool:
+        try:
+            return self._settle(submit_id, "refused", reason, was="queued")
         except KeyError:
             return False
 
@@ -452,8 +500,11 @@ class SQLStore(LeaseSQL, GallerySQL, TeacherSQL):
             except KeyError:
                 return False
         with self._tx() as db:
-            row = db.execute("SELECT * FROM submits WHERE id = ?", (submit_id,)).fetchone()
-            if row is None or row["state"] != "uncertain":
+            try:
+                row = self._submit_row(db, submit_id)
+            except KeyError:
+                return False
+            if row["state"] != "uncertain":
                 return False
             kind = "luma-ext" if row["endpoint"] == "/luma-extend" else "luma"
             self._forwarded(db, row, task_id, kind, note=reason)

@@ -18,7 +18,8 @@ __all__ = ("GallerySQL",)
 
 
 class GallerySQL(SQLBase):
-    """``set_shared``, ``set_hidden`` and ``gallery`` of the store, written once."""
+    """``set_shared``, ``set_hidden``, ``gallery`` and ``may_extend`` of the store, written
+    once."""
 
     def _bump(self, db: _Cursor, task_id: str) -> None:
         """Give the task the next number of the gallery's change sequence."""
@@ -52,6 +53,21 @@ class GallerySQL(SQLBase):
             if cur.rowcount:
                 self._bump(db, task_id)
         return bool(cur.rowcount)
+
+    def may_extend(self, task_id: str, student: Student) -> bool:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT student_id, published, terminal, shared, hidden, body FROM tasks "
+                "WHERE task_id = ?",
+                (task_id,),
+            ).fetchone()
+        if row is None:
+            return False
+        if row["published"] or row["student_id"] == student.id:
+            return True
+        if row["student_id"] is None or not row["terminal"] or not row["shared"]:
+            return False
+        return not row["hidden"] and Task.from_json(json.loads(row["body"])).is_finished
 
     def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
         with self._snapshot() as db:  # the latest number and the rows agree

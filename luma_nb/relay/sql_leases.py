@@ -42,6 +42,8 @@ class LeaseSQL(SQLBase):
                     "SELECT COALESCE(upstream_id, task_id), ?, ? FROM tasks WHERE terminal = 0 "
                     f"AND ((upstream_id IS NULL AND task_id IN ({marks})) "
                     f"OR upstream_id IN ({marks})) "
+                    # Rows in one order (two relays claiming alike never wait in a circle).
+                    "ORDER BY 1 "
                     "ON CONFLICT (task_id) DO UPDATE SET holder = excluded.holder, "
                     "expires = excluded.expires "
                     "WHERE leases.holder = excluded.holder OR leases.expires <= ? "

@@ -11,14 +11,14 @@ from typing import Any
 
 from ..contract.models import Task
 from .sql_base import SQLBase
-from .store import ClassTask, Controls
+from .store import ClassTask, Controls, Student
 
 __all__ = ("TeacherSQL",)
 
 
 class TeacherSQL(SQLBase):
-    """``controls``, ``set_paused``, ``set_budget``, ``class_tasks``, ``hold`` and
-    ``upstream_of``, written once."""
+    """``controls``, ``controls_of``, ``set_paused``, ``set_budget``, ``class_tasks``, ``hold``
+    and ``upstream_of``, written once."""
 
     def controls(self) -> dict[str, Controls]:
         with self._read() as db:
@@ -32,6 +32,17 @@ class TeacherSQL(SQLBase):
             )
             for r in rows
         }
+
+    def controls_of(self, student: Student) -> Controls:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT paused, budget FROM controls WHERE student_id = ?", (student.id,)
+            ).fetchone()
+        if row is None:
+            return Controls()
+        return Controls(
+            bool(row["paused"]), None if row["budget"] is None else float(row["budget"])
+        )
 
     def _control(self, name: str, column: str, value: Any) -> bool:
         with self._tx() as db:

@@ -1,7 +1,8 @@
 """The relay's store in one SQLite file (WAL mode), with an append-only ledger.
 
-The SQL is :mod:`luma_nb.relay.sql`'s, shared with PostgreSQL. One connection, serialised by
-a lock; writes run in ``BEGIN IMMEDIATE`` transactions, so two relays (or the ``luma-nb class``
+The SQL is :mod:`luma_nb.relay.sql`'s, shared with PostgreSQL. A few connections: one writer of
+this process at a time, readers beside it (WAL mode lets them read while a write waits or
+runs); writes run in ``BEGIN IMMEDIATE`` transactions, so two relays (or the ``luma-nb class``
 commands) on the same file stay exact. Triggers refuse any UPDATE or DELETE on the ledger.
 Tokens are stored as their SHA-256 only.
 """
@@ -27,6 +28,8 @@ class SQLiteStore(SQLStore):
     """A :class:`~luma_nb.relay.store.RelayStore` in the SQLite file ``path``."""
 
     dialect = _SQLite()
+    connections = 4
+    one_writer = True
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)

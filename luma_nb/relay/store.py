@@ -112,8 +112,9 @@ class SubmitRecord:
     cost: float
     """Credits held for it."""
     state: str
-    """``reserved`` (on its way), ``held`` (waiting for the teacher's approval), ``forwarded``,
-    ``uncertain`` (answer lost) or ``refused``."""
+    """``reserved`` (on its way), ``held`` (waiting for the teacher's approval), ``queued``
+    (waiting in the class's queue at the relay), ``forwarded``, ``uncertain`` (answer lost) or
+    ``refused``."""
     task_id: str | None = None
     """The task id the student holds, once known (relay-made for a held submit)."""
     note: str | None = None
@@ -201,6 +202,10 @@ class RelayStore(Protocol):
 
     def get_meta(self, key: str) -> str | None:
         """A class-wide setting (``class_name``), or None."""
+        ...
+
+    def meta(self) -> dict[str, str]:
+        """Every class-wide setting, by key, in one read."""
         ...
 
     def set_meta(self, key: str, value: str) -> None:
@@ -334,6 +339,11 @@ class RelayStore(Protocol):
         """The teacher hides (or shows again) a task in the gallery; False for an unknown task."""
         ...
 
+    def may_extend(self, task_id: str, student: Student) -> bool:
+        """True when ``student`` may extend the task the relay knows as ``task_id``: their
+        own, one the teacher published, or a classmate's video shown in the class gallery."""
+        ...
+
     def gallery(self, after: int = 0) -> tuple[int, list[GalleryItem]]:
         """Students' tasks changed after sequence number ``after`` (all of them for 0), in the
         order of their changes, and the class's latest sequence number."""
@@ -343,6 +353,11 @@ class RelayStore(Protocol):
 
     def controls(self) -> dict[str, Controls]:
         """Every student's controls, by name (students never touched get the defaults)."""
+        ...
+
+    def controls_of(self, student: Student) -> Controls:
+        """One student's controls (the defaults for a student never touched): what each of
+        their submits is checked against."""
         ...
 
     def set_paused(self, name: str, paused: bool) -> bool:
@@ -383,6 +398,43 @@ class RelayStore(Protocol):
         """The id to send upstream for a task the student names (a relay-made id maps to its
         upstream task; an id the relay did not make is itself); None while it waits for the
         teacher's approval."""
+        ...
+
+    # -- the class's submit queue (see luma_nb.relay.sql_queue) -------------------------------
+
+    def admit(
+        self, submit_id: int, max_running: int | None, task_id: str, body: Mapping[str, Any]
+    ) -> str | None:
+        """Decide for a reserved submit: None when it may go upstream now, else it waits in
+        line (behind any queued submit, while ``max_running`` jobs run, or while the upstream's
+        Retry-After lasts) and the relay-made task id its student holds (``task_id``, with the
+        fetch ``body``, unless it has one already)."""
+        ...
+
+    def queue(
+        self,
+        submit_id: int,
+        task_id: str,
+        body: Mapping[str, Any],
+        retry_at: float | None = None,
+    ) -> str | None:
+        """A reserved submit the upstream refused with 429 waits in line (keeping its place),
+        and no submit goes up before ``retry_at`` (wall clock); the task id its student holds,
+        or None when it is not reserved."""
+        ...
+
+    def next_queued(self, max_running: int | None) -> SubmitRecord | None:
+        """Take the first submit in line to forward it (queued -> reserved, once), when fewer
+        than ``max_running`` jobs run and no Retry-After lasts; else None."""
+        ...
+
+    def cancel_queued(self, submit_id: int, reason: str) -> bool:
+        """The teacher cancels a queued submit: its task fails with ``reason``, its credits are
+        released; False when it is not queued."""
+        ...
+
+    def running(self) -> int:
+        """Submits on their way upstream plus forwarded ones whose task has not ended."""
         ...
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from the upstream), with no token or key in it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .settings import (
+    budget_view,
     budgets_for,
-    class_budgets,
     read_settings,
     set_approve,
     set_class_budget,
@@ -25,7 +26,7 @@ from .settings import (
 )
 from .store import Budgets, Controls, RelayStore, Student
 
-__all__ = ("APPROVAL_NOTE", "PAUSED_CLASS", "PAUSED_STUDENT", "Outcome", "Teacher")
+__all__ = ("APPROVAL_NOTE", "PAUSED_CLASS", "PAUSED_STUDENT", "Admission", "Outcome", "Teacher")
 
 #: The note a held submit's fetches carry (shown by the progress view beside ``pending``).
 APPROVAL_NOTE = "waiting for your teacher's approval"
@@ -49,6 +50,18 @@ class Outcome:
     task_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a student's submit meets: the teacher's pause, the budgets, approve mode."""
+
+    paused: str | None
+    """Why the student may not submit now (the teacher paused them or the class), or None."""
+    budgets: Budgets
+    """The budgets the submit is checked against."""
+    approve: bool
+    """Approve mode: the submit waits for the teacher's approval."""
+
+
 @dataclass
 class Teacher:
     """The teacher's controls of one class.
@@ -56,30 +69,33 @@ class Teacher:
     Parameters:
         store: the class's store.
         defaults: the relay's start-up budgets (until the teacher sets others).
-        forward: sends one submit upstream, once; the relay's own (returns a Forwarded).
+        forward: sends one submit upstream, once, or puts it in the class's queue; the
+            relay's own (returns a Forwarded).
         watch: hands a task to the class's poller.
+        max_running: the class's limit of jobs running upstream at once (None: none).
     """
 
     store: RelayStore
     defaults: Budgets
     forward: Callable[[str, dict[str, Any], int], Awaitable[Any]]
     watch: Callable[[str], None]
+    max_running: int | None = None
     refusals: dict[str, tuple[float, str]] = field(default_factory=dict)
     """The last refusal the relay gave each student (by name), in this process."""
+    on_queue_change: Callable[[], None] = lambda: None
+    """Called when the teacher changed the class's queue (the relay's dispatcher looks)."""
 
     # -- what a submit meets ---------------------------------------------------------------
 
-    def paused(self, student: Student) -> str | None:
-        """Why ``student`` may not submit now (the teacher paused them or the class), or None."""
-        if read_settings(self.store).paused:
-            return PAUSED_CLASS
-        if self.store.controls().get(student.name, Controls()).paused:
-            return PAUSED_STUDENT
-        return None
-
-    def approve_on(self) -> bool:
-        """True in approve mode: submits wait for the teacher's approval."""
-        return read_settings(self.store).approve
+    def admission(self, student: Student) -> Admission:
+        """What ``student``'s next submit meets, in two reads of the store (the class's
+        settings, the student's controls)."""
+        meta = self.store.meta()
+        own = self.store.controls_of(student)
+        switches = read_settings(self.store, meta)
+        paused = PAUSED_CLASS if switches.paused else PAUSED_STUDENT if own.paused else None
+        budgets = budgets_for(self.store, student, self.defaults, meta, own)
+        return Admission(paused, budgets, switches.approve)
 
     def budgets(self, student: Student) -> Budgets:
         """The budgets ``student``'s next submit is checked against."""
@@ -118,10 +134,20 @@ class Teacher:
         word = "paused" if paused else "resumed"
         if name is None:
             set_class_paused(self.store, paused)
+            if not paused:
+                self._forget_refusals(PAUSED_CLASS)
             return Outcome(True, f"The class is {word}.")
         if not self.store.set_paused(name, paused):
             return Outcome(False, f"There is no student named {name!r}.")
+        if not paused:
+            self._forget_refusals(PAUSED_STUDENT, name)
         return Outcome(True, f"{name} is {word}.")
+
+    def _forget_refusals(self, message: str, name: str | None = None) -> None:
+        """A pause that ended is no error of a student's any more (their last one goes)."""
+        for who, (_, said) in list(self.refusals.items()):
+            if said == message and name in (None, who):
+                del self.refusals[who]
 
     def set_budget(self, scope: str, budget: float | None, name: str | None = None) -> Outcome:
         """Set a budget: ``scope`` is ``class``, ``student`` (each student's) or ``one``
@@ -152,14 +178,31 @@ class Teacher:
 
     async def approve(self, submit_id: int) -> Outcome:
         """Forward a held submit (once); its student's task id maps to the upstream task."""
-        record = self.store.take_held(submit_id)
+        record = await asyncio.get_running_loop().run_in_executor(
+            None, self.store.take_held, submit_id
+        )
         if record is None:
             return Outcome(False, f"Submit #{submit_id} is not waiting for approval.")
         result = await self.forward(record.endpoint, dict(record.request), submit_id)
         if result.task_id is None:
             return Outcome(False, f"Submit #{submit_id} was not accepted: {result.message}")
+        if result.queued:
+            return Outcome(
+                True,
+                f"Submit #{submit_id} of {record.student} waits in the class's queue.",
+                result.task_id,
+            )
         self.watch(result.task_id)
         return Outcome(True, f"Submit #{submit_id} of {record.student} was sent.", result.task_id)
+
+    def cancel(self, submit_id: int) -> Outcome:
+        """Take a submit out of the class's queue: it fails for its student, its credits are
+        released."""
+        text = "Your teacher cancelled this submit while it waited in the class's queue."
+        if not self.store.cancel_queued(submit_id, text):
+            return Outcome(False, f"Submit #{submit_id} is not waiting in the queue.")
+        self.on_queue_change()
+        return Outcome(True, f"Submit #{submit_id} was taken out of the queue.")
 
     def reject(self, submit_id: int, reason: str) -> Outcome:
         """Refuse a held submit: it fails with the reason, its credits are released."""
@@ -195,16 +238,18 @@ class Teacher:
     # -- what the dashboard shows ----------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The class now: settings, one row per student, held and uncertain submits, and the
-        gallery's finished videos. Names and prompts are as typed (escape them to show)."""
+        """The class now: settings, one row per student, held, queued and uncertain submits,
+        and the gallery's finished videos. Names and prompts are as typed (escape them to show)."""
         store = self.store
         settings = read_settings(store)
-        budgets = class_budgets(store, self.defaults)
+        view = budget_view(store, self.defaults)
+        budgets = view.budgets
         controls = store.controls()
         spent_class = store.spent()
         tasks = store.class_tasks()
         submits = store.submits()
-        held = {s.task_id for s in submits if s.state == "held"}  # counted as waiting
+        # Held for approval or queued at the relay: waiting, not running upstream.
+        held = {s.task_id for s in submits if s.state in ("held", "queued")}
         rows = []
         for student in store.students():
             own = controls.get(student.name, Controls())
@@ -224,7 +269,9 @@ class Teacher:
                     "used": used,
                     "left": max(0.0, min(lefts)) if lefts else None,
                     "held": sum(
-                        1 for s in submits if s.student == student.name and s.state == "held"
+                        1
+                        for s in submits
+                        if s.student == student.name and s.state in ("held", "queued")
                     ),
                     "running": sum(1 for t in mine if t.status not in ("finished", "failed")),
                     "finished": sum(1 for t in mine if t.status == "finished"),
@@ -239,9 +286,17 @@ class Teacher:
             "approve": settings.approve,
             "class_budget": budgets.class_budget,
             "student_budget": budgets.student_budget,
+            "class_budget_from": view.class_from,
+            "student_budget_from": view.student_from,
             "spent": spent_class,
             "students": rows,
             "held": [_submit(s) for s in submits if s.state == "held"],
+            "queue": [
+                _submit(s) | {"position": n}
+                for n, s in enumerate((s for s in submits if s.state == "queued"), 1)
+            ],
+            "max_running": self.max_running,
+            "running": store.running(),
             "uncertain": [
                 _submit(s) | {"note": s.note or ""} for s in submits if s.state == "uncertain"
             ],

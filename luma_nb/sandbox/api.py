@@ -5,7 +5,8 @@ Errors follow the documented shape ``{"errors": [{"msg": "..."}]}``; 401 is ``{}
 Choices where the provider is silent: an unknown ``task_id`` in ``/fetch`` is a 400 with
 ``"Task not found"``; 402 is ``"Insufficient credits"``; JSON ``null`` for an optional field is
 the same as leaving it out; an extension keeps its parent's aspect ratio; a submit while the
-renderers' waiting line is full is a 429 with ``Retry-After`` (nothing charged).
+renderers' waiting line is full, or while ``max_running`` tasks of the account run, is a 429 with
+``Retry-After`` (nothing charged).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..contract.errors import ValidationError
 from ..contract.statuses import ASPECT_RATIOS
 from ._net import is_http_url
 from .faults import Faults
-from .state import InsufficientCredits, Store
+from .state import InsufficientCredits, Store, TooManyRunning
 
 __all__ = ("ROUTES", "UNLIMITED_CREDITS", "ApiContext", "Reply", "errors", "handle")
 
@@ -59,6 +60,9 @@ class ApiContext:
     """Called after a task with a ``webhook_url`` was created."""
     busy: Callable[[], bool] = lambda: False
     """True while the renderers' waiting line is full (submits then get 429)."""
+    max_running: int | None = None
+    """Generations the account may have running at once (the provider's tiers limit them);
+    a submit past that gets 429 with ``Retry-After``, uncharged. None: no limit."""
 
     def authorized(self, header: str | None) -> bool:
         """True when the ``Authorization`` header carries an accepted key (raw, no Bearer)."""
@@ -168,9 +172,17 @@ def _submit(ctx: ApiContext, payload: dict[str, Any], *, extend: bool) -> Reply:
     if ctx.busy():
         return 429, errors("Too many requests: the renderers are busy"), {"Retry-After": "5"}
     try:
-        task_id = store.create("luma-ext" if extend else "luma", params, ctx.faults.take_task())
+        task_id = store.create(
+            "luma-ext" if extend else "luma",
+            params,
+            ctx.faults.take_task(),
+            max_running=ctx.max_running,
+        )
     except InsufficientCredits:
         return 402, errors("Insufficient credits"), {}
+    except TooManyRunning:
+        text = f"Too many requests: {ctx.max_running} generations are running already"
+        return 429, errors(text), {"Retry-After": "1"}
     if params["webhook_url"]:
         ctx.on_webhook_task()
     return 200, {"task_id": task_id}, {}

@@ -115,6 +115,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send percentage as a number (the Luma docs show a string)",
     )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N tasks running at once; a submit past that gets 429 with Retry-After "
+        "(uncharged), as the provider's plans limit generations running at once",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     if not parser.epilog:
         parser.epilog = FAULT_SPEC_HELP
@@ -135,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         finished_status=args.finished_status,
         percentage_as_number=args.percentage_as_number,
+        max_running=args.max_running,
         verbose=args.verbose,
     )
     for spec in args.fault:

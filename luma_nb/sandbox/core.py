@@ -51,6 +51,9 @@ class Sandbox:
     :param render_mode: ``"processes"`` (a pool of worker processes with a render cache) or
         ``"threads"`` (two render threads, every extension re-encoded; the earlier design).
     :param max_queue: renders that may wait in line before submits get 429.
+    :param max_running: tasks that may be running (not finished or failed) at once before
+        submits get 429 with ``Retry-After``, uncharged, as the provider's plans limit
+        generations running at once; None (the default) for no limit. Settable.
     :param finished_status: add ``"status": "finished"`` to finished tasks (undocumented).
     :param percentage_as_number: send ``percentage`` as a number instead of the documented string.
     :param verbose: log every request to stderr.
@@ -70,6 +73,7 @@ class Sandbox:
         public_url: str | None = None,
         render_mode: str = "processes",
         max_queue: int = 5000,
+        max_running: int | None = None,
         finished_status: bool = False,
         percentage_as_number: bool = False,
         verbose: bool = False,
@@ -120,6 +124,7 @@ class Sandbox:
         self._api = ApiContext(
             self._store, self.faults, api_key, self._ticker.wake, self._renderer.full
         )
+        self.max_running = max_running
 
     # -- life ------------------------------------------------------------------------------
 
@@ -238,6 +243,23 @@ class Sandbox:
     def speed(self) -> float:
         """Simulated seconds per real second."""
         return self._store.speed
+
+    @property
+    def max_running(self) -> int | None:
+        """Tasks that may run at once before submits get 429 (None: no limit)."""
+        return self._api.max_running
+
+    @max_running.setter
+    def max_running(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError("max_running must be 1 or more, or None for no limit")
+        self._api.max_running = value
+
+    @property
+    def running_tasks(self) -> int:
+        """How many submitted tasks are not finished or failed yet."""
+        with self._store.lock:
+            return self._store.running()
 
     @property
     def finished_status(self) -> bool:

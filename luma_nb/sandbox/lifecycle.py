@@ -15,7 +15,7 @@ from typing import Any
 
 from .faults import TaskFault
 
-__all__ = ("Plan", "Progress", "make_plan", "ordinal", "progress")
+__all__ = ("Plan", "Progress", "make_plan", "progress")
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,6 @@ class Progress:
     """The failure message when ``status == "failed"``; what a processing task waits for."""
     position: int | None = None
     """Its place in the renderers' waiting line (1 = next), while it waits there."""
-
-
-def ordinal(n: int) -> str:
-    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``12th``, ``13th``, ``21st``."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def make_plan(rng: random.Random, fault: TaskFault | None = None) -> Plan:

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contract.text import ordinal
 from .db import StateDB
 from .faults import TaskFault
-from .lifecycle import Progress, make_plan, ordinal, progress
+from .lifecycle import Progress, make_plan, progress
 from .records import TaskRecord
 
-__all__ = ("COST", "InsufficientCredits", "Store", "TaskRecord")
+__all__ = ("COST", "InsufficientCredits", "Store", "TaskRecord", "TooManyRunning")
 
 log = logging.getLogger("luma_nb.sandbox")
 
@@ -35,6 +36,10 @@ _TERMINAL = ("finished", "failed")
 
 class InsufficientCredits(Exception):
     """The account has fewer credits than a submit costs."""
+
+
+class TooManyRunning(Exception):
+    """The account has as many generations running as it may (a submit then gets 429)."""
 
 
 def _hooks_done(record: TaskRecord) -> bool:
@@ -78,6 +83,7 @@ class Store:
         self._on_render = on_render
         self._on_hook = on_hook
         self._tasks: dict[str, TaskRecord] = {}
+        self._open: set[str] = set()  # submitted tasks not seen finished or failed yet
         self._outbox = _Outbox()
         self._serial = 0
 
@@ -123,6 +129,8 @@ class Store:
                 state = self._progress(record)
                 if state.status in _TERMINAL:
                     record.hook_key = (state.status, None)  # its final webhook went out before
+                else:
+                    self._open.add(record.task_id)
             if reset_credits:
                 self.save_account()
 
@@ -171,14 +179,31 @@ class Store:
             if task_id not in self._tasks:
                 return task_id
 
-    def create(self, task_type: str, params: dict[str, Any], fault: TaskFault | None) -> str:
+    def running(self) -> int:
+        """How many submitted tasks are not finished or failed yet (call under :attr:`lock`)."""
+        for task_id in list(self._open):
+            if self._progress(self._tasks[task_id]).status in _TERMINAL:
+                self._open.discard(task_id)
+        return len(self._open)
+
+    def create(
+        self,
+        task_type: str,
+        params: dict[str, Any],
+        fault: TaskFault | None,
+        *,
+        max_running: int | None = None,
+    ) -> str:
         """Charge the account and add a task; returns its id.
 
         :raises InsufficientCredits: when fewer than :data:`COST` credits are left.
+        :raises TooManyRunning: when ``max_running`` tasks are running already.
         """
         with self._looking():
             if not self.charge():
                 raise InsufficientCredits
+            if max_running is not None and self.running() >= max_running:
+                raise TooManyRunning
             task_id = self._new_id()
             # Timetables are simulation, not secrets.
             seed = f"plan:{self.seed}:{task_id}" if self.seed is not None else None
@@ -189,6 +214,7 @@ class Store:
             record.created_wall = time.time()
             record.created_mono = time.monotonic()
             self._tasks[task_id] = record
+            self._open.add(task_id)
             if self.credits is not None:
                 self.credits -= COST
             self.total_images += 1
