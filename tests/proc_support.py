@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = (
@@ -35,7 +35,7 @@ class Proc:
 
     pid: int
     start: int
-    command: str = ""
+    command: str = field(default="", compare=False)  # may change (exec) while it runs
 
     def __str__(self) -> str:
         return f"{self.pid} ({self.command[:120]})"

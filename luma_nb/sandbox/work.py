@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ("RenderJob", "RenderStats", "drop_broken_pool", "process_pool", "run_job")
+__all__ = (
+    "RenderJob",
+    "RenderStats",
+    "drop_broken_pool",
+    "process_pool",
+    "run_job",
+    "stop_pool",
+)
 
 
 @dataclass(frozen=True)
@@ -203,3 +210,14 @@ def drop_broken_pool() -> None:
     global _pool
     with _pool_lock:
         _pool = None
+
+
+def stop_pool() -> None:
+    """End the render pool's workers now (renders under way finish first); the next render
+    starts a new pool. multiprocessing's forkserver and resource tracker stay: they serve the
+    whole process and end with it."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
