@@ -10,6 +10,7 @@ time, never by name.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -207,6 +208,47 @@ def test_a_killed_relay_with_a_sandbox_upstream_leaves_none_of_its_processes(
         _kill_and_check(process.pid, recorder, lambda: process.wait(30))
     finally:
         process.kill()
+        process.communicate(timeout=30)
+        if recorder is not None:
+            kill_all(recorder.stop())
+
+
+# The starter forks a child of its own (os.fork) that lives on, then is killed.
+FORKING = RENDERING.replace(
+    'print("rendering", flush=True)',
+    """import os
+child = os.fork()
+if child == 0:
+    time.sleep(600)
+    os._exit(0)
+print("rendering", child, flush=True)""",
+)
+
+
+def test_a_forked_child_of_a_killed_starter_does_not_keep_its_render_workers(children_env):
+    """The workers end with the starter even while a child it forked lives on (that child gets
+    no copy of the lifeline's write end). multiprocessing's forkserver and resource tracker,
+    whose pipes the child does inherit, wait for that child too; they are not checked here."""
+    process = _popen([sys.executable, "-c", FORKING], children_env)
+    recorder = child = None
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("rendering "), line + process.stdout.read()
+        child = int(line.split()[1])
+        recorder = _record_pool(process.pid, lambda: process.poll() is None, WORKERS)
+        started = recorder.stop()
+        workers = {p for p in started if _parent(_parent(p.pid) or 0) == process.pid}
+        assert len(workers) == WORKERS, started
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+        left = wait_gone(workers, GONE_WITHIN)
+        assert not left, "workers still running:\n" + "\n".join(map(str, left))
+    finally:
+        process.kill()
+        if child is not None:  # it holds the output pipe too
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
         process.communicate(timeout=30)
         if recorder is not None:
             kill_all(recorder.stop())

@@ -174,7 +174,8 @@ def _forget_in_forked_child() -> None:
     _pool_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_in_forked_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
 def process_pool() -> cf.ProcessPoolExecutor:
