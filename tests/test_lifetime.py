@@ -1,11 +1,12 @@
 """Nothing the package starts outlives its starter, however the starter ends (SIGKILL included).
 
 Each test starts a real starter (a Jupyter kernel, a plain Python process, ``luma-nb demo``,
-``luma-nb class serve --upstream sandbox``), lets the offline sandbox render in its process
-pool, records every descendant of the starter from the process table while the starter lives,
-kills the starter with SIGKILL, and checks that within a few seconds none of those processes
-runs any more (wherever they were reparented to). Processes are told apart by pid and start
-time, never by name.
+``luma-nb sandbox``, ``luma-nb class serve --upstream sandbox``), lets the offline sandbox
+render in its process pool, records every descendant of the starter from the process table
+while the starter lives (read again and again, so processes started late are known too), kills
+the starter with SIGKILL, and checks that within a few seconds none of those processes runs any
+more (wherever they were reparented to). Processes are told apart by pid and start time, never
+by name.
 """
 
 from __future__ import annotations
@@ -205,6 +206,38 @@ def test_a_killed_relay_with_a_sandbox_upstream_leaves_none_of_its_processes(
             )
             assert answer.status_code == 200, answer.text
         recorder = _record_pool(process.pid, lambda: process.poll() is None, 1)
+        _kill_and_check(process.pid, recorder, lambda: process.wait(30))
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+        if recorder is not None:
+            kill_all(recorder.stop())
+
+
+def test_a_killed_luma_nb_sandbox_leaves_none_of_its_render_processes(children_env):
+    command = [sys.executable, "-m", "luma_nb.cli", "sandbox", "--port", "0", "--speed", "200"]
+    process = _popen(command, children_env)
+    recorder = None
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert " running at http://" in first, first + process.stdout.read()
+        url = first.split(" running at ", 1)[1].split(" ", 1)[0]
+        http = requests.Session()
+        http.headers["Authorization"] = "any-key"
+        ids = [
+            http.post(
+                url + "/luma-imagine", json={"prompt": f"a storm, take {i}"}, timeout=30
+            ).json()["task_id"]
+            for i in range(4)
+        ]
+
+        def running() -> bool:
+            for task_id in ids:  # the sandbox moves its tasks on as they are asked about
+                http.post(url + "/fetch", json={"task_id": task_id}, timeout=30)
+            return process.poll() is None
+
+        recorder = _record_pool(process.pid, running, 1)
         _kill_and_check(process.pid, recorder, lambda: process.wait(30))
     finally:
         process.kill()
