@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         parent_file = save(parent_task, out, session=client.session, journal=None)
         print(f"    parent video: {parent_file}")
 
-        job = client.extend(parent.task_id, args.prompt)
+        # The extension keeps its parent's frame shape: ask for it, not the API's 1:1 default.
+        job = client.extend(parent.task_id, args.prompt, aspect_ratio=args.aspect_ratio)
         print(f"2/2 extend with {args.prompt!r} -> task {job.task_id}")
         task = job.wait(on_progress=ProgressLine(sys.stderr, job.task_id))
         path = save(task, out, session=client.session, journal=None)

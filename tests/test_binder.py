@@ -8,14 +8,18 @@ every server and kernel is started through ``binder/start``. Then:
 - the classroom notebook renders in Voila at the launch link's path (``/voila/render/...``)
   without any code, and Voila's file route serves ``.mp4`` (the allow-list from postBuild).
 
+- nothing in it is older than the security floors of the Jupyter packages (:data:`FLOORS`).
+
 Slow (about 2 minutes: a pip install of JupyterLab, Voila and PyAV), so it runs only when asked:
-``LUMA_NB_BINDER_CHECK=1 python -m pytest tests/test_binder.py``.
+``LUMA_NB_BINDER_CHECK=1 python -m pytest tests/test_binder.py``. That binder/requirements.txt
+and the test extra state those floors is checked in every run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,18 +29,70 @@ from pathlib import Path
 
 import pytest
 import requests
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from ._notebooks import ROOT, copy_notebooks, demo_env, notebook_paths
 
-pytestmark = [
-    pytest.mark.binder,
-    pytest.mark.skipif(
-        os.environ.get("LUMA_NB_BINDER_CHECK") != "1",
-        reason="builds a venv from binder/ (slow): set LUMA_NB_BINDER_CHECK=1 to run",
-    ),
-]
+# On every test that builds (or uses) the venv.
+binder_build = pytest.mark.skipif(
+    os.environ.get("LUMA_NB_BINDER_CHECK") != "1",
+    reason="builds a venv from binder/ (slow): set LUMA_NB_BINDER_CHECK=1 to run",
+)
 
 BINDER = ROOT / "binder"
+
+#: The oldest release of each Jupyter package the project accepts, for published advisories:
+#: jupyter-server-proxy 4.1.0 proxied websockets without authentication (GHSA-w3vc-fx9p-wp4v,
+#: fixed in 4.1.1); jupyter-server before 2.20.0 has a stored XSS in its nbconvert handlers
+#: (CVE-2026-44727).
+FLOORS = {"jupyter-server-proxy": "4.1.1", "jupyter-server": "2.20.0"}
+
+
+def _name(text: str) -> str:
+    return canonicalize_name(text)
+
+
+def _floor_kept(requirement: Requirement, floor: str) -> bool:
+    """True when the requirement admits ``floor`` and no release below it."""
+    lowest = [
+        Version(spec.version) for spec in requirement.specifier if spec.operator in (">=", ">")
+    ]
+    return requirement.specifier.contains(floor) and any(v >= Version(floor) for v in lowest)
+
+
+def _floors_of(lines: list[str]) -> dict[str, Requirement]:
+    found = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        if _name(requirement.name) in FLOORS:
+            found[_name(requirement.name)] = requirement
+    return found
+
+
+def _test_extra() -> list[str]:
+    """The requirements of pyproject.toml's ``test`` extra (its quoted strings)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^test = \[\n(.*?)^\]", text, re.M | re.S)
+    assert block is not None, "pyproject.toml has no test extra"
+    return re.findall(r'^\s*"([^"]+)",', block.group(1), re.M)
+
+
+def test_binder_requirements_and_the_test_extra_keep_the_security_floors() -> None:
+    """Every place the project names a Jupyter package with a floor states the patched one."""
+    binder = _floors_of((BINDER / "requirements.txt").read_text().splitlines())
+    test_extra = _floors_of(_test_extra())
+    for where, found in (("binder/requirements.txt", binder), ("the test extra", test_extra)):
+        assert sorted(found) == sorted(FLOORS), f"{where} names {sorted(found)}"
+        for name, requirement in found.items():
+            assert _floor_kept(requirement, FLOORS[name]), f"{where}: {requirement}"
+    # and the checker itself tells the vulnerable ranges apart
+    assert not _floor_kept(Requirement("jupyter-server-proxy>=4.1,<5"), "4.1.1")
+    assert not _floor_kept(Requirement("jupyter-server"), "2.20.0")
 
 
 def _run(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> str:
@@ -85,6 +141,24 @@ def _binder_env(venv: Path, home: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.binder
+@binder_build
+def test_the_binder_environment_has_no_jupyter_package_below_its_floor(venv: Path) -> None:
+    listed = _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+        env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
+        cwd=ROOT,
+        timeout=120,
+    )
+    installed = {_name(d["name"]): d["version"] for d in json.loads(listed.splitlines()[0])}
+    for name, floor in FLOORS.items():
+        assert name in installed, f"{name} is not in the binder environment"
+        assert Version(installed[name]) >= Version(floor), f"{name} {installed[name]} < {floor}"
+    print("binder floors:", {name: installed[name] for name in FLOORS})
+
+
+@pytest.mark.binder
+@binder_build
 def test_every_notebook_executes_in_the_binder_environment(venv: Path, tmp_path: Path) -> None:
     notebooks = copy_notebooks(tmp_path / "notebooks")
     env = _binder_env(venv, tmp_path / "home")
@@ -182,6 +256,8 @@ def lab(venv: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
+@pytest.mark.binder
+@binder_build
 def test_jupyter_server_proxy_streams_a_sandbox_video(lab: tuple[str, Path], sandbox) -> None:
     """The route remote browsers use on Binder: {base_url}proxy/<port>/..., Range included."""
     url, _ = lab
@@ -192,6 +268,8 @@ def test_jupyter_server_proxy_streams_a_sandbox_video(lab: tuple[str, Path], san
     assert part.status_code == 206 and part.content == whole[10:20], part.status_code
 
 
+@pytest.mark.binder
+@binder_build
 def test_classroom_renders_in_voila_without_code_and_mp4s_are_served(lab: tuple[str, Path]) -> None:
     url, root = lab
     page = requests.get(f"{url}/voila/render/notebooks/04-classroom.ipynb", timeout=180)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +99,24 @@ def test_save_names_the_file_from_the_task_id(media_server, tmp_path):
     assert path == tmp_path / "abc-123.mp4"
     assert path.read_bytes() == BODY
     assert os.listdir(tmp_path) == ["abc-123.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("umask", "mode"),
+    [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)],
+    ids=["umask022", "umask002", "umask077"],
+)
+def test_a_saved_file_has_the_mode_the_umask_gives_any_new_file(
+    media_server, tmp_path, umask, mode
+):
+    before = os.umask(umask)
+    try:
+        path = save(finished(f"{media_server}/ok.mp4", "abc-123"), tmp_path)
+        explicit = save(finished(f"{media_server}/ok.mp4"), tmp_path / "mine.mp4")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert stat.S_IMODE(explicit.stat().st_mode) == mode
 
 
 def test_task_ids_never_become_paths(media_server, tmp_path):

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,8 +131,7 @@ def save(
     target = _target(path_or_dir, name)
     borrowed = _session_of(task_or_url, session)
     http = borrowed or requests.Session()
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    temp = Path(temp_name)
+    fd, temp = _part_file(target)
     try:
         with os.fdopen(fd, "wb") as out:
             _download(http, url, out, max_bytes=max_bytes, timeout=timeout)
@@ -149,6 +149,24 @@ def save(
     if not isinstance(task_or_url, str):
         _record_saved(task_or_url, task.task_id, target, journal)
     return target
+
+
+def _part_file(target: Path) -> tuple[int, Path]:
+    """Create a new, empty temporary file beside ``target`` and open it for writing.
+
+    Its mode is that of any file the user saves: 0o666 less the umask (group-readable under the
+    usual 022 or 002, private under 077). ``tempfile.mkstemp`` would make it 0o600 whatever the
+    umask says, and the rename keeps the mode.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def _record_saved(source: Task | Job, task_id: str, target: Path, journal: Any) -> None:
