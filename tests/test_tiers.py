@@ -71,3 +71,9 @@ def test_the_full_run_keeps_every_test_the_fast_tier_leaves_out(fast_tier):
     assert all("slow" in item["markers"] for item in left_out)
     kinds = set().union(*(heavy(item) for item in left_out))
     assert kinds >= HEAVY_MARKERS | HEAVY_FILES | {"notebook", "browser", "postgres"}
+
+
+def test_the_default_run_selects_by_no_marker(pytestconfig):
+    # `python -m pytest` (the README's test command, .ci/run's) keeps the slow tests.
+    addopts = pytestconfig.getini("addopts")
+    assert addopts and not any(a == "-m" or a.startswith("-m") for a in addopts)
