@@ -50,7 +50,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # -- the fast tier ---------------------------------------------------------------------------
 # A test is slow when it needs more than Python and loopback, or takes over about half a second
-# (measured with `--durations=0`; see the README's Development section). Rules, not decorators:
+# on a quiet machine: about a second in the `--durations=0` run on a busy one (load 8-12) that
+# the lists below come from. Rules, not decorators; the README's Development section names them.
 
 #: Markers of tests that need a browser, a JupyterHub (and Node), a kernel or a fresh venv.
 SLOW_MARKERS = ("e2e", "hub", "kernel", "binder")
@@ -86,7 +87,7 @@ SLOW_FILES = {
 #: Files the patterns above take in but that are fast: the relay's store tests (on SQLite).
 FAST_FILES = ("tests/test_*_store.py",)
 
-#: Single slow tests in files that are otherwise fast (each over 1 s on a busy machine). Keep
+#: Single slow tests in files that are otherwise fast (each over 1 s in that run). Keep
 #: this short: a file that gains many belongs in SLOW_FILES.
 SLOW_TESTS = {
     "tests/test_readme.py": ("test_readme_block_runs",),  # each README block, for real
@@ -144,5 +145,6 @@ def slow_reason(item: pytest.Item) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if slow_reason(item) is not None:
-            item.add_marker(pytest.mark.slow)
+        why = slow_reason(item)
+        if why is not None:
+            item.add_marker(pytest.mark.slow(reason=why))
