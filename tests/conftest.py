@@ -1,11 +1,22 @@
-"""Shared fixtures: a fast, real sandbox on loopback, plain HTTP helpers, a webhook receiver.
+"""Shared fixtures: a fast real sandbox, clients, a scripted server, a webhook receiver.
+
+Their helpers (the fast policy ``FAST``, ``eventually``, ``SandboxHTTP``) are in tests/support.py.
 
 - ``sandbox``: a started :class:`luma_nb.sandbox.Sandbox` at speed 200 (a job takes 0.3-1.5 s),
   stopped after the test.
 - ``make_sandbox``: a factory ``make_sandbox(**kwargs)`` for sandboxes with other settings
   (speed defaults to 200), all stopped after the test.
 - ``sandbox_http``: a :class:`SandboxHTTP` (plain ``requests.Session``) talking to ``sandbox``.
+- ``make_client``: a factory ``make_client(server, **options)`` of clients (``FAST`` polling),
+  closed after the test.
+- ``client``: a client of ``sandbox`` (no journal).
+- ``scripted``: a :class:`ScriptedServer` on 127.0.0.1 answering from canned replies (for what
+  the sandbox cannot say on purpose); ``scripted_client``: a client of it (key ``KEY``, its
+  journal in the test's own ``LUMA_NB_HOME``).
 - ``webhook_receiver``: a real HTTP server on 127.0.0.1 that records webhook posts.
+
+Which tests are ``slow`` (left out of the fast tier, ``-m "not slow"``) is decided in the
+repository's conftest.py.
 """
 
 from __future__ import annotations
@@ -14,82 +25,18 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
+from luma_nb import LumaClient
 from luma_nb.sandbox import Sandbox
+from tests.scripted import ScriptedServer
 from tests.store_support import backend, make, where  # noqa: F401 (the store tests' fixtures)
+from tests.support import FAST, KEY, Received, SandboxHTTP, WebhookReceiver
 
-FAST = 200.0
-
-
-class SandboxHTTP:
-    """A thin ``requests`` helper for one sandbox: auth header, JSON in and out, waiting."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.base_url = sandbox.base_url
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = sandbox.api_key
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        """POST ``body`` as JSON (``timeout`` defaults to 10 s)."""
-        kwargs.setdefault("timeout", 10)
-        return self.session.post(self.base_url + path, json=body, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        """GET ``path`` (``timeout`` defaults to 10 s)."""
-        kwargs.setdefault("timeout", 10)
-        return self.session.get(self.base_url + path, **kwargs)
-
-    def imagine(self, prompt: str = "a red fox in snow", **fields: Any) -> str:
-        """Submit an imagine task; returns its id."""
-        response = self.post("/luma-imagine", {"prompt": prompt, **fields})
-        assert response.status_code == 200, response.text
-        return str(response.json()["task_id"])
-
-    def extend(
-        self, parent_task_id: str, prompt: str = "the camera pulls back", **fields: Any
-    ) -> str:
-        """Submit an extend task; returns its id."""
-        body = {"parent_task_id": parent_task_id, "prompt": prompt, **fields}
-        response = self.post("/luma-extend", body)
-        assert response.status_code == 200, response.text
-        return str(response.json()["task_id"])
-
-    def fetch(self, task_id: str) -> dict[str, Any]:
-        """The fetch body of a task (asserts a 200)."""
-        response = self.post("/fetch", {"task_id": task_id})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait(
-        self,
-        task_id: str,
-        timeout: float = 30.0,
-        *,
-        on_body: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """Poll until the task is finished (has ``video_url``) or failed; returns the last body."""
-        deadline = time.monotonic() + timeout
-        while True:
-            body = self.fetch(task_id)
-            if on_body is not None:
-                on_body(body)
-            if "video_url" in body or body.get("status") == "failed":
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(f"task {task_id} still {body} after {timeout} s")
-            time.sleep(0.005)
-
-    def close(self) -> None:
-        """Close the session."""
-        self.session.close()
+SPEED = 200.0
 
 
 @pytest.fixture
@@ -98,7 +45,7 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
     made: list[Sandbox] = []
 
     def factory(**kwargs: Any) -> Sandbox:
-        kwargs.setdefault("speed", FAST)
+        kwargs.setdefault("speed", SPEED)
         sandbox = Sandbox(**kwargs).start()
         made.append(sandbox)
         return sandbox
@@ -122,43 +69,51 @@ def sandbox_http(sandbox: Sandbox) -> Iterator[SandboxHTTP]:
     http.close()
 
 
-@dataclass
-class Received:
-    """One webhook post the receiver got."""
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., LumaClient]]:
+    """A factory ``make_client(server, **options)`` of clients, all closed after the test.
 
-    path: str
-    headers: dict[str, str]
-    body: Any
-    time: float
+    ``server`` is a :class:`Sandbox` (its key and URL; ``service="sandbox"``: the test started
+    it, as a launcher does), a :class:`ScriptedServer` or a base URL (key ``KEY`` for both).
+    ``options`` go to :class:`LumaClient`: ``poll`` defaults to ``FAST`` and ``timeout`` to 5 s;
+    the journal is the product's default (in the test's own ``LUMA_NB_HOME``) unless
+    ``journal`` says otherwise.
+    """
+    made: list[LumaClient] = []
+
+    def factory(server: Sandbox | ScriptedServer | str, **options: Any) -> LumaClient:
+        options.setdefault("poll", FAST)
+        options.setdefault("timeout", 5)
+        if isinstance(server, Sandbox):
+            key, base_url = server.api_key, server.base_url
+            options.setdefault("service", "sandbox")
+        else:
+            key, base_url = KEY, server if isinstance(server, str) else server.url
+        made.append(LumaClient(options.pop("api_key", key), base_url=base_url, **options))
+        return made[-1]
+
+    yield factory
+    for client in made:
+        client.close()
 
 
-@dataclass
-class WebhookReceiver:
-    """A loopback HTTP server recording POSTs; ``fail_next`` answers that many with 500."""
+@pytest.fixture
+def client(make_client: Callable[..., LumaClient], sandbox: Sandbox) -> LumaClient:
+    """A client of ``sandbox``: ``FAST`` polling, no journal, knowing it talks to the sandbox."""
+    return make_client(sandbox, journal=None)
 
-    url: str = ""
-    received: list[Received] = field(default_factory=list)
-    fail_next: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def bodies(self) -> list[Any]:
-        """The JSON bodies received so far."""
-        with self.lock:
-            return [r.body for r in self.received]
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    """A scripted HTTP server on 127.0.0.1 (tests/scripted.py), shut down after the test."""
+    with ScriptedServer() as server:
+        yield server
 
-    def wait_for(
-        self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0
-    ) -> list[Received]:
-        """Wait until ``predicate(received)`` holds; returns the posts so far."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.lock:
-                seen = list(self.received)
-            if predicate(seen):
-                return seen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"webhook condition not met; got {[r.body for r in seen]}")
-            time.sleep(0.01)
+
+@pytest.fixture
+def scripted_client(make_client: Callable[..., LumaClient], scripted: ScriptedServer) -> LumaClient:
+    """A client of ``scripted``: key ``KEY``, ``FAST`` polling, the default journal."""
+    return make_client(scripted)
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from typing import Any
 
 import requests
 
+from .support import eventually
+
 #: Where ``.ci/run`` installs configurable-http-proxy when it is not on PATH.
 NPM_FOLDER = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "luma_nb" / "npm"
 ADMIN_TOKEN = "hub-test-admin-" + uuid.uuid4().hex
@@ -58,20 +60,18 @@ def free_port() -> int:
 
 
 def wait_for(what: str, check: Any, timeout: float, *, log: Path | None = None) -> Any:
-    """Call ``check()`` until it returns something truthy; AssertionError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (requests.RequestException, OSError) as error:
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    tail = log.read_text("utf-8", "replace")[-4000:] if log and log.exists() else ""
-    raise AssertionError(f"{what}: not ready after {timeout:.0f} s (last: {last!r})\n{tail}")
+    """``eventually(check)`` for a process still starting; a failure shows ``log``'s tail."""
+    try:
+        return eventually(
+            check,
+            timeout=timeout,
+            what=what,
+            every=0.2,
+            ignoring=(requests.RequestException, OSError),
+        )
+    except AssertionError as error:
+        tail = log.read_text("utf-8", "replace")[-4000:] if log and log.exists() else ""
+        raise AssertionError(f"{error}\n{tail}") from None
 
 
 class Hub:

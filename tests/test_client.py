@@ -26,23 +26,10 @@ from luma_nb import (
     WaitTimeout,
 )
 
-from .scripted import Reply, ScriptedServer
+from .scripted import Reply
+from .support import KEY
 
-KEY = "test-key-4b1d9c77e0a24f5f"
 TID = "29e983ca-7e86-4017-a9e3-ef6fe9cd5f2a"
-FAST = FixedPolicy(0.0)
-
-
-@pytest.fixture
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server):
-    with LumaClient(KEY, base_url=server.url, timeout=5, poll=FAST) as c:
-        yield c
 
 
 def processing(pct):
@@ -55,10 +42,10 @@ FINISHED = {"task_id": TID, "task_type": "luma-ext", "video_url": "https://cdn.e
 # -- wire format -------------------------------------------------------------------------------
 
 
-def test_extend_sends_documented_request_and_returns_job(server, client):
-    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
-    job = client.extend("parent-1", "  a mech walks  ")
-    (seen,) = server.requests_to("/luma-extend")
+def test_extend_sends_documented_request_and_returns_job(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    job = scripted_client.extend("parent-1", "  a mech walks  ")
+    (seen,) = scripted.requests_to("/luma-extend")
     assert seen.method == "POST"
     assert seen.headers["Authorization"] == KEY  # raw key, no Bearer
     assert seen.headers["Content-Type"] == "application/json"
@@ -73,9 +60,9 @@ def test_extend_sends_documented_request_and_returns_job(server, client):
     assert job.prompt == "a mech walks" and job.parent_task_id == "parent-1"
 
 
-def test_optional_fields_are_sent_only_when_set(server, client):
-    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
-    client.extend(
+def test_optional_fields_are_sent_only_when_set(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    scripted_client.extend(
         "p",
         "x",
         image_url="https://img.example/a.png",
@@ -85,7 +72,7 @@ def test_optional_fields_are_sent_only_when_set(server, client):
         webhook_url="https://hook.example/h",
         webhook_secret="s3cret",
     )
-    body = server.requests_to("/luma-extend")[0].json
+    body = scripted.requests_to("/luma-extend")[0].json
     assert body == {
         "parent_task_id": "p",
         "prompt": "x",
@@ -99,28 +86,28 @@ def test_optional_fields_are_sent_only_when_set(server, client):
     assert None not in body.values()
 
 
-def test_imagine_sends_loop_only_when_given(server, client):
-    server.queue("/luma-imagine", Reply(200, {"task_id": "a"}), Reply(200, {"task_id": "b"}))
-    client.imagine("sunrise")
-    client.imagine("sunrise", loop=True)
-    first, second = (s.json for s in server.requests_to("/luma-imagine"))
+def test_imagine_sends_loop_only_when_given(scripted, scripted_client):
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": "a"}), Reply(200, {"task_id": "b"}))
+    scripted_client.imagine("sunrise")
+    scripted_client.imagine("sunrise", loop=True)
+    first, second = (s.json for s in scripted.requests_to("/luma-imagine"))
     assert "loop" not in first and second["loop"] is True
     assert "parent_task_id" not in first
 
 
-def test_fetch_sends_task_id(server, client):
-    server.queue("/fetch", Reply(200, processing("40")))
-    task = client.fetch(TID)
-    assert server.requests_to("/fetch")[0].json == {"task_id": TID}
+def test_fetch_sends_task_id(scripted, scripted_client):
+    scripted.queue("/fetch", Reply(200, processing("40")))
+    task = scripted_client.fetch(TID)
+    assert scripted.requests_to("/fetch")[0].json == {"task_id": TID}
     assert task.status == "processing" and task.percentage == 40.0
 
 
-def test_account(server, client):
-    server.queue(
+def test_account(scripted, scripted_client):
+    scripted.queue(
         "/account", Reply(200, {"email": "a@b.c", "credits": 994, "total_images": 3, "plan": "pro"})
     )
-    account = client.account()
-    assert server.requests_to("/account")[0].method == "GET"
+    account = scripted_client.account()
+    assert scripted.requests_to("/account")[0].method == "GET"
     assert (account.email, account.credits, account.total_images, account.plan) == (
         "a@b.c",
         994.0,
@@ -148,9 +135,9 @@ def test_account(server, client):
         ({**FINISHED, "status": "finished"}, "finished", 100.0),
     ],
 )
-def test_task_shapes(server, client, body, status, pct):
-    server.queue("/fetch", Reply(200, body))
-    task = client.fetch(TID)
+def test_task_shapes(scripted, scripted_client, body, status, pct):
+    scripted.queue("/fetch", Reply(200, body))
+    task = scripted_client.fetch(TID)
     assert task.status == status
     assert task.percentage == pct
     assert task.raw == body
@@ -159,21 +146,21 @@ def test_task_shapes(server, client, body, status, pct):
 
 
 @pytest.mark.parametrize("field", ["message", "error"])
-def test_failed_task_reason(server, client, field):
-    server.queue("/fetch", Reply(200, {"task_id": TID, "status": "failed", field: "GPU melted"}))
-    task = client.fetch(TID)
+def test_failed_task_reason(scripted, scripted_client, field):
+    scripted.queue("/fetch", Reply(200, {"task_id": TID, "status": "failed", field: "GPU melted"}))
+    task = scripted_client.fetch(TID)
     assert task.is_failed and task.is_terminal and task.error == "GPU melted"
 
 
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_400_keeps_the_providers_messages(server, client):
-    server.queue(
+def test_400_keeps_the_providers_messages(scripted, scripted_client):
+    scripted.queue(
         "/luma-extend", Reply(400, {"errors": [{"msg": "Invalid request"}, {"msg": "bad"}]})
     )
     with pytest.raises(BadRequestError) as info:
-        client.extend("p", "x")
+        scripted_client.extend("p", "x")
     err = info.value
     assert err.status_code == 400 and err.messages == ("Invalid request", "bad")
     assert err.endpoint == "/luma-extend"
@@ -181,38 +168,38 @@ def test_400_keeps_the_providers_messages(server, client):
     assert isinstance(err, APIError) and isinstance(err, LumaError)
 
 
-def test_401_empty_body(server, client):
-    server.queue("/account", Reply(401, {}))
+def test_401_empty_body(scripted, scripted_client):
+    scripted.queue("/account", Reply(401, {}))
     with pytest.raises(AuthenticationError, match="APIFRAME_API_KEY") as info:
-        client.account()
+        scripted_client.account()
     assert info.value.status_code == 401 and info.value.messages == ()
     assert KEY not in str(info.value)
 
 
-def test_402_and_429(server, client):
-    server.queue("/luma-extend", Reply(402, {"errors": [{"msg": "Insufficient credits"}]}))
+def test_402_and_429(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(402, {"errors": [{"msg": "Insufficient credits"}]}))
     with pytest.raises(InsufficientCreditsError, match="Insufficient credits"):
-        client.extend("p", "x")
-    server.queue("/fetch", Reply(429, {}, headers={"Retry-After": "7"}))
+        scripted_client.extend("p", "x")
+    scripted.queue("/fetch", Reply(429, {}, headers={"Retry-After": "7"}))
     with pytest.raises(RateLimitError) as info:
-        client.fetch(TID)
+        scripted_client.fetch(TID)
     assert info.value.retry_after == 7.0 and "retry after 7 s" in str(info.value)
 
 
-def test_500_empty_and_502_html(server, client):
-    server.queue("/fetch", Reply(500, {}))
+def test_500_empty_and_502_html(scripted, scripted_client):
+    scripted.queue("/fetch", Reply(500, {}))
     with pytest.raises(ServerError, match="HTTP 500 from /fetch"):
-        client.fetch(TID)
-    server.queue("/fetch", Reply(502, "<html><body><h1>502 Bad Gateway</h1></body></html>"))
+        scripted_client.fetch(TID)
+    scripted.queue("/fetch", Reply(502, "<html><body><h1>502 Bad Gateway</h1></body></html>"))
     with pytest.raises(ServerError) as info:
-        client.fetch(TID)
+        scripted_client.fetch(TID)
     assert info.value.status_code == 502 and "HTML page" in str(info.value)
 
 
-def test_malformed_json_is_a_server_error(server, client):
-    server.queue("/fetch", Reply(200, '{"task_id": "abc", "status": '))
+def test_malformed_json_is_a_server_error(scripted, scripted_client):
+    scripted.queue("/fetch", Reply(200, '{"task_id": "abc", "status": '))
     with pytest.raises(ServerError, match="not the JSON"):
-        client.fetch(TID)
+        scripted_client.fetch(TID)
 
 
 def test_connection_refused_is_a_transport_error():
@@ -228,20 +215,20 @@ def test_connection_refused_is_a_transport_error():
         client.extend("p", "x")
 
 
-def test_missing_key_is_clear_and_sends_nothing(server, monkeypatch):
+def test_missing_key_is_clear_and_sends_nothing(scripted, monkeypatch):
     monkeypatch.delenv("APIFRAME_API_KEY", raising=False)
-    client = LumaClient(base_url=server.url)
+    client = LumaClient(base_url=scripted.url)
     with pytest.raises(MissingAPIKeyError, match="APIFRAME_API_KEY"):
         client.extend("p", "x")
-    assert server.seen == []
+    assert scripted.seen == []
 
 
-def test_configuration_from_environment(server, monkeypatch):
+def test_configuration_from_environment(scripted, monkeypatch):
     monkeypatch.setenv("APIFRAME_API_KEY", KEY)
-    monkeypatch.setenv("APIFRAME_BASE_URL", server.url + "/")
-    server.queue("/fetch", Reply(200, FINISHED))
+    monkeypatch.setenv("APIFRAME_BASE_URL", scripted.url + "/")
+    scripted.queue("/fetch", Reply(200, FINISHED))
     client = LumaClient()
-    assert client.base_url == server.url and client.has_key
+    assert client.base_url == scripted.url and client.has_key
     assert client.fetch(TID).is_finished
     explicit = LumaClient("other", base_url="http://127.0.0.1:9")
     assert explicit.base_url == "http://127.0.0.1:9"
@@ -250,40 +237,42 @@ def test_configuration_from_environment(server, monkeypatch):
 # -- submits are never sent twice ---------------------------------------------------------------
 
 
-def test_lost_submit_answer_is_uncertain_and_sent_once(server, client):
-    server.queue("/luma-extend", Reply(drop=True))
+def test_lost_submit_answer_is_uncertain_and_sent_once(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(drop=True))
     with pytest.raises(SubmitUncertainError) as info:
-        client.extend("p", "x", webhook_url="https://h.example/", webhook_secret="hush-123")
-    assert len(server.requests_to("/luma-extend")) == 1
+        scripted_client.extend(
+            "p", "x", webhook_url="https://h.example/", webhook_secret="hush-123"
+        )
+    assert len(scripted.requests_to("/luma-extend")) == 1
     err = info.value
     assert err.request["prompt"] == "x" and "webhook_secret" not in err.request
     assert "hush-123" not in str(err) and "was sent but its answer was lost" in str(err)
 
 
-def test_submit_read_timeout_is_uncertain(server):
-    server.queue("/luma-imagine", Reply(200, {"task_id": TID}, delay=1.0))
-    client = LumaClient(KEY, base_url=server.url, timeout=0.2)
+def test_submit_read_timeout_is_uncertain(scripted):
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": TID}, delay=1.0))
+    client = LumaClient(KEY, base_url=scripted.url, timeout=0.2)
     with pytest.raises(SubmitUncertainError, match="read timeout"):
         client.imagine("x")
-    assert len(server.requests_to("/luma-imagine")) == 1
+    assert len(scripted.requests_to("/luma-imagine")) == 1
 
 
 @pytest.mark.parametrize(
     "reply",
     [Reply(502, "<html>bad gateway</html>"), Reply(200, "not json"), Reply(200, {"id": ""})],
 )
-def test_ambiguous_submit_answers_are_uncertain(server, client, reply):
-    server.queue("/luma-extend", reply)
+def test_ambiguous_submit_answers_are_uncertain(scripted, scripted_client, reply):
+    scripted.queue("/luma-extend", reply)
     with pytest.raises(SubmitUncertainError):
-        client.extend("p", "x")
-    assert len(server.requests_to("/luma-extend")) == 1
+        scripted_client.extend("p", "x")
+    assert len(scripted.requests_to("/luma-extend")) == 1
 
 
-def test_submit_500_is_a_server_error_sent_once(server, client):
-    server.queue("/luma-extend", Reply(500, {}))
+def test_submit_500_is_a_server_error_sent_once(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(500, {}))
     with pytest.raises(ServerError):
-        client.extend("p", "x")
-    assert len(server.requests_to("/luma-extend")) == 1
+        scripted_client.extend("p", "x")
+    assert len(scripted.requests_to("/luma-extend")) == 1
 
 
 # -- validation sends nothing -------------------------------------------------------------------
@@ -310,48 +299,48 @@ def test_submit_500_is_a_server_error_sent_once(server, client):
         (lambda c: c.wait(TID, timeout=-1), "timeout"),
     ],
 )
-def test_validation_names_the_field_and_sends_nothing(server, client, call, field):
+def test_validation_names_the_field_and_sends_nothing(scripted, scripted_client, call, field):
     with pytest.raises(ValidationError) as info:
-        call(client)
+        call(scripted_client)
     assert info.value.field == field
     assert field.split("[")[0] in str(info.value)
     assert isinstance(info.value, ValueError)
-    assert server.seen == []
+    assert scripted.seen == []
 
 
 # -- fetch-many --------------------------------------------------------------------------------
 
 
-def test_fetch_many_chunks_by_twenty_and_lone_id_uses_fetch(server, client):
+def test_fetch_many_chunks_by_twenty_and_lone_id_uses_fetch(scripted, scripted_client):
     ids = [f"t{i:02d}" for i in range(41)]
 
     def tasks(chunk):
         return Reply(200, {"tasks": [{"task_id": t, "status": "pending"} for t in chunk]})
 
-    server.queue("/fetch-many", tasks(ids[:20]), tasks(ids[20:40]))
-    server.queue(
+    scripted.queue("/fetch-many", tasks(ids[:20]), tasks(ids[20:40]))
+    scripted.queue(
         "/fetch", Reply(200, {"task_id": "t40", "status": "processing", "percentage": "3"})
     )
-    result = client.fetch_many(ids)
-    sent = [s.json["task_ids"] for s in server.requests_to("/fetch-many")]
+    result = scripted_client.fetch_many(ids)
+    sent = [s.json["task_ids"] for s in scripted.requests_to("/fetch-many")]
     assert sent == [ids[:20], ids[20:40]]
-    assert server.requests_to("/fetch")[0].json == {"task_id": "t40"}
+    assert scripted.requests_to("/fetch")[0].json == {"task_id": "t40"}
     assert [t.task_id for t in result] == ids
 
 
-def test_fetch_many_leaves_out_unknown_ids(server, client):
-    server.queue("/fetch-many", Reply(200, {"tasks": [FINISHED]}))
-    server.queue("/fetch", Reply(400, {"errors": [{"msg": "Task not found"}]}))
-    result = client.fetch_many([TID, "unknown", "alone-unknown"][:2])
+def test_fetch_many_leaves_out_unknown_ids(scripted, scripted_client):
+    scripted.queue("/fetch-many", Reply(200, {"tasks": [FINISHED]}))
+    scripted.queue("/fetch", Reply(400, {"errors": [{"msg": "Task not found"}]}))
+    result = scripted_client.fetch_many([TID, "unknown", "alone-unknown"][:2])
     assert [t.task_id for t in result] == [TID]
-    assert client.fetch_many([]) == []
+    assert scripted_client.fetch_many([]) == []
 
 
 # -- waiting -----------------------------------------------------------------------------------
 
 
-def test_wait_returns_finished_task_and_reports_changes(server, client):
-    server.queue(
+def test_wait_returns_finished_task_and_reports_changes(scripted, scripted_client):
+    scripted.queue(
         "/fetch",
         Reply(200, {"task_id": TID, "status": "pending"}),
         Reply(200, processing("10")),
@@ -360,7 +349,7 @@ def test_wait_returns_finished_task_and_reports_changes(server, client):
         Reply(200, FINISHED),
     )
     seen = []
-    task = client.wait(TID, on_progress=seen.append)
+    task = scripted_client.wait(TID, on_progress=seen.append)
     assert task.is_finished and task.video_url == FINISHED["video_url"]
     assert [t.describe() for t in seen] == [
         "pending",
@@ -370,8 +359,8 @@ def test_wait_returns_finished_task_and_reports_changes(server, client):
     ]
 
 
-def test_wait_survives_transient_errors(server, client):
-    server.queue(
+def test_wait_survives_transient_errors(scripted, scripted_client):
+    scripted.queue(
         "/fetch",
         Reply(500, {}),
         Reply(502, "<html>Bad gateway</html>"),
@@ -381,12 +370,12 @@ def test_wait_survives_transient_errors(server, client):
         Reply(200, "{broken"),
         Reply(200, FINISHED),
     )
-    assert client.wait(TID).is_finished
-    assert len(server.requests_to("/fetch")) == 7
+    assert scripted_client.wait(TID).is_finished
+    assert len(scripted.requests_to("/fetch")) == 7
 
 
-def test_wait_raises_on_failed_task_with_reason(server, client):
-    server.queue(
+def test_wait_raises_on_failed_task_with_reason(scripted, scripted_client):
+    scripted.queue(
         "/fetch",
         Reply(200, processing("30")),
         Reply(
@@ -395,19 +384,19 @@ def test_wait_raises_on_failed_task_with_reason(server, client):
         ),
     )
     with pytest.raises(TaskFailedError, match="Prompt was rejected by moderation") as info:
-        client.wait(TID)
+        scripted_client.wait(TID)
     assert info.value.task.is_failed
 
 
-def test_wait_does_not_retry_auth_errors(server, client):
-    server.queue("/fetch", Reply(401, {}))
+def test_wait_does_not_retry_auth_errors(scripted, scripted_client):
+    scripted.queue("/fetch", Reply(401, {}))
     with pytest.raises(AuthenticationError):
-        client.wait(TID)
-    assert len(server.requests_to("/fetch")) == 1
+        scripted_client.wait(TID)
+    assert len(scripted.requests_to("/fetch")) == 1
 
 
-def test_wait_keeps_its_deadline(server):
-    server.default("/fetch", Reply(200, {"task_id": TID, "status": "staged"}))
+def test_wait_keeps_its_deadline(scripted):
+    scripted.default("/fetch", Reply(200, {"task_id": TID, "status": "staged"}))
     now = [0.0]
     slept: list[float] = []
 
@@ -416,7 +405,7 @@ def test_wait_keeps_its_deadline(server):
         now[0] += seconds
 
     client = LumaClient(
-        KEY, base_url=server.url, poll=FixedPolicy(0.05), clock=lambda: now[0], sleep=sleep
+        KEY, base_url=scripted.url, poll=FixedPolicy(0.05), clock=lambda: now[0], sleep=sleep
     )
     with pytest.raises(WaitTimeout) as info:
         client.wait(TID, timeout=0.5)
@@ -427,32 +416,32 @@ def test_wait_keeps_its_deadline(server):
     # It looked every 0.05 s until the deadline and slept no further than it.
     assert sum(slept) == pytest.approx(0.5)
     assert slept[0] == 0.0 and all(s <= 0.05 + 1e-9 for s in slept)
-    assert len(server.requests_to("/fetch")) == len(slept)
+    assert len(scripted.requests_to("/fetch")) == len(slept)
 
 
-def test_wait_deadline_bounds_a_hanging_fetch(server):
+def test_wait_deadline_bounds_a_hanging_fetch(scripted, make_client):
     # The answer comes after 3 s; the client's own request timeout (30 s) would wait for it,
     # the 0.6 s wait must not: it gives up before any answer arrives.
-    server.default("/fetch", Reply(200, processing("5"), delay=3.0))
-    client = LumaClient(KEY, base_url=server.url, poll=FAST, timeout=30)
+    scripted.default("/fetch", Reply(200, processing("5"), delay=3.0))
+    client = make_client(scripted, timeout=30)
     with pytest.raises(WaitTimeout) as info:
         client.wait(TID, timeout=0.6)
     assert info.value.task is None and info.value.last_status is None
-    assert len(server.requests_to("/fetch")) >= 1
+    assert len(scripted.requests_to("/fetch")) >= 1
 
 
-def test_wait_honours_retry_after_with_injected_sleep(server):
+def test_wait_honours_retry_after_with_injected_sleep(scripted):
     slept = []
-    server.queue("/fetch", Reply(429, {}, headers={"Retry-After": "12"}), Reply(200, FINISHED))
-    client = LumaClient(KEY, base_url=server.url, poll=FixedPolicy(1.0), sleep=slept.append)
+    scripted.queue("/fetch", Reply(429, {}, headers={"Retry-After": "12"}), Reply(200, FINISHED))
+    client = LumaClient(KEY, base_url=scripted.url, poll=FixedPolicy(1.0), sleep=slept.append)
     client.wait(TID)
     assert slept[0] == 0.0 and slept[1] >= 12.0
 
 
-def test_job_wait_async_and_await(server, client):
-    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
-    server.queue("/fetch", Reply(200, processing("50")), Reply(200, FINISHED))
-    job = client.extend("p", "x")
+def test_job_wait_async_and_await(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    scripted.queue("/fetch", Reply(200, processing("50")), Reply(200, FINISHED))
+    job = scripted_client.extend("p", "x")
     seen = []
 
     async def main():
@@ -462,18 +451,18 @@ def test_job_wait_async_and_await(server, client):
     assert task.is_finished and job.task == task and job.done
     assert [t.status for t in seen] == ["processing", "finished"]
     # A finished job answers at once, without another request.
-    count = len(server.requests_to("/fetch"))
+    count = len(scripted.requests_to("/fetch"))
 
     async def again():
         return await job
 
     assert asyncio.run(again()) == task
-    assert len(server.requests_to("/fetch")) == count
+    assert len(scripted.requests_to("/fetch")) == count
 
 
-def test_reattached_job_refresh(server, client):
-    server.queue("/fetch", Reply(200, processing("70")))
-    job = client.job(TID)
+def test_reattached_job_refresh(scripted, scripted_client):
+    scripted.queue("/fetch", Reply(200, processing("70")))
+    job = scripted_client.job(TID)
     assert job.task is None and job.status == "unknown"
     assert job.refresh().percentage == 70.0 and job.status == "processing"
     assert TID in repr(job)
@@ -482,19 +471,19 @@ def test_reattached_job_refresh(server, client):
 # -- secrets -----------------------------------------------------------------------------------
 
 
-def test_key_never_shown(server, client, caplog):
+def test_key_never_shown(scripted, scripted_client, caplog):
     caplog.set_level(logging.DEBUG)
-    assert KEY not in repr(client) and KEY not in str(client)
-    server.queue("/fetch", Reply(401, {}), Reply(500, {}), Reply(drop=True))
+    assert KEY not in repr(scripted_client) and KEY not in str(scripted_client)
+    scripted.queue("/fetch", Reply(401, {}), Reply(500, {}), Reply(drop=True))
     errors = []
     for _ in range(3):
         try:
-            client.fetch(TID)
+            scripted_client.fetch(TID)
         except LumaError as error:
             errors.append(error)
-    server.queue("/luma-extend", Reply(drop=True))
+    scripted.queue("/luma-extend", Reply(drop=True))
     with pytest.raises(SubmitUncertainError) as info:
-        client.extend("p", "x")
+        scripted_client.extend("p", "x")
     errors.append(info.value)
     for error in errors:
         assert KEY not in str(error) and KEY not in repr(error)
@@ -502,13 +491,13 @@ def test_key_never_shown(server, client, caplog):
     assert KEY not in caplog.text
 
 
-def test_extend_many_validates_everything_before_the_first_submit(server, client):
+def test_extend_many_validates_everything_before_the_first_submit(scripted, scripted_client):
     with pytest.raises(ValidationError, match="prompt"):
-        client.extend_many("p", ["fine", "  "])
-    assert server.seen == []
-    server.queue("/luma-extend", Reply(200, {"task_id": "a"}), Reply(500, {}))
+        scripted_client.extend_many("p", ["fine", "  "])
+    assert scripted.seen == []
+    scripted.queue("/luma-extend", Reply(200, {"task_id": "a"}), Reply(500, {}))
     with pytest.raises(ServerError) as info:
-        client.extend_many("p", ["one", "two", "three"], aspect_ratio="9:16")
+        scripted_client.extend_many("p", ["one", "two", "three"], aspect_ratio="9:16")
     assert [j.task_id for j in info.value.jobs] == ["a"]
-    assert len(server.requests_to("/luma-extend")) == 2
-    assert server.requests_to("/luma-extend")[0].json["aspect_ratio"] == "9:16"
+    assert len(scripted.requests_to("/luma-extend")) == 2
+    assert scripted.requests_to("/luma-extend")[0].json["aspect_ratio"] == "9:16"

@@ -10,7 +10,6 @@ import requests
 from luma_nb import (
     AuthenticationError,
     BadRequestError,
-    FixedPolicy,
     LumaClient,
     RateLimitError,
     SubmitUncertainError,
@@ -18,22 +17,8 @@ from luma_nb import (
 from luma_nb.sandbox import Sandbox
 from luma_nb.sandbox.video import probe
 
-FAST = FixedPolicy(0.02)
 
-
-@pytest.fixture(scope="module")
-def box():
-    with Sandbox(speed=400, seed=3) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def client(box):
-    with LumaClient(box.api_key, base_url=box.base_url, poll=FAST, journal=None) as c:
-        yield c
-
-
-def test_imagine_then_extend_gives_a_longer_video(box, client, tmp_path):
+def test_imagine_then_extend_gives_a_longer_video(sandbox, client, tmp_path):
     parent = client.imagine("a lighthouse at dusk", aspect_ratio="16:9")
     seen = []
     parent_task = parent.wait(on_progress=seen.append)
@@ -48,7 +33,7 @@ def test_imagine_then_extend_gives_a_longer_video(box, client, tmp_path):
 
     job = client.extend(parent.task_id, "the lamp turns on", aspect_ratio="16:9")
     task = job.wait()
-    assert task.task_type == "luma-ext" and task.video_url.startswith(box.base_url)
+    assert task.task_type == "luma-ext" and task.video_url.startswith(sandbox.base_url)
 
     def download(url, name):
         path = tmp_path / name
@@ -60,8 +45,8 @@ def test_imagine_then_extend_gives_a_longer_video(box, client, tmp_path):
     assert after.duration > before.duration + 4
 
 
-def test_percentage_strings_and_numbers_parse(box, client):
-    job = client.extend(box.demo_parents[0].task_id, "slow tide")
+def test_percentage_strings_and_numbers_parse(sandbox, client):
+    job = client.extend(sandbox.demo_parents[0].task_id, "slow tide")
     raw_types = set()
 
     def note(task):
@@ -71,13 +56,13 @@ def test_percentage_strings_and_numbers_parse(box, client):
 
     job.wait(on_progress=note)
     assert raw_types == {"str"}
-    box.percentage_as_number = True
+    sandbox.percentage_as_number = True
     try:
         raw_types.clear()
-        client.extend(box.demo_parents[0].task_id, "numbers now").wait(on_progress=note)
+        client.extend(sandbox.demo_parents[0].task_id, "numbers now").wait(on_progress=note)
         assert raw_types <= {"int", "float"} and raw_types
     finally:
-        box.percentage_as_number = False
+        sandbox.percentage_as_number = False
 
 
 def test_fetch_many_over_twenty_real_tasks():
@@ -91,36 +76,36 @@ def test_fetch_many_over_twenty_real_tasks():
         assert box.count("/fetch-many") == 2 and box.count("/fetch") == 0
 
 
-def test_account_credits_follow_submits(box, client):
+def test_account_credits_follow_submits(sandbox, client):
     before = client.account().credits
     client.imagine("one more")
     assert client.account().credits == before - 6
 
 
-def test_service_errors_arrive_typed(box, client):
+def test_service_errors_arrive_typed(sandbox, client):
     with pytest.raises(BadRequestError) as info:
         client.extend("00000000-0000-0000-0000-000000000001", "orphan")
     assert info.value.messages and "parent" in str(info.value).lower()
     with Sandbox(api_key="right") as strict, pytest.raises(AuthenticationError):
         LumaClient("wrong", base_url=strict.base_url).account()
-    box.faults.add(path="/account", kind="429", retry_after=3)
+    sandbox.faults.add(path="/account", kind="429", retry_after=3)
     with pytest.raises(RateLimitError) as info:
         client.account()
     assert info.value.retry_after == 3
 
 
-def test_lost_submit_really_exists_and_is_not_resent(box, client):
-    box.clear_requests()
-    before = box.credits
-    box.faults.add(path="/luma-extend", kind="drop")
+def test_lost_submit_really_exists_and_is_not_resent(sandbox, client):
+    sandbox.clear_requests()
+    before = sandbox.credits
+    sandbox.faults.add(path="/luma-extend", kind="drop")
     with pytest.raises(SubmitUncertainError):
-        client.extend(box.demo_parents[0].task_id, "did it go through?")
-    assert box.count("/luma-extend") == 1
-    assert box.credits == before - 6  # the job exists and was charged: the uncertainty is real
+        client.extend(sandbox.demo_parents[0].task_id, "did it go through?")
+    assert sandbox.count("/luma-extend") == 1
+    assert sandbox.credits == before - 6  # the job exists and was charged: the uncertainty is real
 
 
-def test_wait_async_keeps_the_loop_free(box, client):
-    job = client.extend(box.demo_parents[2].task_id, "balloon lands")
+def test_wait_async_keeps_the_loop_free(sandbox, client):
+    job = client.extend(sandbox.demo_parents[2].task_id, "balloon lands")
     ticks = 0
 
     async def ticker():

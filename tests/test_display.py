@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import luma_nb
-from luma_nb import FixedPolicy, LumaClient, Task
+from luma_nb import LumaClient, Task
 from luma_nb.client.job import Job
 from luma_nb.client.watcher import get_watcher
 from luma_nb.notebook import display as d
@@ -93,10 +93,7 @@ def test_eta_and_time_formatting():
     assert d.format_seconds(-1) == "-"
 
 
-def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox):
-    client = LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
-    )
+def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox, client):
     job = client.extend(sandbox.demo_parents[0].task_id, f"a fox {EVIL}")
     assert not showing.in_kernel()
     bundle = showing.job_bundle(job)  # what IPython's formatter shows for a job
@@ -114,10 +111,7 @@ def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox):
     assert html.count("<video") == 1
 
 
-def test_blocking_show_prints_progress_lines_and_ends_with_the_video(sandbox, capsys):
-    client = LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
-    )
+def test_blocking_show_prints_progress_lines_and_ends_with_the_video(sandbox, client, capsys):
     job = client.extend(sandbox.demo_parents[0].task_id, "a fox")
     luma_nb.show(job)  # outside a kernel: blocks until the end
     out = capsys.readouterr().out

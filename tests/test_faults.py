@@ -16,21 +16,11 @@ import textwrap
 import pytest
 
 from luma_nb import (
-    FixedPolicy,
-    LumaClient,
     ServerError,
     SubmitUncertainError,
     TaskFailedError,
     WaitTimeout,
 )
-
-FAST = FixedPolicy(0.02)
-
-
-def make_client(sandbox, **kwargs):
-    kwargs.setdefault("timeout", 5)
-    kwargs.setdefault("service", "sandbox")  # this test started the sandbox, as a launcher does
-    return LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, **kwargs)
 
 
 def finished_job(sandbox, client, prompt="a quiet harbour"):
@@ -55,7 +45,9 @@ def fetches(sandbox):
         ("malformed", 2, {}),  # 200 with broken JSON
     ],
 )
-def test_transient_fetch_faults_are_retried_until_the_task_is_seen(sandbox, kind, times, extra):
+def test_transient_fetch_faults_are_retried_until_the_task_is_seen(
+    sandbox, kind, times, extra, make_client
+):
     client = make_client(sandbox)
     job = finished_job(sandbox, client)
     sandbox.faults.add(path="/fetch", kind=kind, times=times, **extra)
@@ -65,7 +57,7 @@ def test_transient_fetch_faults_are_retried_until_the_task_is_seen(sandbox, kind
     assert client.journal.entries()[0].status == "finished"
 
 
-def test_429_retry_after_is_honoured(sandbox):
+def test_429_retry_after_is_honoured(sandbox, make_client):
     now = [0.0]
     slept: list[float] = []
 
@@ -83,7 +75,7 @@ def test_429_retry_after_is_honoured(sandbox):
     assert slept == pytest.approx([0.02, 7.0, 7.0, 7.0, 7.0])
 
 
-def test_read_timeout_is_retried(sandbox):
+def test_read_timeout_is_retried(sandbox, make_client):
     client = make_client(sandbox, timeout=0.3)
     job = finished_job(sandbox, client)
     sandbox.faults.add(path="/fetch", kind="slow", times=1, seconds=1.5)
@@ -91,7 +83,7 @@ def test_read_timeout_is_retried(sandbox):
     assert len(fetches(sandbox)) == 2
 
 
-def test_errors_past_the_deadline_end_in_a_clear_timeout(sandbox):
+def test_errors_past_the_deadline_end_in_a_clear_timeout(sandbox, make_client):
     client = make_client(sandbox)
     job = finished_job(sandbox, client)
     sandbox.faults.add(path="/fetch", kind="502", times=None)
@@ -104,7 +96,7 @@ def test_errors_past_the_deadline_end_in_a_clear_timeout(sandbox):
     assert [j.task_id for j in client.resume()] == [job.task_id]
 
 
-def test_stuck_task_times_out_naming_task_and_status_and_stays_unfinished(sandbox):
+def test_stuck_task_times_out_naming_task_and_status_and_stays_unfinished(sandbox, make_client):
     client = make_client(sandbox)
     sandbox.faults.next_task(stall=True)
     job = client.imagine("a clock with no hands")
@@ -118,7 +110,7 @@ def test_stuck_task_times_out_naming_task_and_status_and_stays_unfinished(sandbo
     assert [j.task_id for j in make_client(sandbox).resume()] == [job.task_id]
 
 
-def test_failed_task_raises_with_its_reason_and_the_journal_says_failed(sandbox):
+def test_failed_task_raises_with_its_reason_and_the_journal_says_failed(sandbox, make_client):
     client = make_client(sandbox)
     sandbox.faults.next_task(fail="GPU quota exceeded")
     job = client.imagine("a doomed comet")
@@ -131,7 +123,7 @@ def test_failed_task_raises_with_its_reason_and_the_journal_says_failed(sandbox)
     assert client.journal.unfinished() == []
 
 
-def test_unknown_status_is_shown_as_it_came_and_polling_goes_on(sandbox):
+def test_unknown_status_is_shown_as_it_came_and_polling_goes_on(sandbox, make_client):
     client = make_client(sandbox)
     sandbox.faults.next_task(unknown_status="Queued_For_GPU")
     job = client.imagine("a patient robot")
@@ -144,7 +136,7 @@ def test_unknown_status_is_shown_as_it_came_and_polling_goes_on(sandbox):
     assert seen.index(odd[0]) < len(seen) - 1  # it went on polling after it
 
 
-def test_lost_submit_answer_is_uncertain_sent_once_and_recorded(sandbox):
+def test_lost_submit_answer_is_uncertain_sent_once_and_recorded(sandbox, make_client):
     client = make_client(sandbox)
     parent = sandbox.demo_parents[1].task_id
     credits = sandbox.credits
@@ -168,7 +160,7 @@ def test_lost_submit_answer_is_uncertain_sent_once_and_recorded(sandbox):
     assert sandbox.count("/luma-extend") == 1
 
 
-def test_reset_submit_is_uncertain_too_even_though_nothing_was_created(sandbox):
+def test_reset_submit_is_uncertain_too_even_though_nothing_was_created(sandbox, make_client):
     client = make_client(sandbox)
     credits = sandbox.credits
     sandbox.faults.add(path="/luma-imagine", kind="reset")
@@ -179,7 +171,7 @@ def test_reset_submit_is_uncertain_too_even_though_nothing_was_created(sandbox):
     assert len(client.journal.uncertain()) == 1
 
 
-def test_server_error_on_submit_is_rejected_not_resent(sandbox):
+def test_server_error_on_submit_is_rejected_not_resent(sandbox, make_client):
     client = make_client(sandbox)
     sandbox.faults.add(path="/luma-imagine", kind="500")
     with pytest.raises(ServerError):
@@ -203,7 +195,9 @@ _KERNEL = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_kernel_killed_mid_job_then_resume_gets_the_finished_task(sandbox, _luma_nb_home):
+def test_kernel_killed_mid_job_then_resume_gets_the_finished_task(
+    sandbox, _luma_nb_home, make_client
+):
     parent = sandbox.demo_parents[0].task_id
     env = {**os.environ, "LUMA_NB_HOME": str(_luma_nb_home)}
     kernel = subprocess.Popen(

@@ -12,14 +12,13 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from luma_nb import FixedPolicy, LumaClient, media
+from luma_nb import media
 from luma_nb.notebook import frontend
 from luma_nb.notebook.frontend import (
     JupyterServer,
@@ -31,6 +30,7 @@ from luma_nb.notebook.frontend import (
 )
 
 from .e2e.harness import free_port
+from .support import eventually
 
 REMOTE = {"JUPYTERHUB_SERVICE_PREFIX": "/user/ada/"}
 
@@ -75,11 +75,12 @@ def _jupyter(tmp_path: Path, *, token: str, base_url: str, proxy: bool) -> Itera
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         info = runtime / f"jpserver-{process.pid}.json"
-        deadline = time.monotonic() + 90
-        while not info.is_file() or not info.read_text().strip():
+
+        def started() -> bool:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "jupyter_server did not start in 90 s"
-            time.sleep(0.2)
+            return info.is_file() and bool(info.read_text().strip())
+
+        eventually(started, timeout=90, what="jupyter_server started", every=0.2)
         yield info
     finally:
         process.terminate()
@@ -211,48 +212,28 @@ def test_browser_route_decides_once_per_video_server():
     assert public.how == "direct" and public.detail == ""
 
 
-def test_the_player_says_which_way_the_video_came(sandbox, monkeypatch):
-    with LumaClient(
-        sandbox.api_key,
-        base_url=sandbox.base_url,
-        poll=FixedPolicy(0.05),
-        journal=None,
-        service="sandbox",
-    ) as client:
-        job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
-        job.wait(timeout=60)
-        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
-        local = media.video(job)
-        assert local.route.how == "direct"  # type: ignore[attr-defined]
-        html = local._repr_html_()
-        assert f'src="{job.task.video_url}"' in html and 'data-route="direct"' in html
-        assert repr(local).startswith(f"Video of task {job.task_id}: http://127.0.0.1:")
-
-        monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
-        frontend.forget_routes()
-        monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
-        embedded = media.video(job)
-        html = embedded._repr_html_()
-        assert "data:video/mp4;base64," in html and 'data-route="embed"' in html
-        assert "no Jupyter server" in html and "127.0.0.1" not in html
-        assert "embedded in the notebook" in repr(embedded)
-
-
-def _demo_job(sandbox):
-    client = LumaClient(
-        sandbox.api_key,
-        base_url=sandbox.base_url,
-        poll=FixedPolicy(0.05),
-        journal=None,
-        service="sandbox",
-    )
-    job = client.extend(sandbox.demo_parents[0].task_id, "the tide goes out")
+def test_the_player_says_which_way_the_video_came(sandbox, client, monkeypatch):
+    job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
     job.wait(timeout=60)
-    return client, job
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+    local = media.video(job)
+    assert local.route.how == "direct"  # type: ignore[attr-defined]
+    html = local._repr_html_()
+    assert f'src="{job.task.video_url}"' in html and 'data-route="direct"' in html
+    assert repr(local).startswith(f"Video of task {job.task_id}: http://127.0.0.1:")
+
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
+    frontend.forget_routes()
+    monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
+    embedded = media.video(job)
+    html = embedded._repr_html_()
+    assert "data:video/mp4;base64," in html and 'data-route="embed"' in html
+    assert "no Jupyter server" in html and "127.0.0.1" not in html
+    assert "embedded in the notebook" in repr(embedded)
 
 
 def test_a_kept_demo_video_plays_from_beside_the_notebook_where_a_server_serves_it(
-    sandbox, tmp_path, monkeypatch
+    sandbox, client, tmp_path, monkeypatch
 ):
     notebook_dir = tmp_path / "work"
     notebook_dir.mkdir()
@@ -262,33 +243,33 @@ def test_a_kept_demo_video_plays_from_beside_the_notebook_where_a_server_serves_
     served = JupyterServer("http://127.0.0.1:9/", "/", ("",), str(tmp_path))
     monkeypatch.setattr(media, "find_server", lambda: served)
     monkeypatch.setattr(frontend, "find_server", lambda env=None: None)
-    client, job = _demo_job(sandbox)
-    with client:
-        clip = media.video(job)
-        kept = f"luma_nb_videos/{job.task_id}.mp4"
-        body = requests.get(job.task.video_url, timeout=30).content
-        assert (notebook_dir / kept).read_bytes() == body
-        html = clip._repr_html_()
-        assert f'<video src="{kept}" controls' in html and 'data-route="file"' in html
-        assert "127.0.0.1" not in html and "kept beside the notebook" in repr(clip)
+    job = client.extend(sandbox.demo_parents[0].task_id, "the tide goes out")
+    job.wait(timeout=60)
+    clip = media.video(job)
+    kept = f"luma_nb_videos/{job.task_id}.mp4"
+    body = requests.get(job.task.video_url, timeout=30).content
+    assert (notebook_dir / kept).read_bytes() == body
+    html = clip._repr_html_()
+    assert f'<video src="{kept}" controls' in html and 'data-route="file"' in html
+    assert "127.0.0.1" not in html and "kept beside the notebook" in repr(clip)
 
-        # The live widgets (not saved with the notebook) take the live route instead.
-        live = media.video(job, keep=False)._repr_html_()
-        assert 'data-route="embed"' in live and "data:video/mp4;base64," in live
+    # The live widgets (not saved with the notebook) take the live route instead.
+    live = media.video(job, keep=False)._repr_html_()
+    assert 'data-route="embed"' in live and "data:video/mp4;base64," in live
 
-        # A server that does not serve this folder, keeping off, or over the bound: no copy.
-        monkeypatch.setattr(
-            media, "find_server", lambda: JupyterServer("http://x/", "/", ("",), "/nowhere")
-        )
-        assert 'data-route="embed"' in media.video(job)._repr_html_()
-        monkeypatch.setattr(media, "find_server", lambda: served)
-        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "0")
-        assert 'data-route="embed"' in media.video(job)._repr_html_()
-        (notebook_dir / kept).unlink()
-        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
-        monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS_MB", "0.001")
-        assert 'data-route="embed"' in media.video(job)._repr_html_()
-        assert list((notebook_dir / "luma_nb_videos").iterdir()) == []
+    # A server that does not serve this folder, keeping off, or over the bound: no copy.
+    monkeypatch.setattr(
+        media, "find_server", lambda: JupyterServer("http://x/", "/", ("",), "/nowhere")
+    )
+    assert 'data-route="embed"' in media.video(job)._repr_html_()
+    monkeypatch.setattr(media, "find_server", lambda: served)
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "0")
+    assert 'data-route="embed"' in media.video(job)._repr_html_()
+    (notebook_dir / kept).unlink()
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS", "1")
+    monkeypatch.setenv("LUMA_NB_KEEP_VIDEOS_MB", "0.001")
+    assert 'data-route="embed"' in media.video(job)._repr_html_()
+    assert list((notebook_dir / "luma_nb_videos").iterdir()) == []
 
 
 def test_outside_a_kernel_nothing_is_kept_unless_asked(monkeypatch):

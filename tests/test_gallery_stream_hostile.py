@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
-from luma_nb import LumaClient, ServerError
+from luma_nb import ServerError
 from luma_nb.client.class_feed import MAX_EVENT_BYTES
 
 from .rawserver import RawServer, Request, Wire
+from .support import KEY
 
 HEAD = {
     "Content-Type": "text/event-stream",
@@ -31,11 +32,7 @@ def sync(seq: int) -> bytes:
     return f'id: {seq}\nevent: sync\ndata: {{"seq": {seq}}}\n\n'.encode()
 
 
-def client(url: str) -> LumaClient:
-    return LumaClient("student-token", base_url=url, journal=None, timeout=10)
-
-
-def test_silence_and_a_cut_batch_are_reconnected_from_the_last_whole_update():
+def test_silence_and_a_cut_batch_are_reconnected_from_the_last_whole_update(make_client):
     answers = [
         # 1st: a whole update (seq 3), then silence: no keep-alive, so the client gives up on it.
         lambda wire: wire.write(video("t1", 3) + sync(3)) and wire.stop.wait(30),
@@ -53,7 +50,9 @@ def test_silence_and_a_cut_batch_are_reconnected_from_the_last_whole_update():
         answers[min(len(server.requests), len(answers)) - 1](wire)
 
     with RawServer({"/class/gallery/events": route}) as server:
-        stream = client(server.url).gallery_events(read_timeout=0.3, backoff=0.01)
+        stream = make_client(server.url, journal=None, timeout=10).gallery_events(
+            read_timeout=0.3, backoff=0.01
+        )
         updates = []
         for update in stream:
             updates.append(update)
@@ -66,10 +65,10 @@ def test_silence_and_a_cut_batch_are_reconnected_from_the_last_whole_update():
         sent = [r.headers.get("Last-Event-ID") for r in server.requests]
         assert sent == [None, "3", "3"]  # resumed from the last *whole* update, twice
         assert stream.reconnects == 2
-        assert server.requests[0].headers["Authorization"] == "student-token"
+        assert server.requests[0].headers["Authorization"] == KEY
 
 
-def test_an_endless_event_is_refused_after_a_bounded_read():
+def test_an_endless_event_is_refused_after_a_bounded_read(make_client):
     def endless(request: Request, wire: Wire) -> None:
         wire.head(200, HEAD)
         wire.write(b"event: video\ndata: ")
@@ -78,7 +77,7 @@ def test_an_endless_event_is_refused_after_a_bounded_read():
             pass
 
     with RawServer({"/class/gallery/events": endless}) as server:
-        stream = client(server.url).gallery_events(read_timeout=5)
+        stream = make_client(server.url, journal=None, timeout=10).gallery_events(read_timeout=5)
         with pytest.raises(ServerError, match="larger than"):
             next(iter(stream))
         stream.close()
@@ -86,14 +85,14 @@ def test_an_endless_event_is_refused_after_a_bounded_read():
         assert wire.sent < 40 * MAX_EVENT_BYTES  # the client stopped reading long before
 
 
-def test_close_from_another_thread_ends_a_waiting_stream():
+def test_close_from_another_thread_ends_a_waiting_stream(make_client):
     def quiet(request: Request, wire: Wire) -> None:
         wire.head(200, HEAD)
         wire.write(sync(0))
         wire.stop.wait(30)
 
     with RawServer({"/class/gallery/events": quiet}) as server:
-        stream = client(server.url).gallery_events(read_timeout=30)
+        stream = make_client(server.url, journal=None, timeout=10).gallery_events(read_timeout=30)
         first = threading.Event()
         ended = threading.Event()
 

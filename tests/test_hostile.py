@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from luma_nb import Account, FixedPolicy, LumaClient, Task, ValidationError, WaitTimeout
+from luma_nb import Account, FixedPolicy, Task, ValidationError, WaitTimeout
 from luma_nb.contract import validation as check
 
-from .scripted import Reply, ScriptedServer
+from .scripted import Reply
 
 TID = "6f1d2c3b-0a9e-4f8d-b7c6-a5e4d3c2b1a0"
 FINISHED = {"task_id": TID, "task_type": "luma-ext", "video_url": "https://cdn.example/v.mp4"}
@@ -96,39 +96,29 @@ task_fields = st.fixed_dictionaries(
 # -- the server and the check ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedServer() as srv:
-        srv.default("/luma-extend", Reply(200, {"task_id": TID}))
-        srv.default("/luma-imagine", Reply(200, {"task_id": TID}))
-        srv.default("/fetch", Reply(200, FINISHED))
-        srv.default("/fetch-many", Reply(200, {"tasks": [FINISHED]}))
-        yield srv
+@pytest.fixture(autouse=True)
+def _answers(scripted):
+    """The scripted server accepts every submit and every task it is asked about is finished."""
+    scripted.default("/luma-extend", Reply(200, {"task_id": TID}))
+    scripted.default("/luma-imagine", Reply(200, {"task_id": TID}))
+    scripted.default("/fetch", Reply(200, FINISHED))
+    scripted.default("/fetch-many", Reply(200, {"tasks": [FINISHED]}))
 
 
-@pytest.fixture(scope="module")
-def client(server, tmp_path_factory):
-    journal = tmp_path_factory.mktemp("hostile") / "journal.sqlite3"
-    with LumaClient(
-        "k-hostile", base_url=server.url, timeout=5, poll=FixedPolicy(0.0), journal=journal
-    ) as c:
-        yield c
-
-
-def accepted_or_refused(server, call, *, may_time_out=False):
+def accepted_or_refused(scripted, call, *, may_time_out=False):
     """Run ``call``: ValidationError with nothing sent, or success with a request sent."""
-    before = len(server.seen)
+    before = len(scripted.seen)
     try:
         call()
     except ValidationError as error:
-        assert len(server.seen) == before, f"refused ({error}) but a request was sent"
+        assert len(scripted.seen) == before, f"refused ({error}) but a request was sent"
         assert str(error)
         return False
     except WaitTimeout:
         if not may_time_out:
             raise
         return True
-    assert len(server.seen) > before, "accepted but nothing was sent"
+    assert len(scripted.seen) > before, "accepted but nothing was sent"
     return True
 
 
@@ -155,8 +145,8 @@ OPTION_VALUES = st.one_of(anything, urls, st.sampled_from(["1:1", "16:9", "9:21"
         OPTION_VALUES,
     ),
 )
-def test_extend_accepts_or_refuses_cleanly(server, client, parent, prompt, options):
-    accepted_or_refused(server, lambda: client.extend(parent, prompt, **options))
+def test_extend_accepts_or_refuses_cleanly(scripted, scripted_client, parent, prompt, options):
+    accepted_or_refused(scripted, lambda: scripted_client.extend(parent, prompt, **options))
 
 
 @HOSTILE
@@ -177,44 +167,44 @@ def test_extend_accepts_or_refuses_cleanly(server, client, parent, prompt, optio
         OPTION_VALUES,
     ),
 )
-def test_imagine_accepts_or_refuses_cleanly(server, client, prompt, options):
-    accepted_or_refused(server, lambda: client.imagine(prompt, **options))
+def test_imagine_accepts_or_refuses_cleanly(scripted, scripted_client, prompt, options):
+    accepted_or_refused(scripted, lambda: scripted_client.imagine(prompt, **options))
 
 
 @HOSTILE
 @given(parent=ids, prompts=st.lists(st.one_of(odd_text, anything), max_size=3))
-def test_extend_many_accepts_or_refuses_cleanly(server, client, parent, prompts):
-    accepted_or_refused(server, lambda: client.extend_many(parent, prompts))
+def test_extend_many_accepts_or_refuses_cleanly(scripted, scripted_client, parent, prompts):
+    accepted_or_refused(scripted, lambda: scripted_client.extend_many(parent, prompts))
 
 
-def refused(server, call, field):
+def refused(scripted, call, field):
     """``call`` raises a ValidationError naming ``field``, and nothing reaches the server."""
-    before = len(server.seen)
+    before = len(scripted.seen)
     with pytest.raises(ValidationError) as caught:
         call()
     assert caught.value.field == field and field in str(caught.value)
-    assert len(server.seen) == before, "refused, yet a request was sent"
+    assert len(scripted.seen) == before, "refused, yet a request was sent"
     return caught.value
 
 
 @pytest.mark.parametrize("prompts", [None, 5, 1.5, b"bytes", {"a": "b"}, []])
-def test_extend_many_refuses_a_non_list(server, client, prompts):
-    refused(server, lambda: client.extend_many(TID, prompts), "prompts")
+def test_extend_many_refuses_a_non_list(scripted, scripted_client, prompts):
+    refused(scripted, lambda: scripted_client.extend_many(TID, prompts), "prompts")
 
 
-def test_accepted_submits_carry_what_was_validated(server, client):
+def test_accepted_submits_carry_what_was_validated(scripted, scripted_client):
     # A sample of the edge the properties walk along: the boundary lengths and odd schemes.
-    before = len(server.seen)
-    client.imagine("é" * 5000, image_url="HTTPS://example.com/x.png")
-    body = server.seen[before].json
+    before = len(scripted.seen)
+    scripted_client.imagine("é" * 5000, image_url="HTTPS://example.com/x.png")
+    body = scripted.seen[before].json
     assert body["prompt"] == "é" * 5000 and body["image_url"] == "HTTPS://example.com/x.png"
     for bad in ("é" * 5001, "a\x00b", "   ", b"bytes", None, 5):
         with pytest.raises(ValidationError):
-            client.imagine(bad)
+            scripted_client.imagine(bad)
     for scheme in ("javascript:alert(1)", "file:///etc/passwd", "data:image/png;base64,AA"):
         with pytest.raises(ValidationError, match="image_url"):
-            client.imagine("x", image_url=scheme)
-    assert len(server.seen) == before + 1
+            scripted_client.imagine("x", image_url=scheme)
+    assert len(scripted.seen) == before + 1
 
 
 # -- reads and waits ---------------------------------------------------------------------------
@@ -230,8 +220,8 @@ TIMEOUTS = st.one_of(
 
 @HOSTILE
 @given(task_id=ids)
-def test_fetch_accepts_or_refuses_cleanly(server, client, task_id):
-    accepted_or_refused(server, lambda: client.fetch(task_id))
+def test_fetch_accepts_or_refuses_cleanly(scripted, scripted_client, task_id):
+    accepted_or_refused(scripted, lambda: scripted_client.fetch(task_id))
 
 
 @HOSTILE
@@ -243,23 +233,25 @@ def test_fetch_accepts_or_refuses_cleanly(server, client, task_id):
         st.sets(st.uuids().map(str), max_size=3),
     ),
 )
-def test_fetch_many_accepts_or_refuses_cleanly(server, client, task_ids):
-    before = len(server.seen)
+def test_fetch_many_accepts_or_refuses_cleanly(scripted, scripted_client, task_ids):
+    before = len(scripted.seen)
     try:
-        tasks = client.fetch_many(task_ids)
+        tasks = scripted_client.fetch_many(task_ids)
     except ValidationError:
-        assert len(server.seen) == before
+        assert len(scripted.seen) == before
         return
-    if len(server.seen) == before:  # an empty list: nothing to ask, nothing asked
+    if len(scripted.seen) == before:  # an empty list: nothing to ask, nothing asked
         assert tasks == []
     assert all(isinstance(t, Task) for t in tasks)
 
 
 @HOSTILE
 @given(task_id=ids, timeout=TIMEOUTS)
-def test_wait_accepts_or_refuses_cleanly(server, client, task_id, timeout):
+def test_wait_accepts_or_refuses_cleanly(scripted, scripted_client, task_id, timeout):
     kwargs = {} if timeout is None else {"timeout": timeout}
-    accepted_or_refused(server, lambda: client.wait(task_id, **kwargs), may_time_out=True)
+    accepted_or_refused(
+        scripted, lambda: scripted_client.wait(task_id, **kwargs), may_time_out=True
+    )
 
 
 # Arguments that once escaped unchecked (raw TypeError/ValueError/OverflowError/AttributeError,
@@ -294,47 +286,47 @@ def test_the_stated_limits():
         -float("inf"),
     ],
 )
-def test_fetch_refuses_a_bad_timeout(server, client, timeout):
-    error = refused(server, lambda: client.fetch(TID, timeout=timeout), "timeout")
+def test_fetch_refuses_a_bad_timeout(scripted, scripted_client, timeout):
+    error = refused(scripted, lambda: scripted_client.fetch(TID, timeout=timeout), "timeout")
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
         assert "at most 86400 seconds" in str(error)
 
 
 @pytest.mark.parametrize("timeout", [5, 60.5, A_DAY])
-def test_fetch_accepts_a_timeout_up_to_a_day(server, client, timeout):
-    before = len(server.seen)
-    assert client.fetch(TID, timeout=timeout).is_finished
-    assert [s.path for s in server.seen[before:]] == ["/fetch"]
+def test_fetch_accepts_a_timeout_up_to_a_day(scripted, scripted_client, timeout):
+    before = len(scripted.seen)
+    assert scripted_client.fetch(TID, timeout=timeout).is_finished
+    assert [s.path for s in scripted.seen[before:]] == ["/fetch"]
 
 
 @pytest.mark.parametrize(
     "timeout", [pytest.param(10**400, id="10**400"), 9_833_811_441, A_WEEK + 0.001]
 )
-def test_wait_refuses_a_huge_int_timeout(server, client, timeout):
-    error = refused(server, lambda: client.wait(TID, timeout=timeout), "timeout")
+def test_wait_refuses_a_huge_int_timeout(scripted, scripted_client, timeout):
+    error = refused(scripted, lambda: scripted_client.wait(TID, timeout=timeout), "timeout")
     assert "at most 604800 seconds" in str(error)
 
 
-def test_wait_accepts_a_timeout_up_to_a_week(server, client):
-    before = len(server.seen)
-    assert client.wait(TID, timeout=A_WEEK).is_finished
-    assert [s.path for s in server.seen[before:]] == ["/fetch"]
+def test_wait_accepts_a_timeout_up_to_a_week(scripted, scripted_client):
+    before = len(scripted.seen)
+    assert scripted_client.wait(TID, timeout=A_WEEK).is_finished
+    assert [s.path for s in scripted.seen[before:]] == ["/fetch"]
 
 
 @pytest.mark.parametrize(
     ("on_progress", "poll", "field"),
     [([], None, "on_progress"), (5, None, "on_progress"), (None, (None,), "poll")],
 )
-def test_wait_refuses_a_bad_callback_or_policy(server, client, on_progress, poll, field):
+def test_wait_refuses_a_bad_callback_or_policy(scripted, scripted_client, on_progress, poll, field):
     def call():
-        client.wait(TID, timeout=5, on_progress=on_progress, poll=poll)
+        scripted_client.wait(TID, timeout=5, on_progress=on_progress, poll=poll)
 
-    refused(server, call, field)
+    refused(scripted, call, field)
 
 
-def test_wait_accepts_callbacks_and_policies(server, client):
+def test_wait_accepts_callbacks_and_policies(scripted, scripted_client):
     seen = []
-    task = client.wait(TID, timeout=5, on_progress=seen.append, poll=FixedPolicy(0.0))
+    task = scripted_client.wait(TID, timeout=5, on_progress=seen.append, poll=FixedPolicy(0.0))
     assert task.is_finished and seen == [task]
 
 

@@ -15,12 +15,12 @@ import pytest
 import requests
 
 import luma_nb
-from luma_nb import FixedPolicy, LumaClient, SubmitUncertainError, Task, ValidationError
+from luma_nb import LumaClient, SubmitUncertainError, Task, ValidationError
 from luma_nb.client.journal import Journal, JournalWarning, data_home
 
-from .scripted import Reply, ScriptedServer
+from .scripted import Reply
+from .support import FAST
 
-FAST = FixedPolicy(0.02)
 TID = "0d5c7f0e-3a7b-4a57-9f61-b7f5a3c5e001"
 PARENT = "1e6d8a1f-4b8c-4b68-8a72-c8a6b4d6f002"
 
@@ -29,29 +29,11 @@ def journal_path(home: Path) -> Path:
     return home / "journal.sqlite3"
 
 
-@pytest.fixture
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server):
-    with LumaClient("k-journal-test", base_url=server.url, timeout=5, poll=FAST) as c:
-        yield c
-
-
-def sandbox_client(sandbox, **kwargs):
-    return LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FAST, service="sandbox", **kwargs
-    )
-
-
 # -- where and when ----------------------------------------------------------------------------
 
 
-def test_default_file_is_under_luma_nb_home_and_opened_lazily(_luma_nb_home, client):
-    assert client.journal.path == journal_path(_luma_nb_home)
+def test_default_file_is_under_luma_nb_home_and_opened_lazily(_luma_nb_home, scripted_client):
+    assert scripted_client.journal.path == journal_path(_luma_nb_home)
     assert not journal_path(_luma_nb_home).exists()  # nothing written before a submit
 
 
@@ -127,8 +109,8 @@ def test_intent_is_on_disk_before_the_submit_is_sent(_luma_nb_home):
 # -- what is recorded --------------------------------------------------------------------------
 
 
-def test_submit_progress_video_and_saved_file_are_recorded(sandbox, tmp_path):
-    client = sandbox_client(sandbox)
+def test_submit_progress_video_and_saved_file_are_recorded(sandbox, make_client, tmp_path):
+    client = make_client(sandbox)
     parent = sandbox.demo_parents[0].task_id
     job = client.extend(parent, "the camera pulls back", aspect_ratio="16:9", enhance_prompt=True)
     (entry,) = client.journal.entries()
@@ -148,8 +130,8 @@ def test_submit_progress_video_and_saved_file_are_recorded(sandbox, tmp_path):
     assert client.journal.entry(entry.id).local_file == str(tmp_path / "v.mp4")
 
 
-def test_failed_task_is_recorded_with_its_reason(sandbox):
-    client = sandbox_client(sandbox)
+def test_failed_task_is_recorded_with_its_reason(sandbox, make_client):
+    client = make_client(sandbox)
     sandbox.faults.next_task(fail="GPU quota exceeded")
     job = client.imagine("a storm")
     with pytest.raises(luma_nb.TaskFailedError):
@@ -195,20 +177,20 @@ def test_no_secret_ever_reaches_the_journal_files(make_sandbox, webhook_receiver
     assert states == ["rejected", "submitted", "uncertain"]
 
 
-def test_journal_file_is_private_to_the_user(client, server, _luma_nb_home):
-    server.queue("/luma-imagine", Reply(200, {"task_id": TID}))
-    client.imagine("x")
+def test_journal_file_is_private_to_the_user(scripted_client, scripted, _luma_nb_home):
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": TID}))
+    scripted_client.imagine("x")
     assert journal_path(_luma_nb_home).stat().st_mode & 0o077 == 0
 
 
 # -- uncertain, rejected, resubmit -------------------------------------------------------------
 
 
-def test_lost_answer_is_uncertain_with_its_request_and_nothing_is_resent(server, client):
-    server.queue("/luma-extend", Reply(drop=True))
+def test_lost_answer_is_uncertain_with_its_request_and_nothing_is_resent(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(drop=True))
     with pytest.raises(SubmitUncertainError) as caught:
-        client.extend(PARENT, "a dropped answer", aspect_ratio="9:16")
-    (entry,) = client.journal.uncertain()
+        scripted_client.extend(PARENT, "a dropped answer", aspect_ratio="9:16")
+    (entry,) = scripted_client.journal.uncertain()
     assert caught.value.journal_id == entry.id
     assert entry.request == {
         "parent_task_id": PARENT,
@@ -223,92 +205,98 @@ def test_lost_answer_is_uncertain_with_its_request_and_nothing_is_resent(server,
     # Looking at history and resuming never sends it again.
     shown = repr(luma_nb.history())
     assert "uncertain" in shown and "a dropped answer" in shown
-    assert client.resume() == []
-    assert len(server.requests_to("/luma-extend")) == 1
+    assert scripted_client.resume() == []
+    assert len(scripted.requests_to("/luma-extend")) == 1
 
 
-def test_interrupt_after_sending_is_uncertain_not_rejected(server):
+def test_interrupt_after_sending_is_uncertain_not_rejected(scripted):
     class InterruptedAfterSending(requests.Session):
         # A real request reaches the server; then the user presses Ctrl-C before the answer.
         def request(self, *args, **kwargs):
             super().request(*args, **kwargs)
             raise KeyboardInterrupt
 
-    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    scripted.queue("/luma-extend", Reply(200, {"task_id": TID}))
     client = LumaClient(
-        "k-journal-test", base_url=server.url, session=InterruptedAfterSending(), poll=FAST
+        "k-journal-test", base_url=scripted.url, session=InterruptedAfterSending(), poll=FAST
     )
     with pytest.raises(KeyboardInterrupt):
         client.extend(PARENT, "interrupted")
     (entry,) = client.journal.uncertain()
     assert "interrupted" in (entry.reason or "") and entry.request["prompt"] == "interrupted"
-    assert len(server.requests_to("/luma-extend")) == 1
+    assert len(scripted.requests_to("/luma-extend")) == 1
 
 
-def test_resubmit_sends_again_only_when_called_and_only_once(server, client):
-    server.queue("/luma-extend", Reply(drop=True), Reply(200, {"task_id": TID}))
+def test_resubmit_sends_again_only_when_called_and_only_once(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(drop=True), Reply(200, {"task_id": TID}))
     with pytest.raises(SubmitUncertainError):
-        client.extend(PARENT, "try again", aspect_ratio="4:3")
-    journal = client.journal
+        scripted_client.extend(PARENT, "try again", aspect_ratio="4:3")
+    journal = scripted_client.journal
     (entry,) = journal.uncertain()
-    job = luma_nb.history().resubmit(entry.id, client=client)
-    first, second = (s.json for s in server.requests_to("/luma-extend"))
+    job = luma_nb.history().resubmit(entry.id, client=scripted_client)
+    first, second = (s.json for s in scripted.requests_to("/luma-extend"))
     assert first == second and job.task_id == TID
     old = journal.entry(entry.id)
     assert old.state == "resubmitted" and old.follow_up == TID
     assert journal.uncertain() == []
     with pytest.raises(ValidationError, match="only uncertain"):
-        journal.resubmit(entry.id, client=client)
-    assert len(server.requests_to("/luma-extend")) == 2
+        journal.resubmit(entry.id, client=scripted_client)
+    assert len(scripted.requests_to("/luma-extend")) == 2
 
 
-def test_resubmit_asks_for_the_webhook_secret_again(server, client):
-    server.queue("/luma-imagine", Reply(drop=True), Reply(200, {"task_id": TID}))
+def test_resubmit_asks_for_the_webhook_secret_again(scripted, scripted_client):
+    scripted.queue("/luma-imagine", Reply(drop=True), Reply(200, {"task_id": TID}))
     hook = "https://hooks.example/luma"
     with pytest.raises(SubmitUncertainError):
-        client.imagine("with a hook", webhook_url=hook, webhook_secret="s3cr3t-value", loop=True)
-    (entry,) = client.journal.uncertain()
+        scripted_client.imagine(
+            "with a hook", webhook_url=hook, webhook_secret="s3cr3t-value", loop=True
+        )
+    (entry,) = scripted_client.journal.uncertain()
     assert "webhook_secret" not in entry.request
     with pytest.raises(ValidationError, match="webhook_secret"):
-        client.journal.resubmit(entry.id, client=client)
-    assert client.journal.entry(entry.id).state == "uncertain"  # the refusal changed nothing
-    client.journal.resubmit(entry.id, client=client, webhook_secret="s3cr3t-value")
-    body = server.requests_to("/luma-imagine")[-1].json
+        scripted_client.journal.resubmit(entry.id, client=scripted_client)
+    assert (
+        scripted_client.journal.entry(entry.id).state == "uncertain"
+    )  # the refusal changed nothing
+    scripted_client.journal.resubmit(
+        entry.id, client=scripted_client, webhook_secret="s3cr3t-value"
+    )
+    body = scripted.requests_to("/luma-imagine")[-1].json
     assert body["webhook_secret"] == "s3cr3t-value" and body["loop"] is True
     assert body["webhook_url"] == hook
 
 
-def test_resubmit_refused_by_the_service_leaves_the_entry_uncertain(server, client):
-    server.queue(
+def test_resubmit_refused_by_the_service_leaves_the_entry_uncertain(scripted, scripted_client):
+    scripted.queue(
         "/luma-imagine", Reply(drop=True), Reply(400, {"errors": [{"msg": "Invalid request"}]})
     )
     with pytest.raises(SubmitUncertainError):
-        client.imagine("refused later")
-    (entry,) = client.journal.uncertain()
+        scripted_client.imagine("refused later")
+    (entry,) = scripted_client.journal.uncertain()
     with pytest.raises(luma_nb.BadRequestError):
-        client.journal.resubmit(entry.id, client=client)
-    assert client.journal.entry(entry.id).state == "uncertain"
-    client.journal.dismiss(entry.id)
-    assert client.journal.uncertain() == []
+        scripted_client.journal.resubmit(entry.id, client=scripted_client)
+    assert scripted_client.journal.entry(entry.id).state == "uncertain"
+    scripted_client.journal.dismiss(entry.id)
+    assert scripted_client.journal.uncertain() == []
 
 
-def test_resubmit_must_use_the_same_service(server, client, sandbox):
-    server.queue("/luma-imagine", Reply(drop=True))
+def test_resubmit_must_use_the_same_service(scripted, scripted_client, sandbox):
+    scripted.queue("/luma-imagine", Reply(drop=True))
     with pytest.raises(SubmitUncertainError):
-        client.imagine("elsewhere")
-    (entry,) = client.journal.uncertain()
+        scripted_client.imagine("elsewhere")
+    (entry,) = scripted_client.journal.uncertain()
     other = LumaClient("k", base_url="https://api.example.invalid")
     with pytest.raises(ValidationError, match="was sent to"):
-        client.journal.resubmit(entry.id, client=other)
+        scripted_client.journal.resubmit(entry.id, client=other)
 
 
-def test_rejected_submit_is_recorded_and_never_resumed(server, client):
-    server.queue("/luma-extend", Reply(400, {"errors": [{"msg": "prompt too spicy"}]}))
+def test_rejected_submit_is_recorded_and_never_resumed(scripted, scripted_client):
+    scripted.queue("/luma-extend", Reply(400, {"errors": [{"msg": "prompt too spicy"}]}))
     with pytest.raises(luma_nb.BadRequestError):
-        client.extend(PARENT, "nope")
-    (entry,) = client.journal.entries()
+        scripted_client.extend(PARENT, "nope")
+    (entry,) = scripted_client.journal.entries()
     assert entry.state == "rejected" and "prompt too spicy" in (entry.reason or "")
-    assert client.journal.unfinished() == [] and client.journal.uncertain() == []
+    assert scripted_client.journal.unfinished() == [] and scripted_client.journal.uncertain() == []
 
 
 def test_submit_cut_off_while_sending_becomes_uncertain_after_a_while(_luma_nb_home):
@@ -324,35 +312,35 @@ def test_submit_cut_off_while_sending_becomes_uncertain_after_a_while(_luma_nb_h
 # -- a broken journal --------------------------------------------------------------------------
 
 
-def test_broken_journal_never_blocks_a_submit_and_shows_the_task_id(server, tmp_path):
+def test_broken_journal_never_blocks_a_submit_and_shows_the_task_id(scripted, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the journal folder should be")
-    server.queue("/luma-extend", Reply(200, {"task_id": TID}))
-    client = LumaClient("k", base_url=server.url, journal=blocker / "journal.sqlite3")
+    scripted.queue("/luma-extend", Reply(200, {"task_id": TID}))
+    client = LumaClient("k", base_url=scripted.url, journal=blocker / "journal.sqlite3")
     with pytest.warns(JournalWarning) as caught:
         job = client.extend(PARENT, "still submitted")
     assert job.task_id == TID
-    assert len(server.requests_to("/luma-extend")) == 1
+    assert len(scripted.requests_to("/luma-extend")) == 1
     texts = [str(w.message) for w in caught]
     assert any(TID in text and "keep this task id" in text for text in texts)
 
 
-def test_broken_journal_shows_an_uncertain_request(server, tmp_path):
+def test_broken_journal_shows_an_uncertain_request(scripted, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    server.queue("/luma-imagine", Reply(drop=True))
-    client = LumaClient("k", base_url=server.url, journal=blocker / "j.sqlite3")
+    scripted.queue("/luma-imagine", Reply(drop=True))
+    client = LumaClient("k", base_url=scripted.url, journal=blocker / "j.sqlite3")
     with pytest.warns(JournalWarning) as caught, pytest.raises(SubmitUncertainError):
         client.imagine("lost and unrecorded")
     assert any("lost and unrecorded" in str(w.message) for w in caught)
 
 
-def test_journal_recovers_when_the_folder_becomes_writable(server, tmp_path):
+def test_journal_recovers_when_the_folder_becomes_writable(scripted, tmp_path):
     blocker = tmp_path / "later"
     blocker.write_text("x")
-    server.queue("/luma-imagine", Reply(200, {"task_id": TID}))
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": TID}))
     journal = Journal(blocker / "journal.sqlite3")
-    client = LumaClient("k", base_url=server.url, journal=journal)
+    client = LumaClient("k", base_url=scripted.url, journal=journal)
     with pytest.warns(JournalWarning, match="cannot be written"):
         entry_id = client.journal.intent("/luma-imagine", {"prompt": "deferred"})
     assert entry_id < 0  # kept in memory
@@ -362,9 +350,9 @@ def test_journal_recovers_when_the_folder_becomes_writable(server, tmp_path):
     assert (entry.prompt, entry.task_id, entry.state) == ("deferred", TID, "submitted")
 
 
-def test_journal_none_records_nothing(server, _luma_nb_home):
-    server.queue("/luma-imagine", Reply(200, {"task_id": TID}))
-    client = LumaClient("k", base_url=server.url, journal=None)
+def test_journal_none_records_nothing(scripted, _luma_nb_home):
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": TID}))
+    client = LumaClient("k", base_url=scripted.url, journal=None)
     client.imagine("unrecorded")
     assert client.journal is None
     assert not any(_luma_nb_home.iterdir())
@@ -380,8 +368,8 @@ def test_bad_journal_argument_is_refused():
 # -- resume ------------------------------------------------------------------------------------
 
 
-def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox):
-    first = sandbox_client(sandbox)
+def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox, make_client):
+    first = make_client(sandbox)
     sandbox.faults.next_task(stall=True)
     stalled = first.imagine("stays processing")
     parent = sandbox.demo_parents[0].task_id
@@ -390,7 +378,7 @@ def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox):
     done.wait(timeout=30)
     first.journal.bind("https://api.apiframe.pro").intent("/luma-imagine", {"prompt": "real"})
 
-    later = sandbox_client(sandbox)  # a new kernel, the same journal file
+    later = make_client(sandbox)  # a new kernel, the same journal file
     jobs = later.resume()
     assert [j.task_id for j in jobs] == [stalled.task_id, running.task_id]
     assert jobs[1].prompt == "finishes after the restart" and jobs[1].parent_task_id == parent
@@ -399,8 +387,8 @@ def test_resume_reattaches_unfinished_jobs_of_this_service_only(sandbox):
     assert [j.task_id for j in later.resume()] == [stalled.task_id]
 
 
-def test_resume_watches_the_jobs_both_spellings_alike(sandbox):
-    client = sandbox_client(sandbox)
+def test_resume_watches_the_jobs_both_spellings_alike(sandbox, make_client):
+    client = make_client(sandbox)
     job = client.imagine("watched after resume")
     from luma_nb.client import watcher
 
@@ -414,8 +402,8 @@ def test_resume_watches_the_jobs_both_spellings_alike(sandbox):
     assert client.journal.entries()[0].status == "finished"
 
 
-def test_resume_without_watch_returns_plain_jobs(sandbox):
-    client = sandbox_client(sandbox)
+def test_resume_without_watch_returns_plain_jobs(sandbox, make_client):
+    client = make_client(sandbox)
     client.imagine("not watched")
     from luma_nb.client import watcher
 
@@ -458,10 +446,10 @@ def test_history_limit_and_empty(_luma_nb_home):
     assert [e.prompt for e in luma_nb.history(limit=2)] == ["p4", "p3"]
 
 
-def test_observe_writes_only_changes(server, client):
-    server.queue("/luma-imagine", Reply(200, {"task_id": TID}))
-    client.imagine("x")
-    journal = client.journal
+def test_observe_writes_only_changes(scripted, scripted_client):
+    scripted.queue("/luma-imagine", Reply(200, {"task_id": TID}))
+    scripted_client.imagine("x")
+    journal = scripted_client.journal
     before = journal.entries()[0].updated
     task = Task(TID, status="processing", percentage=10.0)
     journal.observe(task)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from luma_nb import FixedPolicy, Journal, LumaClient, Task, media
+from luma_nb import Journal, Task, media
 from luma_nb.notebook.media import MediaError, file_name, save, video
 
 
@@ -199,10 +199,7 @@ def test_embed_below_the_cap_and_a_clear_error_above(media_server, tmp_path):
         )
 
 
-def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
-    client = LumaClient(
-        sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None
-    )
+def test_real_sandbox_video_through_the_clients_session(sandbox, client, tmp_path):
     job = client.extend(sandbox.demo_parents[0].task_id, "the tide comes in")
     with pytest.raises(MediaError, match="no video yet"):
         media.video(job)
@@ -217,8 +214,8 @@ def test_real_sandbox_video_through_the_clients_session(sandbox, tmp_path):
     assert Path(path).stat().st_size > 1000
 
 
-def test_saved_file_is_recorded_in_the_journal(sandbox, tmp_path):
-    client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FixedPolicy(0.05))
+def test_saved_file_is_recorded_in_the_journal(sandbox, make_client, tmp_path):
+    client = make_client(sandbox)  # the default journal
     job = client.extend(sandbox.demo_parents[0].task_id, "kept on disk")
     task = job.wait()
     by_job = save(job, tmp_path / "a")
@@ -233,10 +230,10 @@ def test_saved_file_is_recorded_in_the_journal(sandbox, tmp_path):
 
 
 def test_an_embedded_view_records_no_file_and_the_journal_only_points_at_real_files(
-    sandbox, tmp_path
+    sandbox, make_client, tmp_path
 ):
     journal = Journal(tmp_path / "j.sqlite3")
-    client = LumaClient("k", base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=journal)
+    client = make_client(sandbox, journal=journal)
     job = client.extend(sandbox.demo_parents[0].task_id, "shown inline")
     job.wait()
     shown = video(job, embed=True)  # downloads into a folder deleted before it returns
@@ -249,8 +246,7 @@ def test_an_embedded_view_records_no_file_and_the_journal_only_points_at_real_fi
     assert Path(kept.filename).resolve() == Path(entry.local_file).resolve()
 
 
-def test_journal_none_writes_nothing_anywhere(sandbox, tmp_path, _luma_nb_home):
-    client = LumaClient("k", base_url=sandbox.base_url, poll=FixedPolicy(0.05), journal=None)
+def test_journal_none_writes_nothing_anywhere(sandbox, client, tmp_path, _luma_nb_home):
     job = client.extend(sandbox.demo_parents[0].task_id, "no journal at all")
     job.wait()
     video(job, embed=True)

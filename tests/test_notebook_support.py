@@ -5,21 +5,9 @@ from __future__ import annotations
 import pytest
 
 import luma_nb
-from luma_nb import FixedPolicy, LumaClient, media
+from luma_nb import LumaClient, media
 from luma_nb.notebook.widgets import Gallery, extend_form
 from luma_nb.notebook.widgets.storyboard import _player
-
-
-@pytest.fixture
-def client(sandbox):
-    with LumaClient(
-        sandbox.api_key,
-        base_url=sandbox.base_url,
-        poll=FixedPolicy(0.05),
-        journal=None,
-        service="sandbox",  # this test started the sandbox, as a launcher does
-    ) as made:
-        yield made
 
 
 @pytest.mark.parametrize(

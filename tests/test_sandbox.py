@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from luma_nb.contract.models import ASPECT_RATIOS
 from luma_nb.sandbox import DEMO_API_KEY, DEMO_PARENTS, Sandbox, TaskFault
 from luma_nb.sandbox.lifecycle import make_plan, progress
-from tests.conftest import SandboxHTTP
+from tests.support import SandboxHTTP
 
 STATUS_ORDER = ["pending", "staged", "starting", "processing"]
 

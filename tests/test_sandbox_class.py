@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import sqlite3
 import struct
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,7 @@ from luma_nb.sandbox.api import UNLIMITED_CREDITS
 from luma_nb.sandbox.cli import add_arguments
 from luma_nb.sandbox.remux import ParamsMismatch, concat
 from luma_nb.sandbox.video import synthesize
-from tests.conftest import SandboxHTTP
-
-
-def _until(check: Callable[[], Any], what: str, limit: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the limit only stops a hang)."""
-    deadline = time.monotonic() + limit
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what}")
-        time.sleep(0.01)
-    return value
+from tests.support import SandboxHTTP, eventually
 
 
 def _top_boxes(path: Path) -> list[str]:
@@ -112,7 +101,11 @@ def test_the_queue_position_is_part_of_the_progress(make_sandbox: Callable[..., 
     ids = [http.imagine(f"prompt number {n}") for n in range(3)]
     for task_id in ids:
         sandbox.complete(task_id, wait=None)  # its simulated time is up; only the video lacks
-    _until(lambda: all(sandbox.task(t)["queue_position"] for t in ids), "three in line")
+    eventually(
+        lambda: all(sandbox.task(t)["queue_position"] for t in ids),
+        what="three in line",
+        timeout=60,
+    )
     bodies = [http.fetch(t) for t in ids]
     assert sorted(sandbox.task(t)["queue_position"] for t in ids) == [1, 2, 3]
     for body in bodies:
@@ -140,7 +133,9 @@ def test_a_full_waiting_line_refuses_submits_before_charging(
     http = SandboxHTTP(sandbox)
     sandbox.pause_renders()
     ids = [http.imagine(f"queued {n}") for n in range(2)]
-    _until(lambda: all(sandbox.task(t)["queue_position"] for t in ids), "two in line")
+    eventually(
+        lambda: all(sandbox.task(t)["queue_position"] for t in ids), what="two in line", timeout=60
+    )
     credits = sandbox.credits
     refused = http.post("/luma-imagine", {"prompt": "one too many"})
     assert refused.status_code == 429
@@ -307,7 +302,7 @@ def test_the_client_and_the_progress_bar_say_where_a_task_waits(
     sandbox.pause_renders()
     job = client.imagine("a lighthouse at dusk")
     sandbox.complete(job.task_id, wait=None)
-    _until(lambda: sandbox.task(job.task_id)["queue_position"], "in line")
+    eventually(lambda: sandbox.task(job.task_id)["queue_position"], what="in line", timeout=60)
     task = job.refresh()
     assert task.status == "processing" and task.note == "waiting for a renderer (1st in line)"
     assert task.describe() == "processing 90% (waiting for a renderer (1st in line))"

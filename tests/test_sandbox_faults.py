@@ -10,7 +10,7 @@ import requests
 
 from luma_nb.sandbox import DEMO_PARENTS, Fault, Sandbox, TaskFault
 from luma_nb.sandbox.faults import parse_fault_spec
-from tests.conftest import SandboxHTTP
+from tests.support import SandboxHTTP
 
 FETCH_DEMO = {"task_id": DEMO_PARENTS[0].task_id}
 

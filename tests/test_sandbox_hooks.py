@@ -13,7 +13,7 @@ import requests
 
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.cli import add_arguments
-from tests.conftest import Received, SandboxHTTP, WebhookReceiver
+from tests.support import Received, SandboxHTTP, WebhookReceiver
 
 ORDER = ["pending", "staged", "starting", "processing", "finished", "failed"]
 

@@ -15,7 +15,7 @@ from luma_nb import ValidationError
 from luma_nb.contract import validation as check
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.hooks import WebhookSender
-from tests.conftest import SandboxHTTP, WebhookReceiver
+from tests.support import SandboxHTTP, WebhookReceiver
 
 
 def _errors_msg(response: requests.Response, status: int) -> str:

@@ -18,7 +18,7 @@ from PIL import Image
 from luma_nb.sandbox import DEMO_PARENTS, Sandbox
 from luma_nb.sandbox.media_library import Unsatisfiable, parse_range
 from luma_nb.sandbox.video import frame_size
-from tests.conftest import SandboxHTTP
+from tests.support import SandboxHTTP
 
 
 def _decode(data: bytes) -> dict[str, Any]:

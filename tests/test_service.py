@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from luma_nb import FixedPolicy, LumaClient, ValidationError
+from luma_nb import LumaClient, ValidationError
 from luma_nb.client.client import DEFAULT_BASE_URL
 from luma_nb.client.journal import service_of
 from luma_nb.contract.service import SERVICE_HEADER
@@ -10,8 +10,8 @@ from luma_nb.notebook import display
 from luma_nb.notebook.showing import text_bundle
 
 from .scripted import Reply, ScriptedServer
+from .support import FAST
 
-FAST = FixedPolicy(0.01)
 ACCOUNT = {"email": "a@b.c", "credits": 10, "total_images": 0, "plan": "free"}
 
 

@@ -15,7 +15,7 @@ from luma_nb.client.batching import SLACK
 from luma_nb.client.watcher import WatchCancelled, Watcher, get_watcher
 from luma_nb.notebook.showing import show_blocking
 
-FAST = FixedPolicy(0.05)
+from .support import FAST
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +24,6 @@ def _clean_global_watcher():
     watcher = get_watcher()
     for watch in watcher.watches:
         watcher.unwatch(watch.job)
-
-
-@pytest.fixture
-def client(sandbox):
-    with LumaClient(sandbox.api_key, base_url=sandbox.base_url, poll=FAST, journal=None) as c:
-        yield c
 
 
 def parent_of(sandbox) -> str:
@@ -57,7 +51,7 @@ def test_one_tick_fetches_all_due_jobs_in_ceil_n_over_20_calls(sandbox, client, 
     watcher = Watcher(autostart=False, clock=clock)
     for job in jobs:
         watcher.watch(job)
-    clock.now += 0.06  # every job is due (FixedPolicy: first look after 0.05 s)
+    clock.now += FAST.interval * 1.5  # every job is due (FixedPolicy: first look after interval)
     sandbox.clear_requests()
     watcher.tick()
     calls = fetch_requests(sandbox)
@@ -78,11 +72,12 @@ def test_jobs_due_soon_join_the_batch_and_others_wait(sandbox, client):
     watcher = Watcher(autostart=False, clock=lambda: now[0], batch_window=1.0)
     a, b = client.extend_many(parent_of(sandbox), ["a", "b"])
     late = slow.extend(parent_of(sandbox), "late")
+    step = FAST.interval  # a's first look is due one step after it is watched
     watcher.watch(a)
-    now[0] += 0.02
-    watcher.watch(b)  # due 0.02 s after a: joins a's batch
+    now[0] += step * 0.4
+    watcher.watch(b)  # due 0.4 steps after a (well within the batch window): joins a's batch
     watcher.watch(late)  # due in 30 s on another client: not fetched
-    now[0] += 0.04  # a is due, b is due in 0.01 s
+    now[0] += step * 0.8  # a is due, b is due in 0.2 steps
     sandbox.clear_requests()
     watcher.tick()
     calls = fetch_requests(sandbox)
@@ -122,7 +117,7 @@ def test_unwatch_stops_polling_and_tells_listeners(sandbox, client):
     wa = watcher.watch(a, listener=lambda w: heard.append(w.state))
     watcher.watch(b)
     assert watcher.unwatch(a) is wa
-    clock.now += 0.06
+    clock.now += FAST.interval * 1.5
     sandbox.clear_requests()
     watcher.tick()
     calls = fetch_requests(sandbox)
@@ -163,12 +158,12 @@ def test_transient_error_backs_off_and_goes_on(sandbox, client):
     watcher = Watcher(autostart=False, clock=clock)
     wa, wb = watcher.watch(a), watcher.watch(b)
     sandbox.faults.add(path="/fetch-many", kind="500", times=1)
-    clock.now += 0.06
+    clock.now += FAST.interval * 1.5
     sandbox.clear_requests()
     backoff = watcher.tick()  # the 500: both watches back off and stay on
     assert not wa.done and not wb.done and wa.state == wb.state == "watching"
     # FixedPolicy.error: its interval again (plus the slack a due job waits for others).
-    assert backoff == pytest.approx(0.05 * (1 + SLACK))
+    assert backoff == pytest.approx(FAST.interval * (1 + SLACK))
     assert [r.path for r in fetch_requests(sandbox)] == ["/fetch-many"]
     clock.now += backoff / 2
     watcher.tick()  # not due yet: nothing asked
@@ -213,7 +208,7 @@ def test_unknown_task_ends_after_a_few_misses(sandbox, client):
     wg = watcher.watch(ghost)
     asks = 0
     while not wg.done and asks < 10:
-        clock.now += 0.06
+        clock.now += FAST.interval * 1.5
         before = len(fetch_requests(sandbox))
         watcher.tick()
         asks += len(fetch_requests(sandbox)) - before

@@ -5,18 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from email.message import Message
 
 import pytest
 import requests
 
 import luma_nb.client.webhooks as webhooks
-from luma_nb import FixedPolicy, LumaClient, TaskFailedError, ValidationError
+from luma_nb import FixedPolicy, Journal, LumaClient, TaskFailedError, ValidationError
 from luma_nb.client.webhooks import Receiver, verify
 
+from .support import FAST, eventually
+
 SECRET = "hook-secret-3f9a1c7e"
-FAST = FixedPolicy(0.02)
 
 
 # -- verify ------------------------------------------------------------------------------------
@@ -253,10 +253,9 @@ def test_sandbox_webhooks_with_a_wrong_secret_are_refused(sandbox):
             "an impostor", webhook_url=receiver.url, webhook_secret="not-the-secret"
         )
         receiver.track(job)
-        deadline = time.monotonic() + 20
-        while receiver.counts.get("unauthorized", 0) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert receiver.counts.get("unauthorized", 0) >= 2
+        eventually(
+            lambda: receiver.counts.get("unauthorized", 0) >= 2, what="two refused deliveries"
+        )
         assert receiver.last(job.task_id) is None
         assert job.status == "pending"  # nothing reached the job
         assert "accepted" not in receiver.counts
@@ -275,4 +274,27 @@ def test_sandbox_webhook_of_a_failed_task(sandbox):
             watch.wait(30)
     assert job.task is not None and job.task.is_failed
     assert client.journal.entries()[0].error == "GPU quota exceeded"
+    assert sandbox.count("/fetch") == 0
+
+
+def test_a_webhook_is_journaled_before_a_waiting_watch_hears_of_it(sandbox, make_client):
+    # A wait that returns on a webhook's news must find that news in the journal already.
+    client = make_client(sandbox, poll=FixedPolicy(5.0))
+    journal, states_when_journaled = client.journal, []
+
+    def observe(task):
+        if task.is_failed:
+            states_when_journaled.append(watch.state)
+        Journal.observe(journal, task)
+
+    journal.observe = observe
+    sandbox.faults.next_task(fail="GPU quota exceeded")
+    with Receiver(SECRET) as receiver:
+        job = client.imagine("doomed", webhook_url=receiver.url, webhook_secret=SECRET)
+        watch = job.watch()
+        receiver.track(job)
+        with pytest.raises(TaskFailedError):
+            watch.wait(30)
+    assert states_when_journaled == ["watching"]
+    assert journal.entries()[0].error == "GPU quota exceeded"
     assert sandbox.count("/fetch") == 0

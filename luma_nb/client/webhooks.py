@@ -341,11 +341,12 @@ class Receiver:
                 self._cond.notify_all()
 
     def _apply(self, job: Job, task: Task) -> None:
-        """Update one job: the watcher's hook when it has one, else the job itself; journal it."""
+        """Journal an update, then give it to the job: through its watch when it has one."""
         try:
+            # The journal first: whoever the update wakes may read the journal at once.
+            job.client._record(task)
             if not _push_to_watcher(job, task):
                 job.observe(task)
-            job.client._record(task)  # the client's journal records it
         except Exception:
             log.exception("updating job %s from a webhook failed", job.task_id)
 
