@@ -129,6 +129,7 @@ SLOW_FILES = {
     "tests/test_faults.py": "faults injected while jobs run to the end",
     "tests/test_deadlines.py": "deadlines of real seconds",
     "tests/test_lifetime.py": "kills real kernels and processes while they render",
+    "tests/test_binder.py": "the Binder environment (its floors are checked in the full run)",
     "tests/test_demo.py": "runs luma-nb demo to the end",
 }
 #: Files the patterns above take in but that are fast: the relay's store tests (on SQLite).
