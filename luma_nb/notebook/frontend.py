@@ -85,7 +85,7 @@ def in_kernel() -> bool:
         return False
     from IPython.core.getipython import get_ipython
 
-    shell = get_ipython()  # type: ignore[no-untyped-call]
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
