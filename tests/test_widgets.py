@@ -556,11 +556,11 @@ def test_saving_from_the_progress_card_records_the_file_once(sandbox, make_clien
 def test_gallery_shows_a_batch_side_by_side(sandbox, client):
     jobs = client.extend_many(sandbox.demo_parents[0].task_id, ["a", "b", "c"])
     gallery = luma_nb.Gallery(jobs, columns=2)
-    assert isinstance(gallery, Gallery) and len(gallery.children) == 3
+    assert isinstance(gallery, Gallery) and len(gallery.cards) == 3
     assert repr(gallery) == "Gallery(3 jobs)"
     tasks = gallery.wait(30)
     assert all(t.is_finished for t in tasks)
-    eventually(lambda: all(v.cards[0]["state"] == "finished" for v in gallery.views))
+    eventually(lambda: all(card["state"] == "finished" for card in gallery.cards))
 
 
 def test_storyboard_chains_extends_and_ends_with_the_final_video(sandbox, client):
@@ -580,8 +580,8 @@ def test_storyboard_chains_extends_and_ends_with_the_final_video(sandbox, client
             if r.path.startswith("/fetch") and job.task_id in str(r.body)
         )
         assert request.time > done_at - 1e-6
-    assert "<video" in board._final.value and jobs[-1].task.video_url in board._final.value
-    assert all("✓" in card.value and "<video" in card.value for card in board._cards)
+    eventually(lambda: board.final.get("video") == jobs[-1].task.video_url)
+    assert all(card["state"] == "finished" and card["video"] for card in board.cards)
 
 
 def test_storyboard_validates_every_prompt_before_the_first_submit(sandbox, client):
@@ -609,4 +609,4 @@ def test_storyboard_failure_stops_the_chain(sandbox, client):
     with pytest.raises(luma_nb.TaskFailedError, match="GPU melted"):
         board.wait(30)
     assert len(board.jobs) == 1 and len(posts(sandbox)) == 1
-    assert "GPU melted" in board._message.value
+    eventually(lambda: "GPU melted" in board.message)
