@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ...client.defaults import default_client, demo_parent_ids, sandbox_client
+from ...client.defaults import (
+    class_start_videos,
+    default_client,
+    demo_parent_ids,
+    sandbox_client,
+)
 from ...contract import validation as check
 from ...contract.bodies import common_fields
 from ...contract.errors import ValidationError
@@ -25,7 +30,7 @@ from ...contract.plain_words import explain, status_line
 from ..display import form_html, form_text
 from . import _recent
 from .cards import Deck
-from .parents import Parent, parent_choices, parent_ratio, ratio_text
+from .parents import Parent, browser_url, parent_choices, parent_ratio, ratio_text
 
 if TYPE_CHECKING:
     from ...client.client import LumaClient
@@ -229,10 +234,12 @@ class ExtendForm(anywidget.AnyWidget):
 
     def _parent_changed(self) -> None:
         task_id = self.parent_task_id.strip()
-        ratio = parent_ratio(self.client, task_id) if task_id else None
+        known = next((p for p in self.parents if p["task_id"] == task_id), None)
+        ratio = (known or {}).get("ratio") or (
+            parent_ratio(self.client, task_id) if task_id else None
+        )
         self.aspect_ratio = ratio or ""
         self.ratio_text = ratio_text(ratio)
-        known = next((p for p in self.parents if p["task_id"] == task_id), None)
         if known is not None:
             self.parent_note = f"{known['prompt'] or known['title']} ({known['source']})"
         else:
@@ -471,12 +478,33 @@ class ExtendForm(anywidget.AnyWidget):
 
 
 def _class_videos(client: LumaClient) -> list[Parent]:
-    """The class gallery's finished videos as picker sources (empty when it cannot be read)."""
+    """A class's start videos (the sandbox's demo videos, when the relay's upstream is the
+    sandbox) and its gallery's videos, newest first, as picker items (empty when unreadable)."""
+    from ...contract.posters import sandbox_poster_url
+
+    items: list[Parent] = [
+        {
+            "task_id": task_id,
+            "prompt": prompt,
+            "ratio": ratio,
+            "poster": browser_url(sandbox_poster_url(video_url)) or "",
+            "kind": "start",
+        }
+        for task_id, prompt, ratio, video_url in class_start_videos(client)
+    ]
     try:
         update = client.class_gallery()
     except Exception:
-        return []
-    return [{"task_id": v.task_id, "prompt": v.prompt} for v in reversed(update.videos)]
+        return items
+    return items + [
+        {
+            "task_id": v.task_id,
+            "prompt": v.prompt,
+            "poster": browser_url(v.poster_url) or "",
+            "kind": "class",
+        }
+        for v in reversed(update.videos)
+    ]
 
 
 def extend_form(
