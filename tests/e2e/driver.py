@@ -1,8 +1,10 @@
 """What a user does with the extend form in a browser, as Playwright steps with checks.
 
-The form is found by what it draws, not by private class names: the output that holds a
-``<textarea>`` and a Submit button; its progress bar is the ipywidgets ``.progress-bar``; the
-finished task shows a ``<video>`` inside the same output.
+The form and its progress cards are found by their stable ``data-luma`` hooks, never by
+private class names: ``[data-luma="form"]`` holds the ``status-line``, the parent ``picker``
+(``picker-item`` buttons), the ``prompt``, ``submit`` and ``submit-reason``; each submit adds a
+``card`` (newest first, ``data-task-id``/``data-parent-id``) with its ``progress`` bar
+(``aria-valuenow``), its ``card-status`` and, once finished, its ``video``.
 """
 
 from __future__ import annotations
@@ -17,24 +19,31 @@ from urllib.parse import urlsplit
 
 import requests
 
+from luma_nb.contract.plain_words import SANDBOX_LINE
+
 from .harness import ARTIFACTS
 
-DEMO_NOTE = "Demo mode: offline sandbox, no credits used"
+DEMO_NOTE = SANDBOX_LINE
 PROMPT = "The lighthouse beam sweeps across a stormy sea as a red sailboat races for the harbour"
-FORM = ".jp-OutputArea-output:has(textarea)"
-#: The button's accessible name starts with its icon glyph, so match the word, not the start.
-SUBMIT = re.compile(r"\bsubmit\b", re.IGNORECASE)
+FORM = '[data-luma="form"]'
+SUBMIT = '[data-luma="submit"]'
+PROMPT_BOX = '[data-luma="prompt"]'
+PICKER_ITEM = '[data-luma="picker-item"]'
+PARENT_BOX = '[data-luma="parent"]'
+RATIO = '[data-luma="ratio"]'
+SUBMIT_REASON = '[data-luma="submit-reason"]'
+CARD = '[data-luma="card"]'
+VIDEO = '[data-luma="video"]'
+STATUS_LINE = '[data-luma="status-line"]'
 FINISHED = re.compile(r"\bfinished\b", re.IGNORECASE)
-#: The progress view names the parent: "task <id> · extends <id>".
-PARENT_ID = re.compile(r"extends\s+([0-9a-fA-F-]{36})")
 #: Longest real time a demo job may take at the test's sandbox speed, polling lag included.
 JOB_TIMEOUT_MS = 120_000
 
 _BAR_JS = """form => {
-    const bar = form.querySelector('.progress .progress-bar');
+    const bar = form.querySelector('[data-luma="card"] [data-luma="progress"]');
     if (!bar) return null;
-    const size = bar.style.width || bar.style.height || '';
-    return size.endsWith('%') ? parseFloat(size) : null;
+    const value = bar.getAttribute('aria-valuenow');
+    return value === null ? null : parseFloat(value);
 }"""
 
 _WAIT_LOADED_JS = """async v => {
@@ -102,20 +111,34 @@ class Progress:
 def find_form(page: Any, timeout_ms: float = 120_000) -> Any:
     """The first rendered extend form, once its textarea is visible."""
     form = page.locator(FORM).first
-    form.locator("textarea").first.wait_for(state="visible", timeout=timeout_ms)
+    form.locator(PROMPT_BOX).first.wait_for(state="visible", timeout=timeout_ms)
     return form
+
+
+def pick_parent(form: Any, index: int = 0, *, title: str | None = None) -> str:
+    """Click a thumbnail of the parent picker (the ``index``-th, or the one showing ``title``);
+    the task id it chose, once the kernel has taken it."""
+    items = form.locator(PICKER_ITEM)
+    item = items.filter(has_text=title).first if title else items.nth(index)
+    task_id = str(item.get_attribute("data-task-id"))
+    item.click()
+    form.locator(f'{PICKER_ITEM}[data-task-id="{task_id}"][aria-pressed="true"]').wait_for(
+        timeout=20_000
+    )
+    return task_id
 
 
 def fill_and_submit(page: Any, form: Any, shots: Shots, prompt: str = PROMPT) -> None:
     """Type the prompt like a user, screenshot the filled form, click Submit."""
-    area = form.locator("textarea").first
+    area = form.locator(PROMPT_BOX).first
     area.click()
     area.fill(prompt)
-    # Leaving the field commits the value even where the widget syncs on change only.
-    area.evaluate("el => el.blur()")
+    submit = form.locator(SUBMIT).first
+    # Python validates: Submit is enabled once the kernel has seen the prompt.
+    page.wait_for_function("b => !b.disabled", arg=submit.element_handle(), timeout=30_000)
     scroll_to_top(form)
     shots.take(page, "form-filled")
-    form.locator("button", has_text=SUBMIT).first.click()
+    submit.click()
 
 
 def scroll_to_top(element: Any) -> None:
@@ -151,7 +174,7 @@ def watch_progress(
             scroll_to_top(form)
             seen.midway_shot = shots.take(page, "progress-midway", replace=seen.midway_shot)
             seen.centred = 25.0 <= value <= 75.0
-        if form.locator("video").count():
+        if form.locator(VIDEO).count():
             return seen
         page.wait_for_timeout(150)
     raise AssertionError(
@@ -200,13 +223,13 @@ def check_video(
 
     ``headers`` authenticate the test's own request for the parent (a server with a token).
     """
-    video = form.locator("video").first
+    video = form.locator(VIDEO).first
     video.wait_for(state="attached")
     state = video_state(video)
     assert state["error"] is None, f"video error: {state}"
     assert state["readyState"] >= 2, f"video has no current frame: {state}"
-    named = PARENT_ID.search(form_text(form))
-    parent = parent_duration(state["src"], named.group(1) if named else None, headers)
+    named = form.locator(CARD).first.get_attribute("data-parent-id")
+    parent = parent_duration(state["src"], named or None, headers)
     assert state["duration"] > parent + 0.5, (
         f"extension lasts {state['duration']:.2f} s, not longer than its parent ({parent:.2f} s)"
     )

@@ -8,7 +8,6 @@ Screenshots go to ``artifacts/e2e/``.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,16 @@ import pytest
 from .driver import (
     DEMO_NOTE,
     FINISHED,
+    PARENT_BOX,
+    PROMPT_BOX,
+    RATIO,
+    SUBMIT_REASON,
     Shots,
     check_video,
     fill_and_submit,
     find_form,
     open_in_lab,
+    pick_parent,
     run_all_cells,
     run_new_cell,
     tidy_lab,
@@ -87,12 +91,17 @@ def test_classroom_in_voila(
     assert "import luma_nb" not in body and "extend_form(" not in body, "Voila shows code"
     assert DEMO_NOTE in form.inner_text(), "the form does not say it is in demo mode"
 
-    fill_and_submit(page, form, shots)
+    # The student picks a start video by its title, as the prompt ideas name it: no id typed.
+    picked = pick_parent(form, title="A paper boat drifting down a rainy city street")
+    assert form.locator(PARENT_BOX).input_value() == picked
+    assert "1:1 (the parent's)" in form.locator(RATIO).inner_text()
+    fill_and_submit(
+        page, form, shots, prompt="The boat tumbles down a waterfall into a glowing cave"
+    )
     # No cells to run here: the kernel proves it is free by answering the form while the job
-    # runs (the prompt's character count is computed kernel-side).
-    short = "Night falls and fireflies appear"
-    form.locator("textarea").first.fill(short)
-    form.get_by_text(re.compile(rf"^\s*{len(short)} / \d+")).first.wait_for(timeout=20_000)
+    # runs (why Submit is disabled is decided kernel-side, by the client's own validation).
+    form.locator(PROMPT_BOX).first.fill("   ")
+    form.locator(SUBMIT_REASON).get_by_text("Say what happens next first.").wait_for(timeout=20_000)
     assert form.locator("video").count() == 0, (
         "the job finished before the kernel was asked something else; "
         "lower LUMA_NB_E2E_SANDBOX_SPEED"

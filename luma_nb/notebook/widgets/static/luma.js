@@ -87,6 +87,7 @@ function makeCard(card, send, hooks) {
 
 function updateCard(parts, card) {
   parts.root.dataset.taskId = card.task_id;
+  parts.root.dataset.parentId = card.parent_task_id || "";
   parts.root.dataset.state = card.state;
   parts.title.textContent = card.title;
   parts.title.title = card.prompt || "";
