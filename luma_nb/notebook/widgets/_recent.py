@@ -41,7 +41,9 @@ def journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | Non
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
     Returns nothing when the client keeps no :class:`~luma_nb.Journal` or it cannot be read:
-    the journal is a convenience here, never a reason for the form to fail.
+    the journal is a convenience here, never a reason for the form to fail. A sandbox forgets
+    its tasks when it stops, so for a sandbox only the tasks of this one (by their video's
+    address) count.
     """
     try:
         journal = client.journal
@@ -50,7 +52,12 @@ def journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | Non
         entries = journal.entries(30, service=service_of(client))
     except Exception:
         return []
-    return [(e.task_id, e.prompt, e.status) for e in entries if e.task_id]
+    here = client.base_url + "/"
+    return [
+        (e.task_id, e.prompt, e.status)
+        for e in entries
+        if e.task_id and (not client.is_sandbox or (e.video_url or here).startswith(here))
+    ]
 
 
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:

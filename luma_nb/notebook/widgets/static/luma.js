@@ -311,7 +311,9 @@ function renderForm(model, el) {
   on("secret_epoch", () => { secret.value = ""; });
 
   const doSubmit = () => {
-    if (submit.disabled) return;
+    // Python decides: it validates (a key pressed right after typing may come before the
+    // kernel's verdict on the last keystroke, so Ctrl+Enter is not held back by a stale one).
+    if (model.get("busy")) return;
     submit.disabled = true; // one click, one message (Python ignores repeats too)
     send({ type: "submit" });
   };
