@@ -27,6 +27,7 @@ __all__ = (
     "demo_parent_ratios",
     "history",
     "resume",
+    "sandbox_client",
 )
 
 #: Sandbox speed-up in demo mode: a job takes 60-300 simulated seconds, so 6-30 s in real time
@@ -68,11 +69,21 @@ def default_client() -> LumaClient:
             _client = LumaClient()
             _identify(_client)
             return _client
-        from ..sandbox import shared_sandbox
-
-        sandbox = shared_sandbox(speed=_speed())
-        _client = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox")
+        _client = sandbox_client()
         return _client
+
+
+def sandbox_client() -> LumaClient:
+    """A client of the process-wide offline sandbox (started on first use), whatever key or
+    class is configured: what "use the offline sandbox instead" switches a form to.
+
+    The sandbox runs at ``LUMA_NB_SANDBOX_SPEED`` (default 10: jobs take 6-30 s); no credits
+    are spent.
+    """
+    from ..sandbox import shared_sandbox
+
+    sandbox = shared_sandbox(speed=_speed())
+    return LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox")
 
 
 def _identify(client: LumaClient) -> None:

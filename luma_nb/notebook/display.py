@@ -21,6 +21,7 @@ from ..contract.html import (
     task_text,
     video_html,
 )
+from ..contract.plain_words import SANDBOX_LINE
 from ..contract.text import esc, safe_url
 
 __all__ = (
@@ -41,8 +42,8 @@ __all__ = (
     "video_html",
 )
 
-#: What the form and the progress view say when the client talks to the offline sandbox.
-DEMO_NOTE = "Demo mode: offline sandbox, no credits used"
+#: What a view says (once) when its client talks to the offline sandbox.
+DEMO_NOTE = SANDBOX_LINE
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -58,7 +59,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 #: Where the live widgets work; said by the static renderings that stand in for them.
-LIVE_FRONT_ENDS = "JupyterLab, Notebook 7, Voila, VS Code or Colab with the kernel running"
+LIVE_FRONT_ENDS = "JupyterLab, Notebook 7, Voila, marimo, VS Code or Colab with the kernel running"
 
 
 def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:

@@ -1,4 +1,12 @@
-"""ipywidgets UI: the extend form, live progress views, galleries and storyboards.
+"""The notebook UI: the extend form, live progress cards, galleries and storyboards.
+
+The form (:mod:`.form`) and the progress card (:mod:`.progress`) are anywidget widgets
+(ipywidgets ``DOMWidget`` s rendered by one ES module, ``static/luma.js``, with
+``static/luma.css``, both shipped in the package: no build step, nothing fetched at run time).
+Their state lives in synced traits; the view sends edits and messages, and Python validates
+and submits. Their elements carry ``data-luma="..."`` attributes (``status-line``, ``picker``,
+``picker-item``, ``parent``, ``prompt``, ``ratio``, ``submit``, ``submit-reason``, ``message``,
+``use-sandbox``, ``card``, ``progress``, ``card-status``, ``video``, ``extend-this``, ``save``).
 
 Widgets drive jobs and never build HTTP requests themselves: submits go through
 ``client.extend`` and progress comes from the one background watcher
