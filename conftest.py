@@ -161,6 +161,10 @@ SLOW_TESTS = {
         "test_sandbox_webhooks_finish_the_job_without_a_single_fetch",
     ),
     "tests/test_sandbox_faults.py": ("test_slow_then_answers",),  # a 3 s answer
+    "tests/test_posters.py": (  # real videos rendered and decoded
+        "test_each_extend_of_one_parent_gets_its_own_poster_at_the_parents_length",
+        "test_an_imagine_poster_is_its_first_frame_and_is_cached",
+    ),
 }
 
 

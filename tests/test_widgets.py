@@ -316,68 +316,6 @@ def test_widget_bundles_offer_the_view_plus_stable_text_and_html(sandbox, client
     assert "<video" in view._repr_mimebundle_()["text/html"]
 
 
-# -- gallery and storyboard ------------------------------------------------------------------
-
-
-def test_gallery_shows_a_batch_side_by_side(sandbox, client):
-    jobs = client.extend_many(sandbox.demo_parents[0].task_id, ["a", "b", "c"])
-    gallery = luma_nb.Gallery(jobs, columns=2)
-    assert isinstance(gallery, Gallery) and len(gallery.children) == 3
-    assert repr(gallery) == "Gallery(3 jobs)"
-    tasks = gallery.wait(30)
-    assert all(t.is_finished for t in tasks)
-    eventually(lambda: all(v._bar.bar_style == "success" for v in gallery.views))
-
-
-def test_storyboard_chains_extends_and_ends_with_the_final_video(sandbox, client):
-    parent = sandbox.demo_parents[1].task_id
-    board = storyboard(client, parent, ["first", "second", "third"])
-    final = board.wait(60)
-    jobs = board.jobs
-    assert [j.parent_task_id for j in jobs] == [parent, jobs[0].task_id, jobs[1].task_id]
-    assert final.task_id == jobs[-1].task_id and final.is_finished
-    extends = posts(sandbox)
-    assert [r.body["parent_task_id"] for r in extends] == [parent] + [j.task_id for j in jobs[:2]]
-    # Each extend was sent only after its parent was seen finished.
-    for job, request in zip(jobs[:-1], extends[1:], strict=True):
-        done_at = max(
-            r.time
-            for r in sandbox.requests
-            if r.path.startswith("/fetch") and job.task_id in str(r.body)
-        )
-        assert request.time > done_at - 1e-6
-    assert "<video" in board._final.value and jobs[-1].task.video_url in board._final.value
-    assert all("✓" in card.value and "<video" in card.value for card in board._cards)
-
-
-def test_storyboard_validates_every_prompt_before_the_first_submit(sandbox, client):
-    with pytest.raises(ValidationError, match=r"prompts\[2\] is empty"):
-        storyboard(client, sandbox.demo_parents[0].task_id, ["ok", "fine", "  "])
-    with pytest.raises(ValidationError, match="aspect_ratio"):
-        storyboard(client, sandbox.demo_parents[0].task_id, ["ok"], aspect_ratio="5:4")
-    assert posts(sandbox) == []
-
-
-def test_storyboard_is_awaitable(sandbox, client):
-    import asyncio
-
-    board = storyboard(client, sandbox.demo_parents[0].task_id, ["one", "two"])
-
-    async def main():
-        return await board
-
-    assert asyncio.run(main()).task_id == board.jobs[-1].task_id
-
-
-def test_storyboard_failure_stops_the_chain(sandbox, client):
-    sandbox.faults.next_task(fail="the GPU melted")
-    board = storyboard(client, sandbox.demo_parents[0].task_id, ["one", "two"])
-    with pytest.raises(luma_nb.TaskFailedError, match="GPU melted"):
-        board.wait(30)
-    assert len(board.jobs) == 1 and len(posts(sandbox)) == 1
-    assert "GPU melted" in board._message.value
-
-
 def test_a_finished_job_renders_green_at_once(sandbox, client):
     job = client.extend(sandbox.demo_parents[0].task_id, "done already")
     job.wait()

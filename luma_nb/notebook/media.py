@@ -12,12 +12,14 @@ strips embedded data URLs from untrusted notebooks, so prefer a file for sharing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
 import re
 import secrets
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ import requests
 
 from ..contract.environment import environment
 from ..contract.errors import LumaError
+from ..contract.posters import poster_url
 from ..contract.text import is_loopback_url
 from .display import safe_url
 from .frontend import Route, browser_route, find_server, in_kernel, remote_browser
@@ -39,6 +42,9 @@ __all__ = (
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_EMBED_BYTES",
     "MediaError",
+    "Playable",
+    "playable",
+    "poster_data",
     "remote_browser",
     "save",
     "video",
@@ -479,3 +485,145 @@ def _relative(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(path.resolve())
+
+
+# -- what a browser view loads: the poster at once, the video on play -------------------------
+
+#: Largest poster fetched to embed as a ``data:`` URI (a sandbox poster is some 30 KB).
+MAX_POSTER_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Playable:
+    """What a view in the browser loads for one finished task."""
+
+    video: str | None
+    """The URL the browser plays, or None when it has no route (the kernel sends the bytes)."""
+    poster: str | None
+    """The poster's URL (or a ``data:`` URI), or None when there is none."""
+    note: str
+    """How the video reaches the browser, in words (for a ``title``, never the view's text)."""
+
+
+def playable(
+    task: Task,
+    *,
+    service: str | None,
+    session: requests.Session | None = None,
+    poster: str | None = None,
+) -> Playable:
+    """The browser's way to ``task``'s video and poster, as :func:`video` finds it.
+
+    A loopback (sandbox) URL goes through the route :func:`~.frontend.browser_route` finds;
+    where there is none, the video is None (a view asks the kernel for its bytes on play) and
+    the poster is fetched by the kernel and given as a ``data:`` URI. ``service`` is who made
+    the video (see :func:`luma_nb.contract.posters.poster_url`); ``poster`` a poster URL known
+    otherwise (a class relay names it), routed like the video.
+    """
+    url = safe_url(task.video_url)
+    poster = safe_url(poster) or poster_url(task, service=service)
+    if url is None:
+        return Playable(None, None, "")
+    if not is_loopback_url(url):
+        return Playable(url, poster, "")
+    route = browser_route(url)
+    if route.how == "embed":
+        return Playable(None, poster_data(poster, session) if poster else None, route.detail)
+    return Playable(route.url_for(url), route.url_for(poster) if poster else None, route.detail)
+
+
+def poster_data(url: str, session: requests.Session | None = None) -> str | None:
+    """The JPEG at ``url`` as a ``data:image/jpeg;base64,...`` URI, or None (not reachable,
+    not an image, over :data:`MAX_POSTER_BYTES`)."""
+    data = fetch_poster(url, session)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def fetch_poster(url: str, session: requests.Session | None = None) -> bytes | None:
+    """The bytes of the JPEG poster at ``url``, or None when it cannot be had."""
+    http = session or requests.Session()
+    try:
+        with http.get(url, stream=True, timeout=10) as response:
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if response.status_code != 200 or kind != "image/jpeg":
+                return None
+            data = response.raw.read(MAX_POSTER_BYTES + 1, decode_content=True)
+    except (requests.RequestException, OSError):
+        return None
+    finally:
+        if session is None:
+            http.close()
+    return data if 0 < len(data) <= MAX_POSTER_BYTES else None
+
+
+def video_bytes(task: Task, session: requests.Session | None = None) -> bytes:
+    """The MP4 of a finished task, read by the kernel (for a browser without a route to it).
+
+    :raises MediaError: as :func:`save` does, or when it is over :data:`DEFAULT_MAX_EMBED_BYTES`.
+    """
+    with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
+        try:
+            path = save(
+                task, folder, session=session, max_bytes=DEFAULT_MAX_EMBED_BYTES, journal=None
+            )
+        except _TooLarge:
+            raise MediaError(_too_big_to_embed(None, DEFAULT_MAX_EMBED_BYTES)) from None
+        return path.read_bytes()
+
+
+#: Bytes read from the start of an MP4 to find its length (a fast-start file's index).
+_HEAD_BYTES = 256 * 1024
+
+
+def video_seconds(url: str, session: requests.Session | None = None) -> float | None:
+    """The length in seconds of the MP4 at ``url``, read from its index (``moov``/``mvhd``) in
+    its first bytes (one Range request); None when the index is not there or not readable."""
+    http = session or requests.Session()
+    try:
+        with http.get(
+            url, headers={"Range": f"bytes=0-{_HEAD_BYTES - 1}"}, stream=True, timeout=10
+        ) as response:
+            if response.status_code not in (200, 206):
+                return None
+            head = response.raw.read(_HEAD_BYTES, decode_content=True)
+    except (requests.RequestException, OSError):
+        return None
+    finally:
+        if session is None:
+            http.close()
+    return mp4_seconds(head)
+
+
+def mp4_seconds(head: bytes) -> float | None:
+    """The length in seconds an MP4's ``mvhd`` box states, found in ``head`` (the file's first
+    bytes), or None."""
+    moov = _box(head, b"moov")
+    mvhd = _box(moov, b"mvhd") if moov is not None else None
+    if mvhd is None or len(mvhd) < 20:
+        return None
+    if mvhd[0] == 1:
+        if len(mvhd) < 32:
+            return None
+        scale, length = int.from_bytes(mvhd[20:24], "big"), int.from_bytes(mvhd[24:32], "big")
+    else:
+        scale, length = int.from_bytes(mvhd[12:16], "big"), int.from_bytes(mvhd[16:20], "big")
+    return length / scale if scale else None
+
+
+def _box(data: bytes, kind: bytes) -> bytes | None:
+    """The body of the first top-level box ``kind`` in ``data`` (whole), or None."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size, name = int.from_bytes(data[offset : offset + 4], "big"), data[offset + 4 : offset + 8]
+        header = 8
+        if size == 1 and offset + 16 <= len(data):
+            size, header = int.from_bytes(data[offset + 8 : offset + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - offset
+        if size < header:
+            return None
+        if name == kind:
+            end = offset + size
+            return data[offset + header : end] if end <= len(data) else None
+        offset += size
+    return None
