@@ -60,7 +60,7 @@ def status_line(
     if refused:
         who = {
             "sandbox": "Offline sandbox: the key was refused",
-            "relay": f"Class {class_name}: your class token was refused"
+            "relay": f"Class relay ({class_name}): your class token was refused"
             if class_name
             else "Class relay: your class token was refused",
             "api": "Live API: the API key was refused",
@@ -69,7 +69,7 @@ def status_line(
     if service == "sandbox":
         return SANDBOX_LINE
     if service == "relay":
-        return (f"Class {class_name}" if class_name else "Class relay") + left
+        return (f"Class: {class_name}" if class_name else "Class relay") + left
     if service == "api":
         return f"Live API: each extend costs {EXTEND_COST} credits" + left
     return "Your own service: each extend may cost credits" + left

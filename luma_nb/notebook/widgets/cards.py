@@ -39,6 +39,8 @@ class Card:
         self.saving = False
         self._timing = ""
         self._done: list[Callable[[Card], Any]] = []
+        self._ended = False
+        self._done_lock = threading.Lock()
         _recent.remember(job)
         watcher = deck.watcher or get_watcher()
         if job.done:
@@ -54,8 +56,13 @@ class Card:
         return self.watch.state
 
     def on_done(self, callback: Callable[[Card], Any]) -> None:
-        """Call ``callback(card)`` (from the watcher thread) when watching ends."""
-        self._done.append(callback)
+        """Call ``callback(card)`` when watching ends (from the watcher thread), or at once
+        when it has already ended."""
+        with self._done_lock:
+            if not self._ended:
+                self._done.append(callback)
+                return
+        callback(self)
 
     def state(self) -> dict[str, Any]:
         """The card as JSON for the view (escaped by the view: it sets text, never HTML)."""
@@ -102,7 +109,10 @@ class Card:
         if publish:
             self.deck.publish()
         if watch.state != "watching":
-            for callback in list(self._done):
+            with self._done_lock:
+                self._ended, callbacks = True, list(self._done)
+                self._done.clear()
+            for callback in callbacks:
                 try:
                     callback(self)
                 except Exception as error:

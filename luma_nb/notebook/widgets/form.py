@@ -119,6 +119,8 @@ class ExtendForm(anywidget.AnyWidget):
         self._touched: set[str] = set()
         self._secret = ""
         self._refused = False
+        #: What the service said of a field's value (an unknown parent): field -> (value, text).
+        self._said: dict[str, tuple[Any, str]] = {}
         self._class_videos: list[Parent] = []
         self._lock = threading.Lock()
         self._last_submit = float("-inf")
@@ -289,6 +291,13 @@ class ExtendForm(anywidget.AnyWidget):
     def _validate(self, *, show_all: bool = False) -> dict[str, Any] | None:
         """Recheck everything; show messages of touched fields; say why Submit is disabled."""
         values, errors = self._check()
+        for field, (value, said) in list(self._said.items()):
+            # What the service said of a field holds until the field changes.
+            if getattr(self, field) != value:
+                del self._said[field]
+            elif field not in errors:
+                errors[field], values = said, None
+                self._touched.add(field)
         if show_all:
             self._touched.update(errors)
         self.field_errors = {f: m for f, m in errors.items() if f in self._touched}
@@ -387,8 +396,8 @@ class ExtendForm(anywidget.AnyWidget):
             text = plain.text + (" Enter the webhook secret again." if had_secret else "")
             self.message, self.message_kind = text, plain.kind
             self.offer_sandbox = plain.offer_sandbox
-            if plain.field:
-                self.field_errors = {**self.field_errors, plain.field: plain.text}
+            if plain.field in FIELDS:
+                self._said[plain.field] = (getattr(self, plain.field), plain.text)
             if plain.refused:
                 self._refused = True
                 self._show_client()

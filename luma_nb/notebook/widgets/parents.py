@@ -51,14 +51,11 @@ def poster_src(client: LumaClient, task_id: str) -> str | None:
     prompt on a plain card and never loads video bytes). A sandbox on the kernel's loopback is
     reached the way its videos are (:func:`~luma_nb.notebook.frontend.browser_route`).
     """
-    if not client.is_sandbox:
-        return None
-    try:
-        from ...contract.posters import poster_url  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        url = f"{client.base_url}/media/{task_id}.jpg"
-    else:
-        url = poster_url(client.base_url, task_id)
+    from ...contract.posters import poster_url
+
+    # The sandbox serves a task's video at /media/<task_id>.mp4 and its poster beside it.
+    video_url = f"{client.base_url}/media/{task_id}.mp4"
+    url = poster_url(video_url=video_url, service=client.service)
     if not url:
         return None
     from ..frontend import browser_route

@@ -73,7 +73,6 @@ class ProgressView(anywidget.AnyWidget):
         # Where it runs, for the card's title attribute only (one status line per view: the
         # form's; a card repeats none).
         self.where = text.DEMO_NOTE if job.client.is_sandbox else ""
-        self._done_callbacks: list[Callable[[ProgressView], Any]] = []
         self._extend_callbacks: list[Callable[[Job], Any]] = []
         self.deck = Deck(
             self._publish,
@@ -84,7 +83,6 @@ class ProgressView(anywidget.AnyWidget):
             newest_first=False,
         )
         self._first: Card = self.deck.add(job)
-        self._first.on_done(self._tell_done)
         self.on_msg(self._on_message)
 
     # -- public -----------------------------------------------------------------------------
@@ -111,9 +109,7 @@ class ProgressView(anywidget.AnyWidget):
 
     def on_done(self, callback: Callable[[ProgressView], Any]) -> None:
         """Call ``callback(view)`` (from the watcher thread) when watching the job ends."""
-        self._done_callbacks.append(callback)
-        if self._first.watch.done:
-            callback(self)
+        self._first.on_done(lambda card: callback(self))
 
     def on_extend(self, callback: Callable[[Job], Any]) -> None:
         """Call ``callback(job)`` after each extend made with "Extend this" in this view."""
@@ -166,10 +162,6 @@ class ProgressView(anywidget.AnyWidget):
 
     def _publish(self, cards: list[dict[str, Any]]) -> None:
         self.cards = cards
-
-    def _tell_done(self, card: Card) -> None:
-        for callback in list(self._done_callbacks):
-            callback(self)
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
