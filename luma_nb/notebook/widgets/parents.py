@@ -60,7 +60,12 @@ def poster_src(client: LumaClient, task_id: str) -> str | None:
         return None
     from ..frontend import browser_route
 
-    route = browser_route(url)
+    # Looked up by the video, never the picture: the route is found once per sandbox by
+    # probing for a playable MP4 (a poster would fail that probe and leave every video of the
+    # sandbox embedded).
+    route = browser_route(video_url)
+    if route.how == "embed":
+        return None
     return route.url_for(url) if route.how != "direct" else url
 
 
