@@ -80,7 +80,6 @@ class ClassGallery(CardView):
             self.status = self.notice or NO_CLASS
             self.empty = ""
             return
-        self.heading = f"Class gallery: {self._class_name()}"
         self.can_stop = True
         self.follow = GalleryFollow(client, listener=self._on_follow_change, transport=transport)
         self._render_status()
@@ -146,6 +145,7 @@ class ClassGallery(CardView):
         follow = self.follow
         if follow is None:
             return
+        self.heading = f"Class gallery: {self._class_name()}"  # the name comes with answers
         count = len(follow.videos)
         videos = f"{count} video{'s' if count != 1 else ''}"
         state = _STATES.get(follow.state, follow.state)

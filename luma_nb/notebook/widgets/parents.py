@@ -45,13 +45,20 @@ def title_of(prompt: str | None, task_id: str) -> str:
     return cut + "…"
 
 
-def browser_url(url: str | None) -> str | None:
-    """``url`` as the browser reaches it (a loopback URL through Jupyter's proxy if needed)."""
+def browser_url(url: str | None, video_url: str) -> str | None:
+    """``url`` (a poster beside the video ``video_url``) as the browser reaches it, or None.
+
+    The route is looked up by the video, never the picture: it is found once per sandbox by
+    probing for a playable MP4 (a poster would fail that probe and leave every video of the
+    sandbox embedded). Where videos are embedded (no route), there is no poster to load.
+    """
     if not url:
         return None
     from ..frontend import browser_route
 
-    route = browser_route(url)
+    route = browser_route(video_url)
+    if route.how == "embed":
+        return None
     return route.url_for(url) if route.how != "direct" else url
 
 
@@ -66,7 +73,7 @@ def poster_src(client: LumaClient, task_id: str) -> str | None:
 
     # The sandbox serves a task's video at /media/<task_id>.mp4 and its poster beside it.
     video_url = f"{client.base_url}/media/{task_id}.mp4"
-    return browser_url(poster_url(video_url=video_url, service=client.service))
+    return browser_url(poster_url(video_url=video_url, service=client.service), video_url)
 
 
 def parent_choices(client: LumaClient, in_class: list[Parent] | None = None) -> list[Parent]:
