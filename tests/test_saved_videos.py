@@ -258,3 +258,32 @@ def test_without_a_served_folder_nothing_is_kept_and_the_player_still_has_a_pict
     html = media.video(job, download_to="videos")._repr_html_()
     assert 'src="videos/abc.mp4"' in html and POSTER.search(html) and RUN_TO_PLAY in html
     assert not (tmp_path / KEEP_FOLDER).exists()
+
+
+# -- a task or a job as a cell's result ----------------------------------------------------------
+
+
+def test_a_finished_task_or_job_as_a_cell_result_shows_its_poster(sandbox, client, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from luma_nb.notebook.showing import register_formatters, text_bundle
+
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
+    job = client.extend(sandbox.demo_parents[0].task_id, "a kite over the dunes")
+    task = job.wait(timeout=WAIT)
+    shell = InteractiveShell.instance()
+    try:
+        register_formatters(shell)
+        data, _ = shell.display_formatter.format(task)
+    finally:
+        InteractiveShell.clear_instance()
+    html = data["text/html"]
+    assert html.startswith('<div class="luma-nb-task">') and task.task_id in html
+    assert f'<video src="{task.video_url}" controls preload="none" poster="data:image/jpeg' in html
+    assert RUN_TO_PLAY in html
+    bundle = text_bundle(job)
+    assert POSTER.search(bundle["text/html"]) and RUN_TO_PLAY in bundle["text/html"]
+    assert "a kite over the dunes" in bundle["text/html"]
+    # Not finished: no player, nothing fetched.
+    pending = client.extend(sandbox.demo_parents[0].task_id, "not yet")
+    assert "<video" not in text_bundle(pending)["text/html"]

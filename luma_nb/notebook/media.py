@@ -521,6 +521,29 @@ def video(
     return _routed_video(task.task_id, route, poster=poster, url=shown or url, width=width)
 
 
+def poster_player(
+    task: Task,
+    *,
+    service: str | None = None,
+    session: requests.Session | None = None,
+    width: int | None = 480,
+) -> str | None:
+    """The player of a finished task as a cell's HTML shows it (a ``Task`` or a ``Job`` as a
+    result): by URL (routed for a remote browser where a route exists), with the task's poster
+    embedded (see :func:`player_html`), nothing kept or embedded. None when it has no video."""
+    url = safe_url(task.video_url)
+    if not task.is_finished or url is None:
+        return None
+    service = service or _service_of(task, url)
+    route = browser_route(url) if is_loopback_url(url) else _NO_NOTE
+    shown = route.url_for(url) if route.how not in ("direct", "embed") else url
+    tag = f'<video src="{esc(shown or url)}" controls width="{int(width or 480)}">' + (
+        "Your browser does not support the <code>video</code> element.</video>"
+    )
+    poster = _poster(task, service, session, None, width)
+    return player_html(tag, task_id=task.task_id, route=route, poster=poster, width=width)
+
+
 def _service_of(source: object, url: str) -> str | None:
     """Who made the video: a job's client knows; a loopback URL alone is the sandbox's."""
     client = getattr(source, "client", None)
