@@ -118,6 +118,8 @@ SLOW_FILES = {
     "tests/test_teacher*.py": "a relay before a sandbox, jobs to the end",
     "tests/test_widgets.py": "widgets followed until the video plays",
     "tests/test_class_gallery_widget.py": "widgets followed until the video plays",
+    "tests/test_galleries.py": "galleries followed until the videos play",
+    "tests/test_saved_videos.py": "real videos made, kept and decoded",
     "tests/test_display.py": "shows jobs followed until the video plays",
     "tests/test_notebook_support.py": "shows jobs followed until the video plays",
     "tests/test_client_sandbox.py": "the whole story against the sandbox, real videos",

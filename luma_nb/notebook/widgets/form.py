@@ -210,9 +210,12 @@ class ExtendForm(anywidget.AnyWidget):
         from ..display import esc
 
         bundle["text/plain"] = form_text(self.parent_task_id, self.prompt)
-        bundle["text/html"] = form_html(
-            f"<b>{esc(self._line())}</b>", self.parent_task_id, self.prompt
+        # The status line without the credits: they arrive whenever the service answers, and
+        # a saved output must not depend on that moment.
+        line = status_line(
+            self.client.service, class_name=self.client.class_name, refused=self._refused
         )
+        bundle["text/html"] = form_html(f"<b>{esc(line)}</b>", self.parent_task_id, self.prompt)
         return (bundle, metadata) if metadata is not None else bundle
 
     # -- what the view shows ----------------------------------------------------------------
@@ -487,7 +490,7 @@ def _class_videos(client: LumaClient) -> list[Parent]:
             "task_id": task_id,
             "prompt": prompt,
             "ratio": ratio,
-            "poster": browser_url(sandbox_poster_url(video_url)) or "",
+            "poster": browser_url(sandbox_poster_url(video_url), video_url or "") or "",
             "kind": "start",
         }
         for task_id, prompt, ratio, video_url in class_start_videos(client)
@@ -500,7 +503,7 @@ def _class_videos(client: LumaClient) -> list[Parent]:
         {
             "task_id": v.task_id,
             "prompt": v.prompt,
-            "poster": browser_url(v.poster_url) or "",
+            "poster": browser_url(v.poster_url, v.video_url) or "",
             "kind": "class",
         }
         for v in reversed(update.videos)
