@@ -198,6 +198,7 @@ def test_a_double_click_submits_once_with_the_parents_ratio(sandbox, client):
         "aspect_ratio": "16:9",  # the parent's: an extend keeps it
     }
     assert [card["task_id"] for card in form.cards] == [form.jobs[0].task_id]
+    assert form.cards[0]["continues"] == f"continues {wide.prompt}"  # its title, not its id
     assert form.message_kind == "ok"
 
 

@@ -91,7 +91,7 @@ function updateCard(parts, card) {
   parts.root.dataset.state = card.state;
   parts.title.textContent = card.title;
   parts.title.title = card.prompt || "";
-  parts.sub.textContent = card.parent_task_id ? "continues the chosen video" : "";
+  parts.sub.textContent = card.continues || "";
   parts.sub.title = `task ${card.task_id}` + (card.parent_task_id ? ` · extends ${card.parent_task_id}` : "");
   const pct = Math.max(0, Math.min(100, card.pct || 0));
   parts.bar.setAttribute("aria-valuenow", String(pct));
