@@ -27,6 +27,7 @@ from ...contract import validation as check
 from ...contract.bodies import common_fields
 from ...contract.errors import ValidationError
 from ...contract.plain_words import explain, status_line
+from ...contract.text import safe_url
 from ..display import form_html, form_text
 from . import _recent
 from .cards import Deck
@@ -96,6 +97,8 @@ class ExtendForm(anywidget.AnyWidget):
     aspect_ratio = traitlets.Unicode("").tag(sync=True)
     ratio_text = traitlets.Unicode("").tag(sync=True)
     field_errors = traitlets.Dict().tag(sync=True)
+    #: The first and last frame images to preview (valid http(s) URLs only), by field.
+    previews = traitlets.Dict().tag(sync=True)
     max_prompt = traitlets.Int(check.MAX_PROMPT_LENGTH).tag(sync=True)
     ready = traitlets.Bool(False).tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
@@ -215,7 +218,10 @@ class ExtendForm(anywidget.AnyWidget):
         line = status_line(
             self.client.service, class_name=self.client.class_name, refused=self._refused
         )
-        bundle["text/html"] = form_html(f"<b>{esc(line)}</b>", self.parent_task_id, self.prompt)
+        known = _recent.prompt_of(self.client, self.parent_task_id.strip())
+        bundle["text/html"] = form_html(
+            f"<b>{esc(line)}</b>", self.parent_task_id, self.prompt, parent_title=known
+        )
         return (bundle, metadata) if metadata is not None else bundle
 
     # -- what the view shows ----------------------------------------------------------------
@@ -311,6 +317,11 @@ class ExtendForm(anywidget.AnyWidget):
         if show_all:
             self._touched.update(errors)
         self.field_errors = {f: m for f, m in errors.items() if f in self._touched}
+        self.previews = {
+            name: url
+            for name in ("image_url", "end_image_url")
+            if name not in errors and (url := safe_url(getattr(self, name).strip()))
+        }
         self.ready = values is not None and not self._refused and not self.busy
         self.disabled_reason = self._reason(errors)
         return values
