@@ -129,7 +129,7 @@ class ExtendForm(anywidget.AnyWidget):
         self._refused = False
         #: What the service said of a field's value (an unknown parent): field -> (value, text).
         self._said: dict[str, tuple[Any, str]] = {}
-        self._class_videos: list[Parent] = []
+        self._in_class: list[Parent] = []
         self._lock = threading.Lock()
         self._last_submit = float("-inf")
         self.deck = Deck(self._publish_cards)
@@ -189,7 +189,7 @@ class ExtendForm(anywidget.AnyWidget):
         self._refused = False
         self.message, self.message_kind, self.offer_sandbox = "", "info", False
         self.credits = None
-        self._class_videos = []
+        self._in_class = []
         self._show_client()
         demo = [task_id for task_id, _ in demo_parent_ids(self.client)]
         if demo and self.parent_task_id not in demo:
@@ -239,7 +239,7 @@ class ExtendForm(anywidget.AnyWidget):
         self.status_line = self._line()
         self.status_title = f"{self.client.service} service at {self.client.base_url}"
         self.in_class = self.client.service == "relay"
-        self.parents = parent_choices(self.client, self._class_videos)
+        self.parents = parent_choices(self.client, self._in_class)
 
     def _parent_changed(self) -> None:
         task_id = self.parent_task_id.strip()
@@ -444,7 +444,7 @@ class ExtendForm(anywidget.AnyWidget):
         return job
 
     def _refresh_parents(self) -> None:
-        self.parents = parent_choices(self.client, self._class_videos)
+        self.parents = parent_choices(self.client, self._in_class)
 
     def _keep_out_of_gallery(self, job: Job) -> None:
         """The student unticked "Share in the class gallery": tell the relay for this task."""
@@ -486,7 +486,7 @@ class ExtendForm(anywidget.AnyWidget):
             return  # the form switched clients meanwhile
         self.credits = account.credits if client.service != "sandbox" else None
         if client.service == "relay":
-            self._class_videos = _class_videos(client)
+            self._in_class = _class_videos(client)
         self._show_client()
         self._parent_changed()
 
