@@ -166,6 +166,7 @@ SLOW_TESTS = {
     "tests/test_posters.py": (  # real videos rendered and decoded
         "test_each_extend_of_one_parent_gets_its_own_poster_at_the_parents_length",
         "test_an_imagine_poster_is_its_first_frame_and_is_cached",
+        "test_a_demo_parent_has_a_poster",  # renders the demo parent when no cache has it
     ),
 }
 
