@@ -39,6 +39,7 @@ MEASURES = (
     "importtime",
     "relay",
     "relay_postgres",
+    "widgets",
 )
 
 SIZES = ("full", "quick", "tiny")

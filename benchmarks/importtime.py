@@ -15,7 +15,15 @@ RUNS = {"full": 31, "quick": 9, "tiny": 2}
 #: ``import luma_nb`` may take at most this many times ``import requests`` (whole process).
 GOAL_RATIO = 1.5
 #: Modules that only the notebook-facing parts need; ``import luma_nb`` must not load them.
-HEAVY = ("ipywidgets", "IPython", "av", "PIL", "luma_nb.notebook.widgets", "luma_nb.sandbox")
+HEAVY = (
+    "anywidget",
+    "ipywidgets",
+    "IPython",
+    "av",
+    "PIL",
+    "luma_nb.notebook.widgets",
+    "luma_nb.sandbox",
+)
 
 
 def _time(code: str) -> tuple[float, float]:

@@ -40,6 +40,14 @@ _EPILOG = (
     "130 interrupted."
 )
 
+#: What bare ``luma-nb`` adds under the list of commands.
+_START_HERE = (
+    "\nstart here: `luma-nb demo` runs the whole story offline (no key, no credits); "
+    "`luma-nb COMMAND -h` explains one command.\n"
+    'notebooks: pip install "luma_nb[notebook,sandbox]" (in a checkout: '
+    'pip install -e ".[notebook,sandbox]"), then `jupyter lab notebooks/`.'
+)
+
 
 def exit_code(error: BaseException) -> int:
     """The exit code for an error (see the module docstring)."""
@@ -187,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", help="API base URL (default: APIFRAME_BASE_URL or APIFRAME)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required: bare ``luma-nb`` lists the commands (a newcomer's first try).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("extend", help="extend a task's video with a new prompt (costs credits)")
     p.add_argument("parent", help="the id of the task to extend")
@@ -242,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``luma-nb``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        print(_START_HERE)
+        return EXIT_OK
     standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
     try:
         if standalone is not None:

@@ -31,9 +31,12 @@ def _check_structure(section: Section) -> None:
     assert "| goal | measured | verdict |" in text
 
 
+#: Measures that need more than Python: a Jupyter kernel; JupyterLab and Chromium.
+MARKS = {"kernel": pytest.mark.kernel, "widgets": pytest.mark.e2e}
+
+
 @pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.kernel) if n == "kernel" else n for n in MEASURES],
+    "name", [pytest.param(n, marks=MARKS[n]) if n in MARKS else n for n in MEASURES]
 )
 def test_each_measure_runs_tiny_and_reports_tables(name: str) -> None:
     section = run_measure(name, "tiny")

@@ -3,19 +3,30 @@ in front of the sandbox (assertions on kernel-side widget values, as in test_wid
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-import ipywidgets as widgets
+import anywidget
 import pytest
+import requests
 
 import luma_nb
 from luma_nb import LumaClient
-from luma_nb.notebook.widgets import ClassGallery, extend_form
+from luma_nb.notebook.widgets import ClassGallery, _recent, extend_form
 from luma_nb.notebook.widgets.class_gallery import NO_CLASS
+from luma_nb.notebook.widgets.form import SUBMIT_COOLDOWN
 from luma_nb.sandbox import Sandbox
 from tests.relay_support import Classroom
+from tests.support import eventually
 
 WAIT = 30.0
+
+
+def _of(form, job):
+    """The picker item of ``job`` in ``form`` (its items), or no items."""
+    return next((p for p in form.parents if p["task_id"] == job.task_id), {}).items()
+
+
 EVIL = '"><script>alert(1)</script>'
 
 
@@ -26,38 +37,45 @@ def room(sandbox: Sandbox, tmp_path) -> Iterator[Classroom]:
     classroom.close()
 
 
-def test_the_widget_shows_videos_as_they_arrive_and_leave_and_stops(room):
+def test_the_widget_shows_videos_as_they_arrive_and_leave_and_stops(room, monkeypatch):
+    monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "0")
     gallery = ClassGallery(room.client(0), columns=2)
     try:
-        assert isinstance(gallery, widgets.VBox) and gallery.available
+        assert isinstance(gallery, anywidget.AnyWidget) and gallery.available
         assert gallery.follow is not None
         assert gallery.follow.wait_until(lambda f: f.state == "live", WAIT)
-        assert gallery.value == [] and gallery._grid.children == ()
+        assert gallery.value == [] and gallery.cards == []
+        assert gallery.heading == "Class gallery: Year 9 Art" and gallery.can_stop
 
         author = room.client(1)
         job = author.extend(room.sandbox.demo_parents[0].task_id, EVIL)
         job.wait(timeout=WAIT)
         assert gallery.follow.wait_until(lambda f: job.task_id in f.videos, WAIT)
-        [card] = gallery._grid.children
-        caption, player = card.children
-        assert "<script>" not in caption.value and "&lt;script&gt;" in caption.value
-        assert room.tokens[1].name in caption.value
-        [shown] = player.outputs
-        assert f"/media/{job.task_id}.mp4" in shown["data"]["text/html"]
-        assert "1 video ·" in gallery._header.value and "live" in gallery._header.value
+        [card] = gallery.cards
+        # Text goes to the front-end as data (it sets textContent, never HTML).
+        assert card["prompt"] == EVIL and card["label"] == room.tokens[1].name
+        assert card["video"] == job.task.video_url and card["state"] == "finished"
+        # The relay names the sandbox's poster of the video: the card shows it, no player.
+        assert card["poster"] == f"{room.sandbox.base_url}/media/{job.task_id}.jpg"
+        assert requests.get(card["poster"], timeout=10).headers["Content-Type"] == "image/jpeg"
+        assert gallery.value[0].poster_url == card["poster"]
+        assert gallery.status == "1 video · live"
+        assert "127.0.0.1" not in gallery.status
         assert repr(gallery) == "ClassGallery('Year 9 Art')"
         bundle = gallery._repr_mimebundle_()
-        assert bundle["text/plain"] == "ClassGallery('Year 9 Art')"
-        assert "&lt;script&gt;" in bundle["text/html"] and "<script>" not in bundle["text/html"]
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        assert data["text/plain"] == "ClassGallery('Year 9 Art')"
+        assert "&lt;script&gt;" in data["text/html"] and "<script>" not in data["text/html"]
+        assert "<video" not in data["text/html"]
 
         assert room.relay.store.set_hidden(job.task_id, True)  # the teacher hides it
         assert gallery.follow.wait_until(lambda f: not f.videos, WAIT)
-        assert gallery._grid.children == ()
-        assert "0 videos" in gallery._header.value
+        eventually(lambda: gallery.cards == [])
+        assert gallery.status == "0 videos · live"
 
-        gallery._stop.click()  # the Stop button
+        gallery.on_stop()  # what the Stop button's message does
         assert not gallery.follow.running and gallery.follow.state == "stopped"
-        assert gallery._stop.disabled and "stopped" in gallery._header.value
+        assert gallery.stopped and gallery.status.endswith("stopped")
     finally:
         gallery.stop()
     gallery.stop()  # again: nothing happens
@@ -70,7 +88,8 @@ def test_the_widget_can_long_poll_too(room):
         job.wait(timeout=WAIT)
         assert gallery.follow is not None
         assert gallery.follow.wait_until(lambda f: job.task_id in f.videos, WAIT)
-        assert len(gallery._grid.children) == 1
+        eventually(lambda: len(gallery.cards) == 1)
+        assert gallery.cards[0]["poster"].endswith(f"/media/{job.task_id}.jpg")
     finally:
         gallery.stop()
     assert gallery.follow.state == "stopped"
@@ -81,7 +100,9 @@ def test_without_a_class_it_says_so_and_how_to_join(monkeypatch, sandbox):
     gallery = luma_nb.class_gallery()
     assert isinstance(gallery, ClassGallery) and not gallery.available
     assert repr(gallery) == NO_CLASS and "LUMA_NB_CLASS_URL" in NO_CLASS
-    assert gallery._repr_mimebundle_()["text/plain"] == NO_CLASS
+    bundle = gallery._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert data["text/plain"] == NO_CLASS and gallery.status == NO_CLASS
     assert gallery.value == [] and gallery.follow is None
     gallery.stop()
 
@@ -116,26 +137,37 @@ def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
     client = room.client(0)
     client.account()  # the relay says who it is
     form = extend_form(client, parent_task_id=sandbox.demo_parents[0].task_id)
-    assert form._share.value is True and form._share.layout.display is None
-    assert form._share.description == "Share in the class gallery"
+    assert form.share is True and form.in_class
+    assert form.status_line.startswith("Class: ")
+    # The class's start videos (the sandbox's demo videos behind the relay), picked by title.
+    eventually(lambda: form.parents and form.parents[0]["kind"] == "start")
+    starts = {p["task_id"]: p for p in form.parents if p["kind"] == "start"}
+    assert sandbox.demo_parents[0].task_id in starts
+    assert set(starts) <= {d.task_id for d in sandbox.demo_parents}
+    assert all(p["poster"].endswith(".jpg") and p["ratio"] for p in starts.values())
+    assert form.ratio_text == f"{sandbox.demo_parents[0].aspect_ratio} (the parent's)"
 
-    form._prompt.value = "kept to myself"
-    form._share.value = False
+    form.prompt = "kept to myself"
+    form.share = False
     job = form.submit()
     assert job is not None
-    form._prompt.value = "for everyone"
-    form._share.value = True
-    form._last_submit = float("-inf")  # past the double-click guard
+    form.prompt = "for everyone"
+    form.share = True
+    time.sleep(SUBMIT_COOLDOWN)  # past the double-click guard
     other = form.submit()
     assert other is not None
     job.wait(timeout=WAIT)
     other.wait(timeout=WAIT)
     items = {i.task_id: i for i in room.relay.store.gallery()[1]}
+    _recent.forget_all()  # a classmate's view: the video is known from the class gallery
+    again = extend_form(client)
+    eventually(lambda: {"task_id": other.task_id, "kind": "class"}.items() <= _of(again, other))
+    assert job.task_id not in {p["task_id"] for p in again.parents}  # kept to myself
     assert not items[job.task_id].shared and not items[job.task_id].visible
     assert items[other.task_id].visible
 
     demo = LumaClient(sandbox.api_key, base_url=sandbox.base_url, service="sandbox", journal=None)
-    assert extend_form(demo)._share.layout.display == "none"
+    assert not extend_form(demo).in_class
     demo.close()
 
 

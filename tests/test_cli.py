@@ -112,3 +112,19 @@ def test_console_script_keeps_the_key_out_of_output(box):
             timeout=60,
         )
         assert done.returncode == cli.EXIT_REFUSED and "HTTP 401" in done.stderr
+
+
+def test_bare_command_lists_the_commands_and_exits_0(capsys):
+    code, out, err = run(capsys)
+    assert code == cli.EXIT_OK and not err
+    for command in ("extend", "imagine", "fetch", "wait", "account", "sandbox", "demo", "class"):
+        assert f"\n    {command} " in out, command
+    assert "luma-nb demo" in out and "jupyter lab notebooks/" in out
+
+
+def test_bare_console_script_exits_0():
+    done = subprocess.run(
+        [sys.executable, "-m", "luma_nb.cli"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "COMMAND" in done.stdout and "demo" in done.stdout and not done.stderr

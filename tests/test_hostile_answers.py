@@ -86,15 +86,15 @@ def test_a_key_or_secret_echoed_in_an_error_is_never_kept(tmp_path: Path) -> Non
 def test_the_form_forgets_the_webhook_secret_after_a_failed_submit(sandbox) -> None:
     client = LumaClient("k", base_url=sandbox.base_url, journal=None)
     form = ExtendForm(client)
-    form._parent.value = sandbox.demo_parents[0].task_id
-    form._prompt.value = "the camera pulls back"
-    form._webhook_url.value = "https://hooks.example/luma"
-    form._webhook_secret.value = HOOK_SECRET
+    form.pick(sandbox.demo_parents[0].task_id)
+    form.prompt = "the camera pulls back"
+    form.webhook_url = "https://hooks.example/luma"
+    form.set_webhook_secret(HOOK_SECRET)
     sandbox.faults.add(path="/luma-extend", kind="500")
     assert form.submit() is None
-    assert "HTTP 500" in form._message.value
-    assert form._webhook_secret.value == ""
-    assert "webhook secret again" in form._message.value
+    assert "had a problem on its side" in form.message  # the status stays in the exception
+    assert not form.secret_set and HOOK_SECRET not in str(form.get_state())
+    assert "webhook secret again" in form.message
 
 
 # -- 8. a submit killed between the journal's intent and the answer ------------------------

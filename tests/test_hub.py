@@ -152,10 +152,10 @@ def notebook_cells(parent: str) -> list[str]:
 
 SUBMIT = """
 import time
-form._prompt.value = {prompt!r}
+form.prompt = {prompt!r}
 time.sleep(1.1)  # the form's double-click guard: one submit per second
 job = form.submit()
-assert job is not None, form._message.value
+assert job is not None, form.message
 job.wait(timeout=120)
 print("job", job.status)
 """
@@ -175,7 +175,7 @@ import json
 account = form.client.account()
 print(json.dumps({"service": form.client.service, "class": form.client.class_name,
                   "email": account.raw["email"], "credits": account.credits,
-                  "banner": "<b>Class: Year 9 Art" in form._mode.value}))
+                  "banner": form.status_line.startswith("Class: Year 9 Art")}))
 """
 
 OVER_BUDGET = """

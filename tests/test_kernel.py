@@ -54,15 +54,16 @@ view_job = client.extend(parent, "awaited at the top level")
 view = luma_nb.ProgressView(view_job)
 t2 = await view_job                  # top-level await (the client's own async wait)
 await view.watch                     # the view's watch ends on the watcher thread
-print("awaited job:", t2.status, "| bar:", view._bar.bar_style, view._bar.value)
-print("player has video:", "<video" in view._player.outputs[0]["data"]["text/html"])
+card = view.cards[0]
+print("awaited job:", t2.status, "| bar:", card["state"], card["pct"])
+print("player has video:", bool(card["video"] and card["video"]["src"]))
 """
 
 SYNC_WAIT = """\
 job3 = client.extend(parent, "a blocking wait")
 view3 = luma_nb.ProgressView(job3)
 bars = []
-view3.watch.add_listener(lambda w: bars.append(view3._bar.value))  # after the view's own
+view3.watch.add_listener(lambda w: bars.append(view3.cards[0]["pct"]))  # after the view's own
 print("blocking wait:", job3.wait(timeout=60).status)
 print("view moved during the blocking wait:", any(0 < v < 100 for v in bars))
 await asyncio.sleep(0.01)
@@ -125,7 +126,7 @@ def test_cells_run_while_jobs_are_watched_and_end_with_video(tmp_path, monkeypat
     assert "<video" in shown  # the finished job shown again: HTML fallback carries the video
 
     # A top-level await of the job, with a progress view watching it on the thread.
-    assert "awaited job: finished | bar: success 100" in after
+    assert "awaited job: finished | bar: finished 100" in after
     assert "player has video: True" in after
     assert "blocking wait: finished" in sync
     assert "view moved during the blocking wait: True" in sync

@@ -10,6 +10,9 @@ package in truth. No lower layer may leave a hole for a higher one to fill (a sl
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "luma_nb"
@@ -24,7 +27,7 @@ PROGRAMS = {"sandbox": {"contract"}, "relay": {"contract", "client"}}
 LAUNCHERS = {"luma_nb.client.defaults", "luma_nb._demo", "luma_nb.cli", "luma_nb.relay.launch"}
 #: Leaf modules any layer may use.
 LEAVES = {"luma_nb._version"}
-FRONT_END = ("ipywidgets", "IPython")
+FRONT_END = ("anywidget", "ipywidgets", "IPython")
 
 
 def _module_name(path: Path) -> str:
@@ -247,3 +250,49 @@ def test_no_slot_or_registry_filled_from_above() -> None:
                 wrong.append(f"{name}:{node.lineno} fills something ({ast.unparse(node)[:60]})")
     assert not wrong, "slots:\n" + "\n".join(wrong)
     assert not (PACKAGE / "contract" / "slots.py").exists()
+
+
+#: What only the widgets, the videos and the sandbox need: ``import luma_nb`` and the client's
+#: own work load none of it (``benchmarks/importtime.py`` times the import).
+HEAVY = (
+    "anywidget",
+    "ipywidgets",
+    "IPython",
+    "traitlets",
+    "comm",
+    "av",
+    "PIL",
+    "luma_nb.notebook.widgets",
+    "luma_nb.notebook.media",
+    "luma_nb.sandbox",
+)
+
+
+_PROBE = """\
+import json, sys
+heavy = json.loads(sys.argv[1])
+seen = []
+import luma_nb
+seen.append([m for m in heavy if m in sys.modules])
+from luma_nb import DefaultPolicy, Job, LumaClient, LumaError, Task
+LumaClient("key", base_url="http://127.0.0.1:9").close()
+seen.append([m for m in heavy if m in sys.modules])
+luma_nb.extend_form
+seen.append([m for m in heavy if m in sys.modules])
+print(json.dumps(seen))
+"""
+
+
+def test_import_luma_nb_loads_no_widgets_nor_anywidget() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported, with_a_client, with_the_form = json.loads(done.stdout.splitlines()[-1])
+    assert imported == [], f"import luma_nb loaded {imported}"
+    assert with_a_client == [], f"making a client loaded {with_a_client}"
+    # Asking for a widget is what loads them and anywidget (the probe sees them at all).
+    assert {"luma_nb.notebook.widgets", "anywidget"} <= set(with_the_form), with_the_form

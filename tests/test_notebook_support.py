@@ -6,8 +6,7 @@ import pytest
 
 import luma_nb
 from luma_nb import LumaClient, media
-from luma_nb.notebook.widgets import Gallery, extend_form
-from luma_nb.notebook.widgets.storyboard import _player
+from luma_nb.notebook.widgets import extend_form
 
 
 @pytest.mark.parametrize(
@@ -29,7 +28,6 @@ def test_sandbox_videos_are_embedded_only_for_a_remote_browser(sandbox, client, 
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
     remote = media.video(job)._repr_html_()
     assert "data:video/mp4;base64," in remote and "127.0.0.1" not in remote
-    assert "data:video/mp4;base64," in _player(job.task, 160)
 
 
 def test_a_public_video_url_is_never_embedded(monkeypatch):
@@ -38,15 +36,6 @@ def test_a_public_video_url_is_never_embedded(monkeypatch):
     monkeypatch.setenv("LUMA_NB_REMOTE_BROWSER", "1")
     task = Task.from_json({"task_id": "t1", "video_url": "https://cdn.example/t1.mp4"})
     assert 'src="https://cdn.example/t1.mp4"' in media.video(task)._repr_html_()
-
-
-def test_gallery_add_shows_a_new_job(sandbox, client):
-    gallery = Gallery([], columns=3)
-    assert gallery.children == () and repr(gallery) == "Gallery(0 jobs)"
-    job = client.extend(sandbox.demo_parents[0].task_id, "a gull lands on the rail")
-    view = gallery.add(job)
-    assert gallery.jobs == [job] and gallery.views == [view] and gallery.children == (view,)
-    assert [t.status for t in gallery.wait(60)] == ["finished"]
 
 
 def test_form_function_starts_on_a_demo_parent_in_demo_mode(sandbox, client):

@@ -307,8 +307,7 @@ def test_the_client_and_the_progress_bar_say_where_a_task_waits(
     assert task.status == "processing" and task.note == "waiting for a renderer (1st in line)"
     assert task.describe() == "processing 90% (waiting for a renderer (1st in line))"
     view = ProgressView(job, watcher=Watcher(autostart=False))  # shows the snapshot it has
-    view._render_running(None)
-    assert "waiting for a renderer (1st in line)" in view._status.value
+    assert "waiting for a renderer (1st in line)" in view.cards[0]["words"]
     sandbox.pause_renders(False)
     finished = job.wait(timeout=120)
     assert finished.note is None and finished.describe() == "finished"

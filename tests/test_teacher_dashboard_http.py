@@ -172,16 +172,96 @@ def test_the_gallery_plays_finished_videos_and_the_teacher_hides_one(room):
         task.video_url,
         False,
     )
-    videos = [a for tag, a in _tags(teacher.get("/teacher").text) if tag == "video"]
-    assert videos == [{"controls": None, "preload": "metadata", "src": task.video_url}]
+    page = teacher.get("/teacher")
+    tags = _tags(page.text)
+    # A poster and a play link through the relay; no player, no video URL on the page.
+    assert not [a for tag, a in tags if tag == "video"] and task.video_url not in page.text
+    [poster] = [a for tag, a in tags if tag == "img"]
+    assert poster["src"] == f"/teacher/poster/{task.task_id}" and poster["loading"] == "lazy"
+    [play] = [a for tag, a in tags if tag == "a" and a.get("data-luma") == "play"]
+    assert play["href"] == f"/teacher/play/{task.task_id}"
+    csp = page.headers["Content-Security-Policy"]
+    assert "img-src 'self' http: https:" in csp and "media-src http: https:" in csp
+
+    # Play: the relay sends the browser to the video; the poster to the sandbox's poster.
+    played = teacher.get(play["href"])
+    assert played.status_code == 302 and played.headers["Location"] == task.video_url
+    shown = teacher.get(poster["src"])
+    assert shown.status_code == 302
+    assert shown.headers["Location"] == f"{room.sandbox.base_url}/media/{task.task_id}.jpg"
+    image = requests.get(shown.headers["Location"], timeout=10)
+    assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
+    for path in ("/teacher/play/no-such-task", "/teacher/poster/no-such-task"):
+        assert teacher.get(path).status_code == 404
+    stranger = requests.get(room.url + play["href"], timeout=10, allow_redirects=False)
+    assert stranger.status_code == 403  # the teacher's only
+
     assert teacher.act("hide", task_id=task.task_id, hidden="1")["ok"]
     assert teacher.live()["state"]["gallery"][0]["hidden"]
     _, items = room.relay.store.gallery()
     assert not items[-1].visible
     assert "Show" in teacher.live()["html"]["gallery"]
+    assert teacher.get(play["href"]).status_code == 302  # the teacher still sees a hidden one
     assert teacher.act("hide", task_id=task.task_id, hidden="0")["ok"]
     assert room.relay.store.gallery()[1][-1].visible
     assert not teacher.act("hide", task_id="no-such-task", hidden="1")["ok"]
+
+
+def test_a_gallery_of_many_videos_has_no_player_and_no_media_url_until_played(
+    sandbox: Sandbox, tmp_path
+):
+    room = Classroom(sandbox, tmp_path, students=4)
+    try:
+        teacher = TeacherSession(room)
+        # One prompt for all: the sandbox renders it once and serves the rest from its cache.
+        jobs = [
+            room.client(n).extend(sandbox.demo_parents[0].task_id, "the same wave")
+            for n in range(4)
+            for _ in range(10)
+        ]
+        tasks = [job.wait(timeout=120) for job in jobs]
+        assert len(teacher.live()["state"]["gallery"]) == 40
+        page = teacher.get("/teacher").text
+        fragment = teacher.live()["html"]["gallery"]
+        for markup in (page, fragment):
+            tags = _tags(markup)
+            assert not [a for tag, a in tags if tag in ("video", "source", "audio")]
+            assert ".mp4" not in markup and sandbox.base_url not in markup
+            assert not any(t.video_url in markup for t in tasks)
+            posters = [a["src"] for tag, a in tags if tag == "img"]
+            assert len(posters) == 40 and all(p.startswith("/teacher/poster/") for p in posters)
+            plays = [a for tag, a in tags if tag == "a" and a.get("data-luma") == "play"]
+            assert len(plays) == 40
+    finally:
+        room.close()
+
+
+def test_without_a_sandbox_upstream_a_card_shows_its_prompt_instead_of_a_poster():
+    from luma_nb.relay.dashboard_pages import fragment
+
+    class Page:
+        def url(self, path: str = "") -> str:
+            return "/teacher" + path
+
+        def xsrf_input(self) -> str:
+            return ""
+
+    state = {
+        "upstream_service": "api",
+        "gallery": [
+            {
+                "task_id": "t1",
+                "student": "Ada",
+                "prompt": "a <b>bold</b> kite",
+                "video_url": "https://cdn.example.invalid/t1.mp4",
+                "hidden": False,
+                "shared": True,
+            }
+        ],
+    }
+    markup = fragment("gallery", Page(), state)
+    assert "<img" not in markup and "cdn.example" not in markup and "<video" not in markup
+    assert 'data-luma="poster"' in markup and "a &lt;b&gt;bold&lt;/b&gt; kite" in markup
 
 
 def test_no_key_or_token_in_any_page_json_csv_or_log(room, caplog):

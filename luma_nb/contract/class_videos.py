@@ -32,6 +32,8 @@ class ClassVideo:
     """The prompt the student wrote."""
     seq: int = 0
     """The gallery's sequence number of its last change."""
+    poster_url: str = ""
+    """Its poster, when the relay knows one (its upstream is the sandbox); else empty."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,13 @@ def class_video_from_json(data: Any) -> ClassVideo | None:
         video_url=url,
         prompt=_text(data.get("prompt")) or "",
         seq=_seq(data.get("seq")) or 0,
+        poster_url=_http(data.get("poster_url")),
     )
+
+
+def _http(value: Any) -> str:
+    text = _text(value)
+    return text if text and text.lower().startswith(("http://", "https://")) else ""
 
 
 def update_from_json(data: Any, *, after: int = 0) -> GalleryUpdate | None:

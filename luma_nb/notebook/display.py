@@ -21,6 +21,7 @@ from ..contract.html import (
     task_text,
     video_html,
 )
+from ..contract.plain_words import SANDBOX_LINE
 from ..contract.text import esc, safe_url
 
 __all__ = (
@@ -41,8 +42,8 @@ __all__ = (
     "video_html",
 )
 
-#: What the form and the progress view say when the client talks to the offline sandbox.
-DEMO_NOTE = "Demo mode: offline sandbox, no credits used"
+#: What a view says (once) when its client talks to the offline sandbox.
+DEMO_NOTE = SANDBOX_LINE
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -58,7 +59,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 #: Where the live widgets work; said by the static renderings that stand in for them.
-LIVE_FRONT_ENDS = "JupyterLab, Notebook 7, Voila, VS Code or Colab with the kernel running"
+LIVE_FRONT_ENDS = "JupyterLab, Notebook 7, Voila, marimo, VS Code or Colab with the kernel running"
 
 
 def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:
@@ -75,10 +76,16 @@ def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def form_html(mode_html: str, parent_task_id: str | None, prompt: str | None = None) -> str:
+def form_html(
+    mode_html: str,
+    parent_task_id: str | None,
+    prompt: str | None = None,
+    parent_title: str | None = None,
+) -> str:
     """Static HTML standing in for the extend form (nbconvert, GitHub, no widget manager).
 
-    ``mode_html`` is the form's own banner (already HTML: demo mode, class, live API).
+    ``mode_html`` is the form's own status line (already HTML: sandbox, class, live API);
+    ``parent_title`` names the parent in words, when it is known.
     """
     parent = parent_task_id or "<parent task id>"
     parts = [
@@ -87,6 +94,8 @@ def form_html(mode_html: str, parent_task_id: str | None, prompt: str | None = N
         f"<div>{mode_html}</div>" if mode_html else "",
         f"<div><b>Extend a video</b>: parent task <code>{esc(parent)}</code></div>",
     ]
+    if parent_title:
+        parts.append(f"<div><b>Continues:</b> {esc(parent_title)}</div>")
     preview = prompt_preview(prompt)
     if preview:
         parts.append(f"<div><b>Prompt:</b> {esc(preview)}</div>")

@@ -157,15 +157,15 @@ class Relay:
         # relay polled (the lease is what keeps that to one relay per task).
         polling = guarded_session()
         polling.headers[POLLER_HEADER] = holder
+        poll_client = LumaClient(
+            key, base_url=upstream_url, journal=None, timeout=upstream_timeout, session=polling
+        )
+        #: The upstream clients made so far (the poller's, one per forwarding thread): what
+        #: they learned from the answers tells which service makes the videos.
+        self._upstreams: list[LumaClient] = [poll_client]
         self.poller = Poller(
             self.store,
-            LumaClient(
-                key,
-                base_url=upstream_url,
-                journal=None,
-                timeout=upstream_timeout,
-                session=polling,
-            ),
+            poll_client,
             poll or DefaultPolicy(),
             lease=lease,
             holder=holder,
@@ -187,6 +187,7 @@ class Relay:
             forward=self._forward,
             watch=self.poller.watch,
             last_look=lambda: self.poller.last_look,
+            upstream_service=lambda: self.upstream_service,
             teacher=self.teacher,
             identify=None if hub is None else hub.name,
             base_path="/" + base_path.strip("/") + "/" if base_path.strip("/") else "/",
@@ -361,7 +362,17 @@ class Relay:
         client: LumaClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self._make_upstream()
+            self._upstreams.append(client)
         return client
+
+    @property
+    def upstream_service(self) -> str:
+        """Which service makes the class's videos (``"sandbox"`` once it said so; see
+        :mod:`luma_nb.contract.service`), as the relay's upstream clients learned it."""
+        for client in list(self._upstreams):
+            if client.service in ("sandbox", "relay"):
+                return client.service
+        return self._upstreams[0].service
 
     async def _forward(self, path: str, body: dict[str, Any], submit_id: int) -> Forwarded:
         loop = asyncio.get_running_loop()

@@ -27,6 +27,8 @@ from urllib.parse import quote
 
 import tornado.web
 
+from ..contract.posters import poster_url
+from ..contract.text import safe_url
 from .dashboard_pages import SECTIONS, container, document, esc, fragment
 from .handlers import RelayContext
 from .settings import cookie_secret, teacher_session
@@ -50,8 +52,10 @@ SESSION_DAYS = 1.0
 #: ``async check(handler) -> who or None``: one way to recognise a teacher.
 TeacherCheck = Callable[[tornado.web.RequestHandler], Awaitable[str | None]]
 
+# Posters are the relay's URLs, redirected to the sandbox that serves them (img-src); a video
+# plays from where its service keeps it (media-src).
 _CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' http: https:; "
     "media-src http: https:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
@@ -191,9 +195,16 @@ class LogoutHandler(_Page):
         self.redirect(self.url("/login"), status=303)
 
 
+async def _snapshot(page: _Page) -> dict[str, Any]:
+    """The class's state for the pages, with who makes the videos (posters or not)."""
+    state: dict[str, Any] = await page.ctx.blocking(page.teacher.snapshot)
+    state["upstream_service"] = page.ctx.upstream_service()
+    return state
+
+
 class DashboardHandler(_Page):
     async def get(self) -> None:
-        state = await self.ctx.blocking(self.teacher.snapshot)
+        state = await _snapshot(self)
         sections = "\n".join(
             f'<section id="{name}"><h2>{esc(title)}</h2>{container(name, self, state)}</section>'
             for name, title in SECTIONS.items()
@@ -211,7 +222,7 @@ class DashboardHandler(_Page):
 
 class LiveHandler(_Page):
     async def get(self) -> None:
-        state = await self.ctx.blocking(self.teacher.snapshot)
+        state = await _snapshot(self)
         fragments = {name: fragment(name, self, state) for name in SECTIONS}
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"state": state, "html": fragments, "at": time.time()}))
@@ -256,6 +267,22 @@ class ActionHandler(_Page):
             ran = arg("ran", "1") == "1"
             return await blocking(teacher.resolve, submit_id, arg("task_id", "") if ran else None)
         raise tornado.web.HTTPError(404, reason=f"no action {action}")
+
+
+class MediaHandler(_Page):
+    """``/teacher/play/<task_id>`` and ``/teacher/poster/<task_id>``: a redirect to a finished
+    gallery video, or to its poster where the upstream (the sandbox) serves one; 404 else."""
+
+    async def get(self, kind: str, task_id: str) -> None:
+        _, items = await self.ctx.blocking(self.ctx.store.gallery, 0)
+        found = next((i for i in items if i.task_id == task_id and i.finished), None)
+        url = safe_url(found.video_url) if found is not None else None
+        if url is not None and kind == "poster":
+            url = poster_url(video_url=url, service=self.ctx.upstream_service())
+        if url is None:
+            raise tornado.web.HTTPError(404, reason="No such video")
+        self.set_header("Cache-Control", "private, max-age=300")
+        self.redirect(url, status=302)
 
 
 class LedgerHandler(_Page):
@@ -325,6 +352,7 @@ def install(app: tornado.web.Application, ctx: RelayContext, prefix: str = "") -
             (base + "/live.json", LiveHandler),
             (base + "/ledger.csv", LedgerHandler),
             (base + r"/act/([a-z-]+)", ActionHandler),
+            (base + r"/(play|poster)/([A-Za-z0-9._~-]{1,200})", MediaHandler),
             (base + r"/static/([a-z.]+)", StaticHandler),
         ],
     )

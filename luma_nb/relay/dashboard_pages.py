@@ -11,6 +11,7 @@ import hashlib
 import html
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import quote
 
 __all__ = ("SECTIONS", "container", "document", "esc", "fragment")
 
@@ -264,7 +265,12 @@ def _uncertain(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _gallery(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
+    """A card per finished video: its poster (through the relay, when the upstream is the
+    sandbox) or its prompt, and a play link. No ``<video>`` and no video URL is on the page:
+    the script makes a player only once the teacher presses play, so a class of 300 videos
+    costs no video bytes until one is watched (without the script, the link opens the video)."""
     items = []
+    posters = state.get("upstream_service") == "sandbox"
     for g in state["gallery"]:
         url = str(g["video_url"] or "")
         if not url.startswith(("https://", "http://")):
@@ -277,11 +283,20 @@ def _gallery(page: Page, state: dict[str, Any]) -> list[tuple[str, str]]:
             {"task_id": g["task_id"], "hidden": "0" if hidden else "1"},
             "Show" if hidden else "Hide",
         )
+        task = quote(str(g["task_id"]), safe="")
+        picture = (
+            f'<img data-luma="poster" src="{esc(page.url(f"/poster/{task}"))}" alt="" '
+            'loading="lazy" decoding="async">'
+            if posters
+            else f'<span class="placeholder" data-luma="poster">{esc(g["prompt"])}</span>'
+        )
         items.append(
             (
                 g["task_id"],
-                f'<figure class="video{" hidden" if hidden else ""}">'
-                f'<video controls preload="metadata" src="{esc(url)}"></video>'
+                f'<figure class="video{" hidden" if hidden else ""}" data-luma="card">'
+                f'<a class="play" data-luma="play" href="{esc(page.url(f"/play/{task}"))}" '
+                f'aria-label="Play the video of {esc(g["student"])}">{picture}'
+                '<span class="play-icon" aria-hidden="true"></span></a>'
                 f"<figcaption><strong>{esc(g['student'])}</strong>{esc(note)}: "
                 f"{esc(g['prompt'])}</figcaption>{button}</figure>",
             )

@@ -90,6 +90,8 @@ class RelayContext:
     """The path prefix the relay serves under (``/services/luma-class/`` on a Hub)."""
     store_threads: Executor | None = None
     """Where store calls run, off the event loop (None: asyncio's default executor)."""
+    upstream_service: Callable[[], str] = lambda: "unknown"
+    """Which service makes the videos (``"sandbox"``: each has a poster beside it)."""
 
     def __post_init__(self) -> None:
         self.gallery = LiveGallery(self.store, self.blocking)
@@ -364,7 +366,9 @@ class GalleryPollHandler(_Api):
             latest, items = await self.ctx.blocking(store.gallery, 0)
         if not items and wait > 0 and await live.wait(latest, wait):
             latest, items = await self.ctx.blocking(store.gallery, after)
-        self.answer(200, poll_body(latest, items, initial=after == 0, reset=reset))
+        service = self.ctx.upstream_service()
+        body = poll_body(latest, items, initial=after == 0, reset=reset, service=service)
+        self.answer(200, body)
 
 
 class GalleryEventsHandler(_Base):
@@ -399,7 +403,8 @@ class GalleryEventsHandler(_Base):
             initial = after == 0
             while True:
                 if items or initial:
-                    self.write(stream_batch(latest, items, initial=initial))
+                    service = self.ctx.upstream_service()
+                    self.write(stream_batch(latest, items, initial=initial, service=service))
                 else:
                     self.write(": keep-alive\n\n")
                 initial, after = False, latest

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ..contract.posters import poster_url
 from .store import GalleryItem, RelayStore
 
 __all__ = ("HEARTBEAT", "LiveGallery", "poll_body", "stream_batch")
@@ -159,48 +160,61 @@ class LiveGallery:
             await self._quiet_check()
 
 
-def _video(item: GalleryItem) -> dict[str, Any]:
-    return {
+def _video(item: GalleryItem, service: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "task_id": item.task_id,
         "student": item.student,
         "prompt": item.prompt,
         "video_url": item.video_url,
         "seq": item.seq,
     }
+    poster = poster_url(video_url=item.video_url, service=service)
+    if poster is not None:
+        entry["poster_url"] = poster
+    return entry
 
 
 def _split(
-    items: Iterable[GalleryItem], *, initial: bool
+    items: Iterable[GalleryItem], *, initial: bool, service: str | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     videos: list[dict[str, Any]] = []
     removed: list[str] = []
     for item in items:
         if item.visible and item.video_url:
-            videos.append(_video(item))
+            videos.append(_video(item, service))
         elif not initial:  # a first look has nothing to take away
             removed.append(item.task_id)
     return videos, removed
 
 
 def poll_body(
-    latest: int, items: Iterable[GalleryItem], *, initial: bool, reset: bool = False
+    latest: int,
+    items: Iterable[GalleryItem],
+    *,
+    initial: bool,
+    reset: bool = False,
+    service: str | None = None,
 ) -> dict[str, Any]:
-    """The long-poll answer: ``{"seq", "videos", "removed"}`` (and ``"reset": true``)."""
-    videos, removed = _split(items, initial=initial)
+    """The long-poll answer: ``{"seq", "videos", "removed"}`` (and ``"reset": true``).
+
+    ``service`` is the upstream's: a video the sandbox made carries its ``poster_url``."""
+    videos, removed = _split(items, initial=initial, service=service)
     body: dict[str, Any] = {"seq": latest, "videos": videos, "removed": removed}
     if reset:
         body["reset"] = True
     return body
 
 
-def stream_batch(latest: int, items: Iterable[GalleryItem], *, initial: bool) -> str:
+def stream_batch(
+    latest: int, items: Iterable[GalleryItem], *, initial: bool, service: str | None = None
+) -> str:
     """Server-sent events for some changes, in their order: one ``video`` or ``removed`` event
     each (its id the change's number), then a ``sync`` event whose id is ``latest``. A client
     that reconnects sends the last id it read as Last-Event-ID and misses nothing."""
     parts = []
     for item in items:
         if item.visible and item.video_url:
-            parts.append(_event("video", _video(item), item.seq))
+            parts.append(_event("video", _video(item, service), item.seq))
         elif not initial:  # a first look has nothing to take away
             parts.append(_event("removed", {"task_id": item.task_id, "seq": item.seq}, item.seq))
     parts.append(_event("sync", {"seq": latest}, latest))

@@ -29,13 +29,14 @@ from .inputs import fetch_image
 from .state import Store
 from .work import RenderJob, RenderStats, drop_broken_pool, process_pool, run_job
 
-__all__ = ("MODES", "RenderStats", "Renderer")
+__all__ = ("MODES", "SEGMENT_SECONDS", "RenderStats", "Renderer")
 
 log = logging.getLogger("luma_nb.sandbox")
 
 #: The render modes: worker processes (default), or the earlier two in-process threads.
 MODES = ("processes", "threads")
-_SECONDS = 5.0  # each imagine, and each extension, adds five seconds of video
+#: Seconds of video each imagine, and each extension, adds.
+SEGMENT_SECONDS = 5.0
 _ENSURE_TIMEOUT = 120.0
 
 
@@ -261,7 +262,7 @@ class Renderer:
             first_frame=first,
             last_frame=last,
             notes=notes,
-            seconds=_SECONDS,
+            seconds=SEGMENT_SECONDS,
         )
         store.set_render(task_id, key, tuple(notes))
         if self.mode == "threads":
@@ -273,7 +274,7 @@ class Renderer:
             out=str(out),
             prompt=prompt,
             aspect_ratio=aspect,
-            seconds=_SECONDS,
+            seconds=SEGMENT_SECONDS,
             seed=seed,
             notes=tuple(notes),
             first_frame=first,

@@ -258,8 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._send_json(404, api.errors(f"Media not found: {name}"))
             return
-        opener, size, content_type = found
-        headers = {"Accept-Ranges": "bytes"}
+        opener, size, content_type, cache_headers = found
+        headers = {"Accept-Ranges": "bytes", **cache_headers}
+        etag = cache_headers.get("ETag")
+        if etag is not None and _etags(self.headers.get("If-None-Match")) & {etag, "*"}:
+            self._send(304, b"", content_type, cache_headers)
+            return
         try:
             span = parse_range(self.headers.get("Range"), size)
         except Unsatisfiable:
@@ -284,6 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(chunk)
             length -= len(chunk)
+
+
+def _etags(header: str | None) -> set[str]:
+    """The entity tags an ``If-None-Match`` header lists (``*`` included as is)."""
+    return {part.strip() for part in (header or "").split(",") if part.strip()}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ __all__ = (
     "MissingSandboxExtra",
     "VideoInfo",
     "frame_size",
+    "poster_jpeg",
     "probe",
     "synthesize",
     "synthesize_segment",
@@ -45,6 +46,7 @@ FRAME_SIZES: dict[str, tuple[int, int]] = {
 """Frame (width, height) in pixels for each aspect ratio the API accepts."""
 
 _X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
+_POSTER_QUALITY = 85
 
 
 class MissingSandboxExtra(ImportError):
@@ -132,6 +134,59 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             size_bytes=file.stat().st_size,
             codec=stream.codec_context.name,
         )
+
+
+def frame_at(path: str | os.PathLike[str], seconds: float) -> Image.Image:
+    """The first frame of ``path`` shown at or after ``seconds`` (the last frame when past the
+    end), decoded with PyAV after seeking to the keyframe before it.
+
+    :raises MissingSandboxExtra: without PyAV/Pillow.
+    :raises ValueError: when the file has no video stream or no frame.
+    """
+    _require_extra()
+    import av
+
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 24)
+        # Half a frame of slack: a frame whose timestamp rounds just below ``seconds`` counts.
+        wanted = max(0.0, seconds - 0.5 / rate)
+        if wanted > 0 and stream.time_base is not None:
+            container.seek(int(wanted / stream.time_base), stream=stream, backward=True)
+        last = None
+        for frame in container.decode(stream):
+            last = frame
+            if frame.time is None or frame.time >= wanted:
+                break
+        if last is None:
+            raise ValueError(f"{path} has no video frame")
+        image: Image.Image = last.to_image()
+        return image
+
+
+def poster_jpeg(
+    path: str | os.PathLike[str], seconds: float, out_path: str | os.PathLike[str]
+) -> Path:
+    """Write the frame of ``path`` at ``seconds`` (see :func:`frame_at`) as a JPEG to
+    ``out_path``, atomically (a temporary name beside it, then a rename), and return it.
+
+    :raises MissingSandboxExtra: without PyAV/Pillow.
+    :raises ValueError: when the video has no frame to show.
+    """
+    image = frame_at(path, seconds)
+    out = Path(out_path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            image.convert("RGB").save(sink, format="JPEG", quality=_POSTER_QUALITY)
+        os.replace(tmp_name, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return out
 
 
 def _parent_format(container: av.container.InputContainer) -> tuple[tuple[int, int], int]:

@@ -1,8 +1,9 @@
 """Fixtures of the browser test: JupyterLab and Voila servers, Chromium pages, diagnostics.
 
 - ``notebook_root``: a scratch copy of ``notebooks/``.
-- ``lab`` / ``voila``: a started server over that copy (demo mode: ``APIFRAME_API_KEY`` removed,
-  ``LUMA_NB_HOME`` and all Jupyter state in a temp dir); its process group is killed afterwards.
+- ``lab`` / ``voila`` / ``marimo_app``: a started server over that copy (demo mode:
+  ``APIFRAME_API_KEY`` removed, ``LUMA_NB_HOME`` and all Jupyter and marimo state in a temp
+  dir); its process group is killed afterwards.
 - ``browser``: Debian's Chromium driven by Playwright (one per test).
 - ``page``: a fresh 1280x1000 page whose console, errors and MP4 responses are recorded.
 
@@ -26,11 +27,14 @@ from .harness import (
     ServerProcess,
     lab_server,
     launch_chromium,
+    marimo_server,
     require_browser,
+    require_notebook,
     voila_server,
 )
 
 _HERE = Path(__file__).parent
+MARIMO_NOTEBOOK = "06-marimo.py"
 WATCHDOG_SECONDS = 240
 
 
@@ -107,6 +111,17 @@ def lab(notebook_root: Path, e2e_home: Path) -> Iterator[ServerProcess]:
 def voila(notebook_root: Path, e2e_home: Path) -> Iterator[ServerProcess]:
     """Voila over the scratch notebooks, stopped (process group) afterwards."""
     server = voila_server(notebook_root, e2e_home)
+    try:
+        yield server.start("")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def marimo_app(notebook_root: Path, e2e_home: Path) -> Iterator[ServerProcess]:
+    """``marimo run notebooks/06-marimo.py`` over the scratch copy, stopped afterwards."""
+    require_notebook(notebook_root, MARIMO_NOTEBOOK)
+    server = marimo_server(notebook_root, e2e_home, MARIMO_NOTEBOOK)
     try:
         yield server.start("")
     finally:

@@ -1,8 +1,11 @@
-"""What a user does with the extend form in a browser, as Playwright steps with checks.
+"""What a user does with the widgets in a browser, as Playwright steps with checks.
 
-The form is found by what it draws, not by private class names: the output that holds a
-``<textarea>`` and a Submit button; its progress bar is the ipywidgets ``.progress-bar``; the
-finished task shows a ``<video>`` inside the same output.
+The widgets mark what a user sees with ``data-luma="..."`` attributes (the form, its prompt,
+Submit, the parent picker's thumbnails, each progress card with its bar and video, a gallery's
+posters and play buttons); the steps find them by those, never by private class names.
+Playwright's CSS locators pierce shadow roots, so the same steps work in marimo, which puts
+each widget in one. In-page JavaScript runs on located elements only (``document.querySelector``
+would not see inside marimo's shadow roots).
 """
 
 from __future__ import annotations
@@ -19,23 +22,19 @@ import requests
 
 from .harness import ARTIFACTS
 
-DEMO_NOTE = "Demo mode: offline sandbox, no credits used"
 PROMPT = "The lighthouse beam sweeps across a stormy sea as a red sailboat races for the harbour"
-FORM = ".jp-OutputArea-output:has(textarea)"
-#: The button's accessible name starts with its icon glyph, so match the word, not the start.
-SUBMIT = re.compile(r"\bsubmit\b", re.IGNORECASE)
-FINISHED = re.compile(r"\bfinished\b", re.IGNORECASE)
-#: The progress view names the parent: "task <id> · extends <id>".
-PARENT_ID = re.compile(r"extends\s+([0-9a-fA-F-]{36})")
+FORM = '[data-luma="form"]'
+#: The form's one status line says where it runs (demo mode: the offline sandbox).
+DEMO_WORDS = re.compile(r"\b(demo|sandbox)\b", re.IGNORECASE)
+FINISHED = re.compile(r"\b(finished|done|ready)\b", re.IGNORECASE)
 #: Longest real time a demo job may take at the test's sandbox speed, polling lag included.
 JOB_TIMEOUT_MS = 120_000
 
-_BAR_JS = """form => {
-    const bar = form.querySelector('.progress .progress-bar');
-    if (!bar) return null;
-    const size = bar.style.width || bar.style.height || '';
-    return size.endsWith('%') ? parseFloat(size) : null;
-}"""
+
+def luma(root: Any, name: str) -> Any:
+    """The elements marked ``data-luma="name"`` under ``root`` (a page or a locator)."""
+    return root.locator(f'[data-luma="{name}"]')
+
 
 _WAIT_LOADED_JS = """async v => {
     v.muted = true;
@@ -86,7 +85,7 @@ class Shots:
 
 @dataclass
 class Progress:
-    """What the progress view showed while the job ran."""
+    """What the progress card showed while the job ran."""
 
     bar_values: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
@@ -100,22 +99,86 @@ class Progress:
 
 
 def find_form(page: Any, timeout_ms: float = 120_000) -> Any:
-    """The first rendered extend form, once its textarea is visible."""
+    """The first rendered extend form, once its prompt is visible."""
     form = page.locator(FORM).first
-    form.locator("textarea").first.wait_for(state="visible", timeout=timeout_ms)
+    luma(form, "prompt").first.wait_for(state="visible", timeout=timeout_ms)
     return form
 
 
-def fill_and_submit(page: Any, form: Any, shots: Shots, prompt: str = PROMPT) -> None:
-    """Type the prompt like a user, screenshot the filled form, click Submit."""
-    area = form.locator("textarea").first
+def status_line(form: Any) -> str:
+    """The form's one status line (where it runs, credits left)."""
+    return str(luma(form, "status-line").first.inner_text())
+
+
+#: The view names no loopback address (routing notes stay in title/data- attributes).
+LOOPBACK = re.compile(r"127\.0\.0\.1|localhost|\[::1\]")
+
+
+def check_the_view_reads_well(form: Any) -> None:
+    """One status line that says demo mode; no loopback address anywhere in the view's text."""
+    line = status_line(form)
+    assert DEMO_WORDS.search(line), f"the status line does not say demo mode: {line!r}"
+    text = form.inner_text()
+    assert not LOOPBACK.search(text), f"the view shows a loopback address: {text!r}"
+
+
+def pick_parent(form: Any, index: int = 1) -> str:
+    """Click the ``index``-th thumbnail of the parent picker, as a user would; wait until the
+    kernel has made it the parent (the thumbnail pressed, the id field filled); its task id.
+
+    The picker's answer comes from Python, so this is also a round trip through the kernel.
+    """
+    items = luma(form, "picker-item")
+    items.first.wait_for(state="visible", timeout=60_000)
+    assert items.count() > index, f"the picker offers {items.count()} parents"
+    item = items.nth(index)
+    task_id = str(item.get_attribute("data-task-id"))
+    item.click()
+    # The picker is drawn again from the kernel's answer: look the item up by its id.
+    form.locator(
+        f'[data-luma="picker-item"][data-task-id="{task_id}"][aria-pressed="true"]'
+    ).wait_for(timeout=20_000)
+    field_value = luma(form, "parent").first.input_value()
+    assert field_value == task_id, f"the parent field says {field_value!r}, not {task_id}"
+    pressed = form.locator('[data-luma="picker-item"][aria-pressed="true"]')
+    assert pressed.count() == 1, f"{pressed.count()} thumbnails are pressed"
+    return task_id
+
+
+def card_ids(form: Any) -> set[str]:
+    """The task ids of the progress cards ``form`` shows now."""
+    cards = luma(form, "card")
+    return {str(cards.nth(i).get_attribute("data-task-id")) for i in range(cards.count())}
+
+
+def fill_and_submit(page: Any, form: Any, shots: Shots, prompt: str = PROMPT) -> set[str]:
+    """Type the prompt like a user, screenshot the filled form, click Submit.
+
+    Returns the task ids of the cards shown before the click (the new one is not among them).
+    """
+    area = luma(form, "prompt").first
     area.click()
     area.fill(prompt)
-    # Leaving the field commits the value even where the widget syncs on change only.
-    area.evaluate("el => el.blur()")
+    submit = luma(form, "submit").first
+    # Python checks the input as it is typed; Submit is enabled once it is valid.
+    form.locator('[data-luma="submit"]:enabled').first.wait_for(timeout=20_000)
+    before = card_ids(form)
     scroll_to_top(form)
     shots.take(page, "form-filled")
-    form.locator("button", has_text=SUBMIT).first.click()
+    submit.click()
+    return before
+
+
+def new_card(form: Any, before: set[str], timeout_ms: float = 30_000) -> Any:
+    """The progress card of a task not in ``before`` (waits for it), by its task id."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        fresh = sorted(card_ids(form) - before - {"None", ""})
+        if fresh:
+            return form.locator(f'[data-luma="card"][data-task-id="{fresh[0]}"]')
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no new progress card within {timeout_ms / 1000:.0f} s")
+        time.sleep(0.1)
 
 
 def scroll_to_top(element: Any) -> None:
@@ -124,22 +187,21 @@ def scroll_to_top(element: Any) -> None:
     element.page.wait_for_timeout(250)
 
 
-def form_text(form: Any) -> str:
-    """The form's visible text."""
-    return str(form.inner_text())
-
-
 def watch_progress(
-    page: Any, form: Any, shots: Shots, timeout_ms: float = JOB_TIMEOUT_MS
+    page: Any, card: Any, shots: Shots, timeout_ms: float = JOB_TIMEOUT_MS, frame: Any = None
 ) -> Progress:
-    """Sample the bar and status until a video appears; screenshot once mid-way."""
+    """Sample the card's bar and words until its video appears; screenshot once mid-way
+    (scrolled to ``frame``, the form, when given)."""
     seen = Progress()
+    bar = luma(card, "progress").first
+    words = luma(card, "card-status").first
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
-        value = form.evaluate(_BAR_JS)
+        raw = bar.get_attribute("aria-valuenow") if bar.count() else None
+        value = float(raw) if raw not in (None, "") else None
         if value is not None and (not seen.bar_values or seen.bar_values[-1] != value):
-            seen.bar_values.append(float(value))
-        text = form_text(form)
+            seen.bar_values.append(value)
+        text = words.inner_text() if words.count() else ""
         if not seen.statuses or seen.statuses[-1] != text:
             seen.statuses.append(text)
         if (
@@ -148,15 +210,15 @@ def watch_progress(
             and (seen.midway_shot is None or (not seen.centred and 25.0 <= value <= 75.0))
         ):
             # The first value in between is kept; one nearer the middle replaces it.
-            scroll_to_top(form)
+            scroll_to_top(frame if frame is not None else card)
             seen.midway_shot = shots.take(page, "progress-midway", replace=seen.midway_shot)
             seen.centred = 25.0 <= value <= 75.0
-        if form.locator("video").count():
+        if luma(card, "video").count():
             return seen
         page.wait_for_timeout(150)
     raise AssertionError(
         f"no video within {timeout_ms / 1000:.0f} s; bar values {seen.bar_values}, "
-        f"last text {seen.statuses[-1:]!r}"
+        f"last words {seen.statuses[-1:]!r}"
     )
 
 
@@ -165,48 +227,43 @@ def video_state(video: Any) -> dict[str, Any]:
     return dict(video.evaluate(_WAIT_LOADED_JS))
 
 
-def parent_duration(
-    video_src: str, parent_id: str | None, headers: dict[str, str] | None = None
-) -> float:
-    """The parent's duration, measured from the MP4 the same sandbox serves.
-
-    ``parent_id`` None (the page did not name the parent) measures every demo parent and takes
-    the longest, since the extension must outlast whichever it continues. The parent is read
-    by the same route as ``video_src`` (the sandbox itself, or the Jupyter server's proxy,
-    for which ``headers`` carry the token).
-    """
+def parent_duration(video_src: str, parent_id: str, headers: dict[str, str] | None = None) -> float:
+    """The parent's duration, measured from the MP4 the same sandbox serves, by the same route
+    as ``video_src`` (the sandbox itself, or the Jupyter server's proxy, for which ``headers``
+    carry the token)."""
     import av
-
-    from luma_nb.sandbox import DEMO_PARENTS
 
     parts = urlsplit(video_src)
     folder = parts.path.rsplit("/", 1)[0]
-    base = f"{parts.scheme}://{parts.netloc}{folder}"
-    ids = [parent_id] if parent_id else [p.task_id for p in DEMO_PARENTS]
-    longest = 0.0
-    for task_id in ids:
-        response = requests.get(f"{base}/{task_id}.mp4", headers=headers, timeout=60)
-        response.raise_for_status()
-        with av.open(io.BytesIO(response.content)) as container:
-            assert container.duration is not None, f"no duration in {task_id}.mp4"
-            longest = max(longest, container.duration / 1_000_000)
-    return longest
+    response = requests.get(
+        f"{parts.scheme}://{parts.netloc}{folder}/{parent_id}.mp4", headers=headers, timeout=60
+    )
+    response.raise_for_status()
+    with av.open(io.BytesIO(response.content)) as container:
+        assert container.duration is not None, f"no duration in {parent_id}.mp4"
+        return float(container.duration / 1_000_000)
 
 
 def check_video(
-    page: Any, form: Any, shots: Shots, page_log: Any, headers: dict[str, str] | None = None
+    page: Any,
+    card: Any,
+    shots: Shots,
+    page_log: Any,
+    parent_id: str,
+    headers: dict[str, str] | None = None,
+    frame: Any = None,
 ) -> dict[str, Any]:
-    """The finished form's video loads, outlasts its parent, plays, and seeks (Range) mid-way.
+    """The finished card's video loads, outlasts its parent, plays, and seeks (Range) mid-way.
 
-    ``headers`` authenticate the test's own request for the parent (a server with a token).
+    ``headers`` authenticate the test's own request for the parent (a server with a token);
+    ``frame`` is what the screenshot shows from its top (default the card).
     """
-    video = form.locator("video").first
+    video = luma(card, "video").first
     video.wait_for(state="attached")
     state = video_state(video)
     assert state["error"] is None, f"video error: {state}"
     assert state["readyState"] >= 2, f"video has no current frame: {state}"
-    named = PARENT_ID.search(form_text(form))
-    parent = parent_duration(state["src"], named.group(1) if named else None, headers)
+    parent = parent_duration(state["src"], parent_id, headers)
     assert state["duration"] > parent + 0.5, (
         f"extension lasts {state['duration']:.2f} s, not longer than its parent ({parent:.2f} s)"
     )
@@ -219,7 +276,7 @@ def check_video(
     page.wait_for_function(
         "([v, t]) => !v.paused && v.currentTime > t", arg=[handle, parent + 1.0], timeout=30_000
     )
-    scroll_to_top(form)
+    scroll_to_top(frame if frame is not None else card)
     playing = shots.take(page, "video-playing")
 
     middle = state["duration"] / 2
@@ -231,7 +288,38 @@ def check_video(
     )
     partial = [m for m in page_log.media if m[0] == 206]
     assert partial, f"no 206 Partial Content for the video: {page_log.media}"
-    return {**state, "parent_duration": parent, "seek": seek, "playing_shot": playing}
+    route = video.get_attribute("data-route")
+    return {
+        **state,
+        "parent_duration": parent,
+        "seek": seek,
+        "playing_shot": playing,
+        "route": route,
+        "route_title": video.get_attribute("title") or "",
+    }
+
+
+def extend_through_the_form(
+    page: Any,
+    form: Any,
+    shots: Shots,
+    page_log: Any,
+    *,
+    meanwhile: Any = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The whole user story in one front-end: pick a parent by its thumbnail, type a prompt,
+    Submit, watch the card's bar move, then the video loads, outlasts its parent, plays and
+    seeks. ``meanwhile(card)`` runs right after the card appears (a busy-kernel check)."""
+    parent = pick_parent(form)
+    before = fill_and_submit(page, form, shots)
+    card = new_card(form, before)
+    if meanwhile is not None:
+        meanwhile(card)
+    progress = watch_progress(page, card, shots, frame=form)
+    assert progress.midway, f"the bar never showed a value between 0 and 100: {progress}"
+    video = check_video(page, card, shots, page_log, parent, headers, frame=form)
+    return {**video, "progress": progress, "parent": parent, "card": card}
 
 
 # -- JupyterLab ------------------------------------------------------------------------------

@@ -338,6 +338,33 @@ def voila_server(root: Path, home: Path) -> ServerProcess:
     return ServerProcess("Voila", args, server_env(home), root, home / "voila.log")
 
 
+def marimo_server(root: Path, home: Path, notebook: str) -> ServerProcess:
+    """``marimo run`` of ``root/notebook``, headless, no token: an app that runs its cells
+    for each browser session (the same demo-mode environment as the Jupyter servers).
+
+    marimo keeps its config and state under ``XDG_CONFIG_HOME``/``XDG_STATE_HOME``: here, in
+    ``home``.
+    """
+    env = server_env(home)
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        path = home / name.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        env[name] = str(path)
+    args = [
+        sys.executable,
+        "-m",
+        "marimo",
+        "run",
+        str(root / notebook),
+        "--headless",
+        "--host=127.0.0.1",
+        "--port={port}",
+        "--no-token",
+        "--no-sandbox",
+    ]
+    return ServerProcess("marimo", args, env, root, home / "marimo.log")
+
+
 def launch_chromium(playwright: Any) -> Any:
     """Debian's Chromium through Playwright, with the flags from JUPYTER_NOTES."""
     return playwright.chromium.launch(

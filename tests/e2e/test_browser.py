@@ -1,14 +1,14 @@
-"""End to end in headless Chromium: a user extends a video from the notebooks (issue 7).
+"""End to end in headless Chromium: a user extends a video from the notebooks.
 
-JupyterLab (``01-quickstart``): run all cells, type a prompt into the form, Submit, run another
-cell while the job runs, wait for the finished video, check that it loads, outlasts its parent,
-plays and seeks (HTTP Range). Voila (``04-classroom``): the same form with no code on the page.
+JupyterLab (``01-quickstart``): run all cells, pick the parent by clicking its thumbnail, type a
+prompt, Submit, run another cell while the job runs, watch the card's bar move, then check that
+the video loads, outlasts its parent, plays and seeks (HTTP Range). Voila (``04-classroom``):
+the same form with no code on the page.
 Screenshots go to ``artifacts/e2e/``.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,17 +16,16 @@ from typing import Any
 import pytest
 
 from .driver import (
-    DEMO_NOTE,
-    FINISHED,
     Shots,
-    check_video,
-    fill_and_submit,
+    check_the_view_reads_well,
+    extend_through_the_form,
     find_form,
+    luma,
     open_in_lab,
+    pick_parent,
     run_all_cells,
     run_new_cell,
     tidy_lab,
-    watch_progress,
 )
 from .harness import ServerProcess, require_notebook
 
@@ -36,19 +35,10 @@ QUICKSTART = "01-quickstart.ipynb"
 CLASSROOM = "04-classroom.ipynb"
 
 
-def finish_and_check(page: Any, form: Any, shots: Shots, page_log: Any) -> dict[str, Any]:
-    """Follow the submitted job to its video; check the bar moved and the video plays."""
-    progress = watch_progress(page, form, shots)
-    assert progress.midway, f"the bar never showed a value between 0 and 100: {progress}"
-    form.get_by_text(FINISHED).first.wait_for(timeout=10_000)
-    video = check_video(page, form, shots, page_log)
-    return {**video, "progress": progress}
-
-
 def test_quickstart_in_jupyterlab(
     page: Any, page_log: Any, lab: ServerProcess, notebook_root: Path
 ) -> None:
-    """01-quickstart in JupyterLab: form, live progress, a free kernel, a playing video."""
+    """01-quickstart in JupyterLab: picker, form, live progress, a free kernel, a playing video."""
     require_notebook(notebook_root, QUICKSTART)
     started = time.monotonic()
     shots = Shots("lab-quickstart")
@@ -56,17 +46,21 @@ def test_quickstart_in_jupyterlab(
     tidy_lab(page)
     run_all_cells(page)
     form = find_form(page)
-    assert DEMO_NOTE in form.inner_text(), "the form does not say it is in demo mode"
+    check_the_view_reads_well(form)
 
-    fill_and_submit(page, form, shots)
-    # The job is watched beside the kernel: another cell runs and prints meanwhile.
-    cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
-    cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42").wait_for(timeout=20_000)
-    assert form.locator("video").count() == 0, (
-        "the job finished before the second cell ran, so that check proved nothing; "
-        "lower LUMA_NB_E2E_SANDBOX_SPEED"
-    )
-    result = finish_and_check(page, form, shots, page_log)
+    def another_cell_runs(card: Any) -> None:
+        # The job is watched beside the kernel: another cell runs and prints meanwhile.
+        cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
+        output = cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42")
+        output.wait_for(timeout=20_000)
+        assert luma(card, "video").count() == 0, (
+            "the job finished before the second cell ran, so that check proved nothing; "
+            "lower LUMA_NB_E2E_SANDBOX_SPEED"
+        )
+
+    result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs)
+    assert result["route"] == "direct", result
+    check_the_view_reads_well(form)
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 
@@ -85,19 +79,18 @@ def test_classroom_in_voila(
     assert not visible, f"Voila shows {len(visible)} code cells"
     body = page.inner_text("body")
     assert "import luma_nb" not in body and "extend_form(" not in body, "Voila shows code"
-    assert DEMO_NOTE in form.inner_text(), "the form does not say it is in demo mode"
+    check_the_view_reads_well(form)
 
-    fill_and_submit(page, form, shots)
-    # No cells to run here: the kernel proves it is free by answering the form while the job
-    # runs (the prompt's character count is computed kernel-side).
-    short = "Night falls and fireflies appear"
-    form.locator("textarea").first.fill(short)
-    form.get_by_text(re.compile(rf"^\s*{len(short)} / \d+")).first.wait_for(timeout=20_000)
-    assert form.locator("video").count() == 0, (
-        "the job finished before the kernel was asked something else; "
-        "lower LUMA_NB_E2E_SANDBOX_SPEED"
-    )
-    result = finish_and_check(page, form, shots, page_log)
+    def the_kernel_answers(card: Any) -> None:
+        # No cells to run here: the kernel proves it is free by answering the picker while
+        # the job runs (the chosen parent is set kernel-side).
+        pick_parent(form, index=2)
+        assert luma(card, "video").count() == 0, (
+            "the job finished before the kernel was asked something else; "
+            "lower LUMA_NB_E2E_SANDBOX_SPEED"
+        )
+
+    result = extend_through_the_form(page, form, shots, page_log, meanwhile=the_kernel_answers)
     print(f"classroom in Voila: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 

@@ -1,4 +1,4 @@
-"""Recent tasks of this kernel (and of the journal) to pick a parent from in the form."""
+"""Recent tasks of this kernel (and of the journal): what the form's parent picker offers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from ...client.client import LumaClient
     from ...client.job import Job
 
-__all__ = ("describe", "forget_all", "recent_ids", "remember")
+__all__ = (
+    "describe",
+    "forget_all",
+    "jobs_of",
+    "journal_entries",
+    "prompt_of",
+    "ratio_of",
+    "remember",
+)
 
 _LIMIT = 50
 _lock = threading.Lock()
@@ -37,11 +45,13 @@ def forget_all() -> None:
         _jobs.clear()
 
 
-def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
+def journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | None]]:
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
     Returns nothing when the client keeps no :class:`~luma_nb.Journal` or it cannot be read:
-    the journal is a convenience here, never a reason for the form to fail.
+    the journal is a convenience here, never a reason for the form to fail. A sandbox forgets
+    its tasks when it stops, so for a sandbox only the tasks of this one (by their video's
+    address) count.
     """
     try:
         journal = client.journal
@@ -50,28 +60,37 @@ def _journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | No
         entries = journal.entries(30, service=service_of(client))
     except Exception:
         return []
-    return [(e.task_id, e.prompt, e.status) for e in entries if e.task_id]
+    here = client.base_url + "/"
+    return [
+        (e.task_id, e.prompt, e.status)
+        for e in entries
+        if e.task_id and (not client.is_sandbox or (e.video_url or here).startswith(here))
+    ]
 
 
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
     return list(demo_parent_ids(client))
 
 
-def recent_ids(client: LumaClient) -> list[str]:
-    """Task ids to offer as parents: finished ones first, newest first, no duplicates.
-
-    Sources: jobs of this kernel on the same service, the journal's entries, and in demo mode the
-    sandbox's ready-made parents.
-    """
+def jobs_of(client: LumaClient) -> list[Job]:
+    """This kernel's recent jobs on ``client``'s service, newest first."""
     with _lock:
-        mine = [job for url, job in reversed(_jobs.values()) if url == client.base_url]
-    finished = [j.task_id for j in mine if j.task is not None and j.task.is_finished]
-    others = [j.task_id for j in mine if j.task is None or not j.task.is_finished]
-    journal = _journal_entries(client)
-    finished += [tid for tid, _, status in journal if status == "finished"]
-    others += [tid for tid, _, status in journal if status != "finished"]
-    demo = [tid for tid, _ in _demo_parents(client)]
-    return list(dict.fromkeys(finished + demo + others))
+        return [job for url, job in reversed(_jobs.values()) if url == client.base_url]
+
+
+def prompt_of(client: LumaClient, task_id: str) -> str | None:
+    """The prompt of a known task (this kernel's, a demo video's, the journal's), or None."""
+    with _lock:
+        found = _jobs.get(task_id)
+    if found is not None:
+        return found[1].prompt
+    for known_id, demo_prompt in _demo_parents(client):
+        if known_id == task_id:
+            return demo_prompt
+    for known_id, entry_prompt, _status in journal_entries(client):
+        if known_id == task_id:
+            return entry_prompt
+    return None
 
 
 def describe(client: LumaClient, task_id: str) -> str | None:
@@ -85,7 +104,7 @@ def describe(client: LumaClient, task_id: str) -> str | None:
     for demo_id, demo_prompt in _demo_parents(client):
         if demo_id == task_id:
             return f"{demo_prompt} (sandbox demo video, finished)"
-    for entry_id, entry_prompt, entry_status in _journal_entries(client):
+    for entry_id, entry_prompt, entry_status in journal_entries(client):
         if entry_id == task_id:
             return f"{entry_prompt or 'no prompt known'} ({entry_status or 'submitted'})"
     return None

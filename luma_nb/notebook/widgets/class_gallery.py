@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
-
 from ...client.class_feed import GalleryFollow, require_class
 from ...client.defaults import class_url, default_client
 from ...contract.class_videos import ClassVideo
 from ...contract.errors import ClassOnlyError, ValidationError
 from ...contract.models import Task
 from .. import display as text
-from ._style import message_html
+from .gallery import CardView
 
 if TYPE_CHECKING:
     from ...client.client import LumaClient
@@ -34,17 +32,19 @@ _STATES = {
 }
 
 
-class ClassGallery(widgets.VBox):  # type: ignore[misc]
-    """The class gallery, live: a player per published video, added and taken away as the
-    relay says (a finished and shared video arrives; a hidden or unshared one goes).
+class ClassGallery(CardView):
+    """The class gallery, live: a card per published video (its poster, the student, the
+    prompt), added and taken away as the relay says (a finished and shared video arrives; a
+    hidden or unshared one goes). A video plays when its card is clicked.
 
     Parameters:
         client: a client of the classroom relay; None shows ``notice`` instead.
         notice: why there is no gallery (shown when ``client`` is None).
-        columns: players per row.
-        video_width: width of each player in pixels.
+        columns: cards per row.
+        video_width: width of each card in pixels.
         transport: ``"events"`` (server-sent events) or ``"poll"`` (long-poll).
         start: start following at once (else call :meth:`start`).
+        projector: large type, for a class on a projector.
 
     Following runs on one background thread (the kernel stays free); it is the only writer of
     the widget's values. The Stop button and :meth:`stop` end it. ``value`` is the list of
@@ -60,31 +60,29 @@ class ClassGallery(widgets.VBox):  # type: ignore[misc]
         video_width: int = 300,
         transport: str = "events",
         start: bool = True,
+        projector: bool = False,
         **kwargs: Any,
     ) -> None:
+        super().__init__(
+            kind="class",
+            columns=max(1, int(columns)),
+            card_width=int(video_width),
+            projector=projector,
+            empty="No published videos yet.",
+            **kwargs,
+        )
         self.client = client
         self.notice = notice if client is None else None
         self.video_width = video_width
-        self._header = widgets.HTML()
-        self._stop = widgets.Button(description="Stop", icon="stop", layout={"width": "auto"})
-        self._message = widgets.HTML()
-        self._grid = widgets.GridBox(
-            layout=widgets.Layout(
-                grid_template_columns=f"repeat({max(1, int(columns))}, minmax(0, 1fr))",
-                grid_gap="12px",
-            )
-        )
-        self._cards: dict[str, widgets.Widget] = {}
-        self._stop.on_click(self._on_stop_click)
-        top = widgets.HBox([self._header, self._stop], layout={"align_items": "center"})
-        super().__init__(children=[top, self._message, self._grid], **kwargs)
+        self._shown: dict[str, dict[str, Any]] = {}
         self.follow: GalleryFollow | None = None
         if client is None:
-            self._stop.layout.display = "none"
-            self._header.value = message_html(self.notice, "info")
+            self.status = self.notice or NO_CLASS
+            self.empty = ""
             return
+        self.can_stop = True
         self.follow = GalleryFollow(client, listener=self._on_follow_change, transport=transport)
-        self._render_header()
+        self._render_status()
         if start:
             self.start()
 
@@ -119,100 +117,73 @@ class ClassGallery(widgets.VBox):  # type: ignore[misc]
     def stop(self) -> None:
         """Stop following (what the Stop button does); the videos shown stay."""
         if self.follow is not None:
-            self._stop.disabled = True
+            self.stopped = True
             self.follow.stop()
+            self._render_status()
+
+    def on_stop(self) -> None:
+        """The Stop button."""
+        self.stop()
 
     def __repr__(self) -> str:
         if self.client is None:
             return self.notice or NO_CLASS
         return f"ClassGallery({self._class_name()!r})"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        """The widget, with text and HTML for front-ends without the widget manager."""
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is None:
-            return None
-        data["text/plain"] = repr(self)
+    def static_html(self) -> str:
+        """The gallery as plain HTML (no media), or the notice outside a class."""
         if self.client is None:
-            data["text/html"] = f"<p>{text.esc(self.notice)}</p>"
-        else:
-            videos = self.value
-            cards = "".join(
-                f"<div>{self._caption(v)}{text.video_html(v.video_url, width=self.video_width)}"
-                "</div>"
-                for v in videos
-            )
-            head = f"<p><b>Class gallery: {text.esc(self._class_name())}</b></p>"
-            data["text/html"] = head + (cards or "<p><em>No published videos yet.</em></p>")
-        return dict(data)
+            return f"<p>{text.esc(self.notice)}</p>"
+        return super().static_html()
 
     # -- rendering (the follow's thread) ----------------------------------------------------
 
     def _class_name(self) -> str:
         return (self.client.class_name if self.client is not None else None) or "Class"
 
-    def _render_header(self) -> None:
+    def _render_status(self) -> None:
         follow = self.follow
         if follow is None:
             return
+        self.heading = f"Class gallery: {self._class_name()}"  # the name comes with answers
         count = len(follow.videos)
         videos = f"{count} video{'s' if count != 1 else ''}"
         state = _STATES.get(follow.state, follow.state)
-        self._header.value = (
-            f"<b>Class gallery: {text.esc(self._class_name())}</b> · {videos} · "
-            f'<span style="color:#555">{text.esc(state)}</span>'
-        )
+        self.status = f"{videos} · {state}"
+        if follow.state in ("error", "stopped"):
+            self.stopped = True
 
     def _on_follow_change(self, follow: GalleryFollow) -> None:
         try:
             shown = follow.value
-            wanted = {video.task_id for video in shown}
-            for task_id in list(self._cards):
-                if task_id not in wanted:
-                    del self._cards[task_id]
-            for video in shown:
-                if video.task_id not in self._cards:
-                    self._cards[video.task_id] = self._card(video)
-            self._grid.children = tuple(self._cards[v.task_id] for v in shown)
-            self._render_header()
+            with self._lock:
+                wanted = {video.task_id for video in shown}
+                for task_id in list(self._shown):
+                    if task_id not in wanted:
+                        del self._shown[task_id]
+                for video in shown:
+                    if video.task_id not in self._shown:
+                        self._shown[video.task_id] = self._card(video)
+                self.cards = [dict(self._shown[v.task_id]) for v in shown]
+            self._render_status()
             if follow.state == "error":
-                self._message.value = message_html(str(follow.error or "the gallery stopped"))
-            if follow.state in ("error", "stopped"):
-                self._stop.disabled = True
+                self.message = str(follow.error or "the gallery stopped")
         except Exception as error:  # shown, never lost in a thread
-            self._message.value = message_html(f"Could not update the gallery: {error}")
+            self.message = f"Could not update the gallery: {error}"
 
-    @staticmethod
-    def _caption(video: ClassVideo) -> str:
-        prompt = text.prompt_preview(video.prompt) or ""
-        return (
-            f"<div><b>{text.esc(video.student)}</b></div>"
-            f'<div style="color:#444;font-size:90%">{text.esc(prompt)}</div>'
-        )
-
-    def _card(self, video: ClassVideo) -> widgets.Widget:
-        from ..media import video as make_video
-
-        caption = widgets.HTML(self._caption(video))
-        player = widgets.Output()
+    def _card(self, video: ClassVideo) -> dict[str, Any]:
         task = Task(task_id=video.task_id, status="finished", video_url=video.video_url)
-        try:
-            html = make_video(task, width=self.video_width)._repr_html_()  # type: ignore[no-untyped-call]
-        except Exception as error:
-            html = message_html(f"Could not show this video: {error}")
-        player.outputs = (
-            {
-                "output_type": "display_data",
-                "data": {"text/plain": "<video>", "text/html": html},
-                "metadata": {},
-            },
+        session = self.client.session if self.client is not None else None
+        card = self.finished_card(
+            video.task_id,
+            task,
+            service=None,
+            session=session,
+            poster=video.poster_url or None,  # the relay names it when it knows one
+            label=video.student,
+            prompt=text.prompt_preview(video.prompt) or "",
         )
-        return widgets.VBox([caption, player])
-
-    # -- buttons (kernel thread) ------------------------------------------------------------
-
-    def _on_stop_click(self, button: widgets.Button) -> None:
-        self.stop()
+        return card
 
 
 def class_gallery(client: LumaClient | None = None, **options: Any) -> ClassGallery:

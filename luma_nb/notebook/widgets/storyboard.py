@@ -1,21 +1,26 @@
-"""storyboard(): chain extends - each one extends the previous result - shown as a timeline."""
+"""storyboard(): chain extends - each one extends the previous result - shown as a timeline.
+
+Each step is a card showing its own new part: its poster is taken where the step begins (its
+parent's length), and its player starts there (``#t=``). Below the steps, "the whole story" is
+the last video played from its start, with the story's first frame as its poster, so it does
+not look like the last step again.
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
-
 from ...client.defaults import default_client
-from ...client.watcher import DEFAULT_TIMEOUT, Ending, Watcher
+from ...client.watcher import DEFAULT_TIMEOUT, Ending, Watch, Watcher, get_watcher
 from ...contract.bodies import extend_bodies
 from ...contract.errors import LumaError, WaitTimeout
-from ..display import esc, job_html, prompt_preview, video_html
+from .. import display as text
+from ..media import video_seconds
 from . import _recent
-from ._style import message_html
-from .progress import ProgressView
+from .gallery import CardView, count_words, where_words
 
 if TYPE_CHECKING:
     from ...client.client import LumaClient
@@ -24,19 +29,18 @@ if TYPE_CHECKING:
 
 __all__ = ("Storyboard", "storyboard")
 
-_MARKS = {"waiting": "·", "submitting": "…", "running": "⏳", "done": "✓", "failed": "✗"}
-
 
 def _validated(parent_task_id: Any, prompts: Iterable[str], options: dict[str, Any]) -> list[str]:
     """Every prompt and option checked before anything is sent (so bad input costs nothing)."""
     return [body["prompt"] for body in extend_bodies(parent_task_id, prompts, options)]
 
 
-class Storyboard(widgets.VBox):  # type: ignore[misc]
+class Storyboard(CardView):
     """A chain of extends run beside the kernel; see :func:`storyboard`.
 
-    ``jobs`` are the jobs submitted so far; ``done``/``error`` tell how it ended; ``wait()``
-    blocks, ``await board`` awaits, ``cancel()`` stops before the next submit (and stops watching).
+    ``jobs`` are the jobs submitted so far; ``done``/``error`` tell how it ended; ``await
+    board`` awaits the final task (``wait()`` blocks, for scripts); ``cancel()`` stops before
+    the next submit (and stops watching).
     """
 
     def __init__(
@@ -47,9 +51,12 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
         *,
         timeout: float = DEFAULT_TIMEOUT,
         watcher: Watcher | None = None,
+        card_width: int = 240,
+        projector: bool = False,
         **options: Any,
     ) -> None:
         self.prompts = _validated(parent_task_id, prompts, options)
+        super().__init__(kind="storyboard", card_width=card_width, projector=projector)
         self.client = client
         self.parent_task_id = parent_task_id.strip()
         self.options = options
@@ -57,66 +64,131 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
         self.jobs: list[Job] = []
         self.error: BaseException | None = None
         self._watcher = watcher
+        self._watch: Watch | None = None
         self._ending = Ending()
         self._stop = threading.Event()
-        self._view: ProgressView | None = None
-        self._cards = [widgets.HTML(self._card(i, "waiting")) for i in range(len(self.prompts))]
-        self._timeline = widgets.HBox(self._cards, layout={"overflow": "auto"})
-        self._current = widgets.VBox()
-        self._message = widgets.HTML()
-        self._final = widgets.HTML()
-        title = widgets.HTML(
-            f"<b>Storyboard</b>: {len(self.prompts)} extends of "
-            f"<code>{esc(self.parent_task_id)}</code>, each continuing the previous one"
-        )
-        super().__init__(
-            children=[title, self._timeline, self._current, self._message, self._final]
-        )
+        self._steps: list[dict[str, Any]] = [
+            {
+                "id": f"step-{i + 1}",
+                "label": f"{i + 1}",
+                "prompt": text.prompt_preview(p) or "",
+                "state": "waiting",
+                "word": "waiting",
+            }
+            for i, p in enumerate(self.prompts)
+        ]
+        n = len(self.prompts)
+        self.heading = f"Storyboard: {n} extend{'s' if n != 1 else ''}, each continuing the last"
+        self._publish()
         self._thread = threading.Thread(target=self._run, name="luma-nb-storyboard", daemon=True)
         self._thread.start()
 
     # -- the chain (its own thread; each clip is watched by the shared watcher) --------------
 
-    def _card(self, index: int, state: str, task: Task | None = None) -> str:
-        prompt = esc(prompt_preview(self.prompts[index]) or "")
-        clip = _player(task, 160) if task is not None and task.video_url else ""
-        return (
-            '<div style="border:1px solid #ccc;border-radius:4px;padding:4px;width:170px;'
-            f'font-size:85%">{_MARKS.get(state, "·")} <b>{index + 1}</b> {esc(state)}'
-            f"<br>{prompt}<br>{clip}</div>"
-        )
+    def _set(self, index: int, **fields: Any) -> None:
+        with self._lock:
+            self._steps[index] = {**self._steps[index], **fields}
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for step in self._steps:
+                counts[step["state"]] = counts.get(step["state"], 0) + 1
+            self.cards = [dict(step) for step in self._steps]
+            where = where_words(self.client) if hasattr(self, "client") else ""
+            line = count_words(counts).replace("video", "step")
+            self.status = " · ".join(p for p in (where, line) if p)
 
     def _run(self) -> None:
         parent = self.parent_task_id
+        service, session = self.client.service, self.client.session
+        first = self._parent_task()
+        start = self._seconds(first)
         try:
             for index, prompt in enumerate(self.prompts):
                 if self._stop.is_set():
                     raise LumaError(f"Storyboard cancelled before clip {index + 1}.")
-                self._cards[index].value = self._card(index, "submitting")
+                self._set(index, state="submitting", word="submitting…")
                 job = self.client.extend(parent, prompt, **self.options)
                 self.jobs.append(job)
                 _recent.remember(job)
-                view = ProgressView(job, timeout=self.timeout, watcher=self._watcher)
-                self._view = view
-                self._current.children = (view,)
-                self._cards[index].value = self._card(index, "running")
+                self._set(index, state="running", word="submitted", title=f"task {job.task_id}")
+                watch = (self._watcher or get_watcher()).watch(
+                    job, timeout=self.timeout, listener=functools.partial(self._progress, index)
+                )
+                self._watch = watch
                 try:
-                    task = view.watch.wait()
-                except Exception:
-                    self._cards[index].value = self._card(index, "failed")
+                    task = watch.wait()
+                except Exception as error:
+                    self._set(index, state="failed", word="failed", error=str(error))
                     raise
-                self._cards[index].value = self._card(index, "done", task)
+                card = self.finished_card(
+                    f"step-{index + 1}",
+                    task,
+                    service=service,
+                    session=session,
+                    start=start or 0.0,
+                    label=f"{index + 1}",
+                    prompt=text.prompt_preview(prompt) or "",
+                    word="finished",
+                )
+                length = self._seconds(task)
+                if start is not None and length is not None:
+                    card["length"] = f"{text.format_seconds(start)}–{text.format_seconds(length)}"
+                self._set(index, **card)
+                start = length
                 parent = job.task_id
-            self._current.children = ()
-            last = self.jobs[-1]
-            self._final.value = f"<b>Final video</b> ({len(self.jobs)} extends):<br>" + _player(
-                last.task, 640
-            )
+            self._show_story(first)
         except BaseException as error:
             self.error = error
-            self._message.value = message_html(str(error))
+            self.message = str(error)
         finally:
             self._ending.set()
+
+    def _progress(self, index: int, watch: Watch) -> None:
+        task = watch.task
+        if watch.state != "watching" or task is None:
+            return
+        pct = task.percentage if task.percentage is not None else 0.0
+        self._set(index, percent=pct, word=text.status_text(task))
+
+    def _parent_task(self) -> Task | None:
+        try:
+            return self.client.fetch(self.parent_task_id)
+        except LumaError:
+            return None
+
+    def _seconds(self, task: Task | None) -> float | None:
+        url = text.safe_url(task.video_url) if task is not None else None
+        return video_seconds(url, self.client.session) if url else None
+
+    def _show_story(self, first: Task | None) -> None:
+        last = self.jobs[-1].task
+        assert last is not None
+        card = self.finished_card(
+            f"story-{last.task_id}",
+            last,
+            service=self.client.service,
+            session=self.client.session,
+            prompt=f"All {len(self.jobs)} extends, from the start",
+        )
+        # The poster of the story is its first frame (the parent's own poster), not the last
+        # step's (which the last card already shows).
+        opening = (
+            self.finished_card(
+                f"parent-{first.task_id}", first, service=self.client.service, session=None
+            )
+            if first is not None and first.video_url
+            else None
+        )
+        card["poster"] = opening["poster"] if opening is not None else ""
+        length = self._seconds(last)
+        n = len(self.jobs)
+        card["heading"] = f"The whole story: {n} extend{'s' if n != 1 else ''}" + (
+            f", {text.format_seconds(length)}" if length is not None else ""
+        )
+        self.final = card
 
     # -- public -----------------------------------------------------------------------------
 
@@ -151,43 +223,23 @@ class Storyboard(widgets.VBox):  # type: ignore[misc]
         return self.result()
 
     async def wait_async(self) -> Task:
-        """Await the end of the chain (the kernel's loop stays free)."""
+        """``await board.wait_async()`` is ``await board``."""
         await self._ending.wait_async()
         return self.result()
 
     def __await__(self) -> Generator[Any, None, Task]:
-        """``task = await board``."""
+        """``task = await board``: the kernel's loop stays free."""
         return self.wait_async().__await__()
 
     def cancel(self) -> None:
         """Submit nothing more and stop watching the current clip (it keeps running remotely)."""
         self._stop.set()
-        view = self._view
-        if view is not None:
-            view.watch.cancel()
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
 
     def __repr__(self) -> str:
         return f"Storyboard({len(self.prompts)} extends)"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is None:
-            return None
-        data["text/plain"] = repr(self)
-        data["text/html"] = "".join(job_html(job, width=320) for job in self.jobs) or esc(
-            repr(self)
-        )
-        return dict(data)
-
-
-def _player(task: Task | None, width: int) -> str:
-    """The task's player: by URL, or embedded where the browser cannot reach the sandbox."""
-    from ..media import video
-
-    try:
-        return str(video(task, width=width, keep=False)._repr_html_())  # type: ignore[arg-type,no-untyped-call]
-    except Exception:
-        return video_html(task.video_url if task is not None else None, width=width)
 
 
 def storyboard(
@@ -202,8 +254,9 @@ def storyboard(
 
     All prompts and options are validated before the first submit (bad input costs nothing).
     Each extend is submitted only after the previous one finished. The returned widget shows
-    the chain as a timeline of clips and ends with the final, longest video; ``.jobs`` holds the
-    jobs, ``.wait()`` blocks and ``await`` awaits the final task. ``client=None`` means
+    the chain as a timeline of cards, each with the poster of its own new part, and ends with
+    the whole story; ``.jobs`` holds the jobs, ``await board`` awaits the final task
+    (``board.wait()`` blocks, in a script). ``client=None`` means
     :func:`luma_nb.default_client`. Raises :class:`~luma_nb.ValidationError` for bad input.
     """
     if client is None:

@@ -64,6 +64,23 @@
       .finally(function () { timer = setTimeout(refresh, PERIOD_MS); });
   }
 
+  // A gallery card holds a poster and a play link; the player is made only when pressed, so
+  // the page asks for no video bytes until then. A card that plays is kept by reconcile().
+  document.addEventListener("click", function (event) {
+    const link = event.target instanceof Element && event.target.closest("a[data-luma='play']");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    const video = document.createElement("video");
+    video.controls = true;
+    video.autoplay = true;
+    video.preload = "auto";
+    video.dataset.luma = "video";
+    const poster = link.querySelector("img");
+    if (poster) video.poster = poster.src;
+    video.src = link.href;
+    link.replaceWith(video);
+  });
+
   document.addEventListener("submit", function (event) {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.action.includes("/teacher/act/")) return;
