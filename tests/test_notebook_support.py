@@ -39,8 +39,8 @@ def test_a_public_video_url_is_never_embedded(monkeypatch):
 
 
 def test_form_function_starts_on_a_demo_parent_in_demo_mode(sandbox, client):
-    assert extend_form(client)._parent.value == sandbox.demo_parents[0].task_id
-    assert extend_form(client, parent_task_id="abc")._parent.value == "abc"
-    assert luma_nb.ExtendForm(client)._parent.value == ""  # the class itself starts empty
+    assert extend_form(client).parent_task_id == sandbox.demo_parents[0].task_id
+    assert extend_form(client, parent_task_id="abc").parent_task_id == "abc"
+    assert luma_nb.ExtendForm(client).parent_task_id == ""  # the class itself starts empty
     real = LumaClient("k-1", base_url="https://api.example.invalid", journal=None)
-    assert extend_form(real)._parent.value == ""
+    assert extend_form(real).parent_task_id == ""

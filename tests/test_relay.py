@@ -196,13 +196,13 @@ def test_default_client_and_the_form_use_the_class_relay(room, monkeypatch):
     assert defaults.default_client() is client
     form = extend_form()
     assert form.client is client
-    assert "Class" in form._mode.value
+    assert form.in_class and "Class" in form.status_line
     done = threading.Event()
-    form._mode.observe(lambda change: done.set(), names="value")
-    if "Year 9 Art" not in form._mode.value:
+    form.observe(lambda change: done.set(), names="status_line")
+    if "Year 9 Art" not in form.status_line:
         assert done.wait(10)
-    assert "Class: Year 9 Art" in form._mode.value
-    assert "Demo mode" not in form._mode.value
+    assert "Class: Year 9 Art" in form.status_line
+    assert "sandbox" not in form.status_line.lower()
     monkeypatch.setenv("LUMA_NB_CLASS_TOKEN", "")
     with pytest.raises(ValidationError, match="LUMA_NB_CLASS_TOKEN"):
         defaults.default_client()
@@ -215,10 +215,11 @@ def test_the_form_banner_counts_the_students_credits(sandbox, tmp_path):
         client.imagine("a parent").wait(timeout=30)
         form = extend_form(client)
         done = threading.Event()
-        form._mode.observe(lambda change: done.set(), names="value")
-        if "credits left" not in form._mode.value:
+        form.observe(lambda change: done.set(), names="status_line")
+        if "credits left" not in form.status_line:
             assert done.wait(10)
-        assert form._mode.value == "<b>Class: Year 9 Art, 24 credits left</b>"
+        assert form.status_line.startswith("Class: Year 9 Art")
+        assert "24 credits left" in form.status_line and form.credits == 24
     finally:
         room.close()
 
