@@ -40,8 +40,9 @@ CELLS = (
     "poll=luma_nb.FixedPolicy(1.0))\n"
     "parent = box.demo_parents[0].task_id\n"
     # One render first: the 299 that follow share it (the sandbox caches by request).
-    f"await client.extend(parent, {PROMPT!r})\n"
-    f"jobs = client.extend_many(parent, [{PROMPT!r}] * {COUNT - 1})\n"
+    f"first = client.extend(parent, {PROMPT!r})\n"
+    "await first\n"
+    f"jobs = [first, *client.extend_many(parent, [{PROMPT!r}] * {COUNT - 1})]\n"
     "gallery = luma_nb.Gallery(jobs, columns=6, video_width=180)\n"
     "tasks = await gallery.wait_async()\n"
     "print(sum(t.is_finished for t in tasks), 'finished')",
