@@ -118,6 +118,8 @@ SLOW_FILES = {
     "tests/test_teacher*.py": "a relay before a sandbox, jobs to the end",
     "tests/test_widgets.py": "widgets followed until the video plays",
     "tests/test_class_gallery_widget.py": "widgets followed until the video plays",
+    "tests/test_galleries.py": "galleries followed until the videos play",
+    "tests/test_saved_videos.py": "real videos made, kept and decoded",
     "tests/test_display.py": "shows jobs followed until the video plays",
     "tests/test_notebook_support.py": "shows jobs followed until the video plays",
     "tests/test_client_sandbox.py": "the whole story against the sandbox, real videos",
@@ -164,6 +166,7 @@ SLOW_TESTS = {
     "tests/test_posters.py": (  # real videos rendered and decoded
         "test_each_extend_of_one_parent_gets_its_own_poster_at_the_parents_length",
         "test_an_imagine_poster_is_its_first_frame_and_is_cached",
+        "test_a_demo_parent_has_a_poster",  # renders the demo parent when no cache has it
     ),
 }
 

@@ -12,7 +12,7 @@ import requests
 
 import luma_nb
 from luma_nb import LumaClient
-from luma_nb.notebook.widgets import ClassGallery, extend_form
+from luma_nb.notebook.widgets import ClassGallery, _recent, extend_form
 from luma_nb.notebook.widgets.class_gallery import NO_CLASS
 from luma_nb.notebook.widgets.form import SUBMIT_COOLDOWN
 from luma_nb.sandbox import Sandbox
@@ -20,6 +20,13 @@ from tests.relay_support import Classroom
 from tests.support import eventually
 
 WAIT = 30.0
+
+
+def _of(form, job):
+    """The picker item of ``job`` in ``form`` (its items), or no items."""
+    return next((p for p in form.parents if p["task_id"] == job.task_id), {}).items()
+
+
 EVIL = '"><script>alert(1)</script>'
 
 
@@ -131,6 +138,14 @@ def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
     client.account()  # the relay says who it is
     form = extend_form(client, parent_task_id=sandbox.demo_parents[0].task_id)
     assert form.share is True and form.in_class
+    assert form.status_line.startswith("Class: ")
+    # The class's start videos (the sandbox's demo videos behind the relay), picked by title.
+    eventually(lambda: form.parents and form.parents[0]["kind"] == "start")
+    starts = {p["task_id"]: p for p in form.parents if p["kind"] == "start"}
+    assert sandbox.demo_parents[0].task_id in starts
+    assert set(starts) <= {d.task_id for d in sandbox.demo_parents}
+    assert all(p["poster"].endswith(".jpg") and p["ratio"] for p in starts.values())
+    assert form.ratio_text == f"{sandbox.demo_parents[0].aspect_ratio} (the parent's)"
 
     form.prompt = "kept to myself"
     form.share = False
@@ -144,6 +159,10 @@ def test_the_form_offers_the_share_choice_only_in_a_class(room, sandbox):
     job.wait(timeout=WAIT)
     other.wait(timeout=WAIT)
     items = {i.task_id: i for i in room.relay.store.gallery()[1]}
+    _recent.forget_all()  # a classmate's view: the video is known from the class gallery
+    again = extend_form(client)
+    eventually(lambda: {"task_id": other.task_id, "kind": "class"}.items() <= _of(again, other))
+    assert job.task_id not in {p["task_id"] for p in again.parents}  # kept to myself
     assert not items[job.task_id].shared and not items[job.task_id].visible
     assert items[other.task_id].visible
 

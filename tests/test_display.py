@@ -107,8 +107,8 @@ def test_text_fallback_outside_a_kernel_shows_status_then_video(sandbox, client)
     assert "finished" in bundle["text/plain"]
     assert bundle["text/plain"].splitlines()[-1].startswith("video: http://127.0.0.1:")
     html = bundle["text/html"]
-    assert html.rstrip().endswith("</video></div>")
-    assert html.count("<video") == 1
+    assert html.rstrip().endswith("Run the cell to play.</div></div></div>")  # the player, last
+    assert html.count("<video") == 1 and 'poster="data:image/jpeg;base64,' in html
 
 
 def test_blocking_show_prints_progress_lines_and_ends_with_the_video(sandbox, client, capsys):

@@ -146,6 +146,7 @@ def test_a_gallery_of_variations_shows_a_different_poster_on_each_card(
         assert card["video"] == job.task.video_url
         assert card["poster"] == f"{sandbox.base_url}/media/{job.task_id}.jpg"
         assert card["embed"] is False and card["prompt"] == job.prompt
+        assert card["start"] == 5.0  # it plays from where its own part begins
     posters = [requests.get(c["poster"], timeout=10).content for c in cards]
     assert all(_differ(posters[i], posters[j]) > 5 for i in range(3) for j in range(i + 1, 3))
 

@@ -95,7 +95,9 @@ def test_the_fallbacks_say_something_useful(rendered) -> None:
     """What stands in for the form and the video, in the quickstart's HTML."""
     page = rendered["01-quickstart.ipynb"]
     assert "Extend a video" in page and "client.extend(" in page  # the form's card
-    assert 'class="luma-nb-route"' in page  # the player says how its video came
+    # The player says how its video came (its title), shows its poster, and says what to do.
+    assert 'class="luma-nb-video luma-nb-route"' in page
+    assert 'poster="data:image/jpeg;base64,' in page and "Run the cell to play." in page
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)

@@ -126,6 +126,7 @@ def test_bundle_keeps_text_and_html_fallbacks(sandbox, client):
     assert "application/vnd.jupyter.widget-view+json" in data
     assert data["text/plain"].startswith(f"ExtendForm for task {sandbox.demo_parents[0].task_id}")
     assert SANDBOX_LINE in data["text/html"] and "a fox" in data["text/html"]
+    assert f"Continues:</b> {sandbox.demo_parents[0].prompt}" in data["text/html"]
     assert "127.0.0.1" not in data["text/plain"] + data["text/html"]
 
 
@@ -155,8 +156,10 @@ def test_validation_runs_as_you_type_and_every_disabled_submit_says_why(sandbox,
     view.edit(image_url="javascript:alert(1)")
     assert "http" in form.field_errors["image_url"] and not form.ready
     assert form.disabled_reason == "Check the first frame URL (under Options)."
+    assert form.previews == {}  # no preview of a bad URL
     view.edit(image_url=f"https://img.example/a.png?{EVIL}")
-    assert form.ready
+    assert form.ready and form.previews["image_url"].startswith("https://img.example/a.png?")
+    assert "<script>" not in form.previews["image_url"]  # only a safe http(s) URL is shown
     view.edit(image_url="")
     view.send(type="secret", value="s3cret")
     assert "webhook_secret was given without webhook_url" in form.field_errors["webhook_secret"]
@@ -198,6 +201,7 @@ def test_a_double_click_submits_once_with_the_parents_ratio(sandbox, client):
         "aspect_ratio": "16:9",  # the parent's: an extend keeps it
     }
     assert [card["task_id"] for card in form.cards] == [form.jobs[0].task_id]
+    assert form.cards[0]["continues"] == f"continues {wide.prompt}"  # its title, not its id
     assert form.message_kind == "ok"
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DEMO_SPEED",
+    "class_start_videos",
     "class_url",
     "default_client",
     "demo_parent_ids",
@@ -146,6 +147,25 @@ def demo_parent_ids(client: LumaClient) -> tuple[tuple[str, str], ...]:
     except ImportError:  # pragma: no cover - the sandbox ships with the package
         return ()
     return tuple((p.task_id, p.prompt) for p in DEMO_PARENTS)
+
+
+def class_start_videos(client: LumaClient) -> list[tuple[str, str, str, str | None]]:
+    """The sandbox's demo parents that ``client``'s service has, finished: the start videos of a
+    class relay whose upstream is the sandbox. ``(task_id, prompt, aspect_ratio, video_url)``
+    each; empty when the service has none (the real API) or does not answer. One fetch, free.
+    """
+    from ..sandbox import DEMO_PARENTS
+
+    known = {p.task_id: p for p in DEMO_PARENTS}
+    try:
+        tasks = client.fetch_many(list(known))
+    except Exception:
+        return []
+    return [
+        (t.task_id, known[t.task_id].prompt, known[t.task_id].aspect_ratio, t.video_url)
+        for t in tasks
+        if t.is_finished and t.task_id in known
+    ]
 
 
 def demo_parent_ratios(client: LumaClient) -> dict[str, str]:

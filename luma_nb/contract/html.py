@@ -116,8 +116,9 @@ def _status_colour(task: Task | None) -> str:
     return "#1565c0"
 
 
-def task_html(task: Task, *, width: int | None = 480) -> str:
-    """HTML of a snapshot: id, status (coloured) and, once finished, the video player."""
+def task_html(task: Task, *, width: int | None = 480, player: str | None = None) -> str:
+    """HTML of a snapshot: id, status (coloured) and, once finished, the video player
+    (``player``, HTML made elsewhere, e.g. with the task's poster; else a plain one)."""
     parts = [
         '<div class="luma-nb-task">',
         f"<b>Task</b> <code>{esc(task.task_id)}</code>: "
@@ -127,13 +128,16 @@ def task_html(task: Task, *, width: int | None = 480) -> str:
         pct = int(task.percentage)
         parts.append(f'<br><progress max="100" value="{pct}"></progress> {pct}%')
     if task.is_finished and task.video_url:
-        parts.append("<br>" + video_html(task.video_url, width=width))
+        parts.append("<br>" + (player or video_html(task.video_url, width=width)))
     parts.append("</div>")
     return "".join(parts)
 
 
-def job_html(job: JobLike, *, width: int | None = 480, note: str | None = None) -> str:
-    """HTML of a job: prompt, parent, status and, once finished, the video player."""
+def job_html(
+    job: JobLike, *, width: int | None = 480, note: str | None = None, player: str | None = None
+) -> str:
+    """HTML of a job: prompt, parent, status and, once finished, the video player
+    (``player``, HTML made elsewhere; else a plain one)."""
     task = job.task
     parts = ['<div class="luma-nb-job">']
     if note:
@@ -151,6 +155,6 @@ def job_html(job: JobLike, *, width: int | None = 480, note: str | None = None) 
         pct = int(task.percentage)
         parts.append(f'<progress max="100" value="{pct}"></progress> {pct}%')
     if task is not None and task.is_finished and task.video_url:
-        parts.append(video_html(task.video_url, width=width))
+        parts.append(player or video_html(task.video_url, width=width))
     parts.append("</div>")
     return "".join(parts)

@@ -76,10 +76,16 @@ def form_text(parent_task_id: str | None, prompt: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def form_html(mode_html: str, parent_task_id: str | None, prompt: str | None = None) -> str:
+def form_html(
+    mode_html: str,
+    parent_task_id: str | None,
+    prompt: str | None = None,
+    parent_title: str | None = None,
+) -> str:
     """Static HTML standing in for the extend form (nbconvert, GitHub, no widget manager).
 
-    ``mode_html`` is the form's own banner (already HTML: demo mode, class, live API).
+    ``mode_html`` is the form's own status line (already HTML: sandbox, class, live API);
+    ``parent_title`` names the parent in words, when it is known.
     """
     parent = parent_task_id or "<parent task id>"
     parts = [
@@ -88,6 +94,8 @@ def form_html(mode_html: str, parent_task_id: str | None, prompt: str | None = N
         f"<div>{mode_html}</div>" if mode_html else "",
         f"<div><b>Extend a video</b>: parent task <code>{esc(parent)}</code></div>",
     ]
+    if parent_title:
+        parts.append(f"<div><b>Continues:</b> {esc(parent_title)}</div>")
     preview = prompt_preview(prompt)
     if preview:
         parts.append(f"<div><b>Prompt:</b> {esc(preview)}</div>")

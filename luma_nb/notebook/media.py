@@ -3,8 +3,10 @@
 By default a video is shown by its URL, which keeps notebooks small. A sandbox video's URL is on
 the kernel's loopback, which a browser elsewhere (Binder, JupyterHub, Colab) cannot reach: there,
 it goes through the Jupyter server's jupyter-server-proxy or Colab's port proxy when one is
-detected, and is embedded only when no route exists (:mod:`luma_nb.notebook.frontend`); a line
-under the player says which way was used. ``download_to=`` saves it
+detected, and is embedded only when no route exists (:mod:`luma_nb.notebook.frontend`); the
+player's ``title`` says which way was used. Inside a kernel, the video is kept beside the
+notebook (bounded), and the player carries the task's poster, so a saved notebook shows a
+picture, never a dead player. ``download_to=`` saves it
 next to the notebook and plays the local file (Jupyter serves it; Voila needs ``.mp4`` in its
 file allow-list). ``embed=True`` puts the bytes into the notebook, below a size cap: JupyterLab
 strips embedded data URLs from untrusted notebooks, so prefer a file for sharing.
@@ -29,7 +31,7 @@ from ..contract.environment import environment
 from ..contract.errors import LumaError
 from ..contract.posters import poster_url
 from ..contract.text import is_loopback_url
-from .display import safe_url
+from .display import esc, safe_url
 from .frontend import Route, browser_route, find_server, in_kernel, remote_browser
 
 if TYPE_CHECKING:
@@ -275,18 +277,27 @@ def _int(value: str | None) -> int | None:
 _NO_NOTE = Route("direct", "", "")
 
 
-def _routed_video(task_id: str, route: Route, **options: Any) -> Video:
-    """An ``IPython.display.Video`` of ``task_id`` that says under the player how it came.
+def _routed_video(
+    task_id: str, route: Route, *, poster: str | None = None, **options: Any
+) -> Video:
+    """An ``IPython.display.Video`` of ``task_id`` that stays a picture when it cannot play.
 
-    Its ``text/plain`` names the task and where the video is (instead of an object repr), and
-    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``file``, ``embed``).
+    Its ``text/html`` is the player with the task's poster (``poster``: a small JPEG as a
+    ``data:`` URI, or None) and a line saying to run the cell to play; see :func:`video`. Its
+    ``text/plain`` names the task and where the video is (instead of an object repr), and
+    ``.route`` tells which way was used (``direct``, ``proxy``, ``colab``, ``file``,
+    ``embed``); how, in words, is the player's ``title``, never its text.
     """
     cls = _routed_class()
     made = cls(**options)
     made.task_id = task_id  # type: ignore[attr-defined]
     made.route = route  # type: ignore[attr-defined]
+    made.poster = poster  # type: ignore[attr-defined]
     return made
 
+
+#: What a saved output says under its player (the poster shows when it cannot play).
+RUN_TO_PLAY = "Not playing? Run the cell to play."
 
 _ROUTED: list[type[Video]] = []
 
@@ -299,10 +310,16 @@ def _routed_class() -> type[Video]:
     class _Routed(Video):
         task_id: str
         route: Route
+        poster: str | None
 
         def _repr_html_(self) -> str:
-            html = str(super()._repr_html_())  # type: ignore[no-untyped-call]
-            return html + self.route.caption_html() if self.route.detail else html
+            return player_html(
+                str(super()._repr_html_()),  # type: ignore[no-untyped-call]
+                task_id=self.task_id,
+                route=self.route,
+                poster=self.poster,
+                width=self.width,
+            )
 
         def __repr__(self) -> str:
             where = "embedded in the notebook" if self.embed else str(self.url or self.filename)
@@ -314,17 +331,54 @@ def _routed_class() -> type[Video]:
     return _Routed
 
 
+def player_html(
+    video_html: str, *, task_id: str, route: Route, poster: str | None, width: int | None
+) -> str:
+    """``video_html`` (IPython's ``<video>``) made robust for a saved notebook.
+
+    The ``<video>`` gets the poster (``poster=``) and ``preload="none"``: opened without its
+    kernel (JupyterLab, Notebook 7, nbconvert's HTML), it shows the poster until played, and
+    keeps showing it if the file is gone. Inside the ``<video>``, where a browser would say it
+    cannot play video, is the poster as an ``<img>``: a viewer that strips ``<video>`` but keeps
+    its content (as GitHub's does with elements it does not allow) shows the picture. A line
+    under it says to run the cell to play; the route's words are the ``title``.
+    """
+    attrs = ' preload="none"' if poster else ' preload="metadata"'
+    if poster:
+        attrs += f' poster="{esc(poster)}"'
+    html = video_html.replace(" controls", " controls" + attrs, 1)
+    size = f' width="{int(width)}"' if width else ""
+    picture = (
+        f'<img src="{esc(poster)}"{size} alt="Poster of the video of task {esc(task_id)}">'
+        if poster
+        else ""
+    )
+    for fallback in (
+        "Your browser does not support the <code>video</code> element.",
+        "Your browser does not support the video tag.",
+    ):
+        html = html.replace(fallback, picture)
+    title = f' title="{esc(route.detail)}"' if route.detail else ""
+    return (
+        f'<div class="luma-nb-video luma-nb-route" data-route="{esc(route.how)}" '
+        f'data-task-id="{esc(task_id)}"{title}>{html}'
+        f'<div class="luma-nb-video-note" style="color:#666;font-size:85%">{RUN_TO_PLAY}</div>'
+        "</div>"
+    )
+
+
 # -- demo videos kept beside the notebook ----------------------------------------------------
 
-#: The folder, beside the notebook, where finished demo videos are kept (served by Jupyter's
-#: ``/files/`` route), so a saved notebook plays them after the sandbox is gone.
+#: The folder, beside the notebook, where the videos it showed are kept (served by Jupyter's
+#: ``/files/`` route), so a saved notebook plays them after the sandbox is gone, and after the
+#: provider deleted its copy (APIFRAME deletes result files after three months).
 KEEP_FOLDER = "luma_nb_videos"
 #: Default bound of that folder (``LUMA_NB_KEEP_VIDEOS_MB``); the oldest files go first.
 DEFAULT_KEEP_MB = 100
 
 
 def keep_limit() -> int | None:
-    """Bytes the kept-videos folder may hold, or None when demo videos are not kept.
+    """Bytes the kept-videos folder may hold, or None when videos are not kept.
 
     ``LUMA_NB_KEEP_VIDEOS=0`` turns keeping off, ``1`` on; unset, it is on inside a Jupyter
     kernel (where a notebook sits in the working directory) and off in scripts.
@@ -341,7 +395,7 @@ def keep_limit() -> int | None:
 
 
 def _kept_copy(task: Task, http: requests.Session | None) -> str | None:
-    """The demo video saved in :data:`KEEP_FOLDER` (path relative to the notebook), or None
+    """The video saved in :data:`KEEP_FOLDER` (path relative to the notebook), or None
     (keeping off, no Jupyter server serving this folder, over the bound, not savable)."""
     limit = keep_limit()
     if limit is None or not files_route():
@@ -410,13 +464,19 @@ def video(
     :func:`save` and played from its path relative to the working directory (the notebook's);
     with ``embed=True`` the bytes are embedded, if at most ``max_embed_bytes``.
 
-    A sandbox (loopback) video, which is gone once the kernel stops, is by default (``keep``
-    None: inside a kernel, see :func:`keep_limit`) kept in :data:`KEEP_FOLDER` beside the
-    notebook and played from there when the kernel's Jupyter server serves that folder: the
-    saved notebook then plays it when reopened, trusted or not, on Binder too. Otherwise it goes
-    the way :func:`~luma_nb.notebook.frontend.browser_route` finds (by URL, through Jupyter's or
-    Colab's proxy, or embedded when no route exists). A line under the player says which.
-    ``keep=False`` (the live widgets, which a saved notebook does not keep) skips the copy.
+    A video is by default (``keep`` None: inside a kernel, see :func:`keep_limit`) kept in
+    :data:`KEEP_FOLDER` beside the notebook and played from there when the kernel's Jupyter
+    server serves that folder: the saved notebook plays it when reopened, trusted or not, on
+    Binder too, after the sandbox is gone or the provider deleted its copy. Otherwise a sandbox
+    (loopback) video goes the way :func:`~luma_nb.notebook.frontend.browser_route` finds (by
+    URL, through Jupyter's or Colab's proxy, or embedded when no route exists), and a public
+    one by its URL. ``keep=False`` (the live widgets, not saved) skips the copy.
+
+    Saved notebooks never show a dead player: the ``<video>`` carries the task's poster, a
+    small JPEG embedded as a ``data:`` URI (the sandbox's, taken where the task's own part
+    begins; for another service, a frame of the kept copy), loads nothing before it is played,
+    and says under it to run the cell to play (see :func:`player_html`). The way the video came
+    is in the player's ``title``.
 
     Raises :class:`MediaError` when there is no video yet, the URL is not http(s), or an embed
     would exceed the cap.
@@ -426,19 +486,28 @@ def video(
     if url is None:
         raise MediaError(f"Task {task.task_id} has no playable http(s) video URL.")
     http = _session_of(task_or_job, session)
+    service = _service_of(task_or_job, url)
     route = _NO_NOTE
-    if download_to is None and not embed and is_loopback_url(url):
-        route = browser_route(url)
+    if download_to is None and not embed:
+        if is_loopback_url(url):
+            route = browser_route(url)
         kept = _kept_copy(task, http) if keep is not False and route.how != "colab" else None
         if kept is not None:
-            return _routed_video(task.task_id, _kept_route(kept), url=kept, width=width)
+            poster = _poster(task, service, http, Path.cwd() / kept, width)
+            return _routed_video(
+                task.task_id, _kept_route(kept), poster=poster, url=kept, width=width
+            )
         embed = route.how == "embed"
+    poster = _poster(task, service, http, None, width)
     if download_to is not None:
         # The job (not its task) is saved: the journal to tell is its client's, maybe none.
         path = save(task_or_job, download_to, session=http)
+        poster = poster or _poster(task, service, http, path, width)
         if embed:
-            return _embedded(path, max_embed_bytes, width, task.task_id, route)
-        return _routed_video(task.task_id, route, filename=_relative(path), width=width)
+            return _embedded(path, max_embed_bytes, width, task.task_id, route, poster)
+        return _routed_video(
+            task.task_id, route, poster=poster, filename=_relative(path), width=width
+        )
     if embed:
         with tempfile.TemporaryDirectory(prefix="luma-nb-") as folder:
             try:
@@ -446,9 +515,42 @@ def video(
                 path = save(task, folder, session=http, max_bytes=max_embed_bytes, journal=None)
             except _TooLarge:
                 raise MediaError(_too_big_to_embed(None, max_embed_bytes)) from None
-            return _embedded(path, max_embed_bytes, width, task.task_id, route)
+            poster = poster or _poster(task, service, http, path, width)
+            return _embedded(path, max_embed_bytes, width, task.task_id, route, poster)
     shown = route.url_for(url) if route.how != "direct" else url
-    return _routed_video(task.task_id, route, url=shown or url, width=width)
+    return _routed_video(task.task_id, route, poster=poster, url=shown or url, width=width)
+
+
+def poster_player(
+    task: Task,
+    *,
+    service: str | None = None,
+    session: requests.Session | None = None,
+    width: int | None = 480,
+) -> str | None:
+    """The player of a finished task as a cell's HTML shows it (a ``Task`` or a ``Job`` as a
+    result): by URL (routed for a remote browser where a route exists), with the task's poster
+    embedded (see :func:`player_html`), nothing kept or embedded. None when it has no video."""
+    url = safe_url(task.video_url)
+    if not task.is_finished or url is None:
+        return None
+    service = service or _service_of(task, url)
+    route = browser_route(url) if is_loopback_url(url) else _NO_NOTE
+    shown = route.url_for(url) if route.how not in ("direct", "embed") else url
+    tag = f'<video src="{esc(shown or url)}" controls width="{int(width or 480)}">' + (
+        "Your browser does not support the <code>video</code> element.</video>"
+    )
+    poster = _poster(task, service, session, None, width)
+    return player_html(tag, task_id=task.task_id, route=route, poster=poster, width=width)
+
+
+def _service_of(source: object, url: str) -> str | None:
+    """Who made the video: a job's client knows; a loopback URL alone is the sandbox's."""
+    client = getattr(source, "client", None)
+    service = getattr(client, "service", None)
+    if isinstance(service, str) and service not in ("unknown", "relay"):
+        return service
+    return "sandbox" if is_loopback_url(url) else service
 
 
 def _kept_route(kept: str) -> Route:
@@ -456,18 +558,113 @@ def _kept_route(kept: str) -> Route:
         "file",
         "",
         f"Played from the copy kept beside the notebook ({kept}, served by the Jupyter "
-        "server): it plays again when the notebook is reopened, after the demo sandbox is gone.",
+        "server): it plays again when the notebook is reopened, after the service's copy is "
+        "gone.",
     )
 
 
+# -- the poster a saved output shows ---------------------------------------------------------
+
+#: Width of the poster embedded in a saved output, at most (a small JPEG, some 15 KB).
+POSTER_WIDTH = 480
+#: Seconds of new footage an extension adds (a Luma clip): where a poster is taken in a video
+#: whose service serves no poster of its own.
+CLIP_SECONDS = 5.0
+
+
+def _poster(
+    task: Task,
+    service: str | None,
+    http: requests.Session | None,
+    local: Path | None,
+    width: int | None,
+) -> str | None:
+    """The task's poster as a small JPEG ``data:`` URI, or None.
+
+    The sandbox serves one (taken where the task's own part begins). For another service, it
+    is a frame of the local copy (``local``), when PyAV and Pillow are there: at the start of
+    an imagine, one clip (:data:`CLIP_SECONDS`) before the end of an extension.
+    """
+    found = poster_url(task, service=service)
+    data = fetch_poster(found, http) if found else None
+    if data is None and local is not None and local.is_file():
+        extension = task.task_type == "luma-ext" or task.task_type is None
+        data = _frame_jpeg(local, CLIP_SECONDS if extension else None)
+    if data is None:
+        return None
+    small = _shrunk(data, min(width or POSTER_WIDTH, POSTER_WIDTH))
+    return "data:image/jpeg;base64," + base64.b64encode(small).decode()
+
+
+def _shrunk(data: bytes, width: int) -> bytes:
+    """The JPEG ``data`` at most ``width`` pixels wide (as it is without Pillow)."""
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:
+        return data
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width <= width:
+                return data
+            height = max(1, round(image.height * width / image.width))
+            out = io.BytesIO()
+            image.convert("RGB").resize((width, height)).save(out, format="JPEG", quality=75)
+            return out.getvalue()
+    except (OSError, ValueError):
+        return data
+
+
+def _frame_jpeg(path: Path, before_end: float | None) -> bytes | None:
+    """A frame of the MP4 at ``path`` as JPEG bytes (``before_end`` seconds before its end,
+    or the first), or None without PyAV/Pillow or for an unreadable file."""
+    try:
+        import io
+
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            length = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            at = max(0.0, length - before_end) if before_end is not None else 0.0
+            if at > 0 and stream.time_base is not None:
+                container.seek(int(at / stream.time_base), stream=stream, backward=True)
+            chosen = None
+            for frame in container.decode(stream):
+                chosen = frame
+                if frame.time is None or frame.time >= at - 0.02:
+                    break
+            if chosen is None:
+                return None
+            out = io.BytesIO()
+            chosen.to_image().convert("RGB").save(out, format="JPEG", quality=80)
+            return out.getvalue()
+    except (OSError, ValueError, IndexError, av.error.FFmpegError):
+        return None
+
+
 def _embedded(
-    path: Path, max_embed_bytes: int, width: int | None, task_id: str, route: Route
+    path: Path,
+    max_embed_bytes: int,
+    width: int | None,
+    task_id: str,
+    route: Route,
+    poster: str | None = None,
 ) -> Video:
     size = path.stat().st_size
     if size > max_embed_bytes:
         raise MediaError(_too_big_to_embed(size, max_embed_bytes))
     return _routed_video(
-        task_id, route, data=path.read_bytes(), embed=True, mimetype="video/mp4", width=width
+        task_id,
+        route,
+        poster=poster,
+        data=path.read_bytes(),
+        embed=True,
+        mimetype="video/mp4",
+        width=width,
     )
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..contract.errors import LumaError
-from .display import DEMO_NOTE, job_html, job_text, status_text
+from .display import DEMO_NOTE, job_html, job_text, status_text, task_html
 from .frontend import in_kernel
 
 if TYPE_CHECKING:
@@ -26,13 +26,34 @@ __all__ = (
     "show",
     "show_blocking",
     "show_view",
+    "task_result_html",
     "text_bundle",
 )
 
 
 def text_bundle(job: Job) -> dict[str, Any]:
-    """``text/plain`` and ``text/html`` of a job (the video player once finished)."""
-    return {"text/plain": job_text(job), "text/html": job_html(job, note=_note(job))}
+    """``text/plain`` and ``text/html`` of a job (the video player once finished, with its
+    poster: a saved notebook shows the picture, never a dead player)."""
+    return {
+        "text/plain": job_text(job),
+        "text/html": job_html(job, note=_note(job), player=_player(job.task, job)),
+    }
+
+
+def _player(task: Task | None, job: Job | None = None) -> str | None:
+    from .media import poster_player
+
+    if task is None or not task.is_finished:
+        return None
+    client = job.client if job is not None else None
+    try:
+        return poster_player(
+            task,
+            service=client.service if client is not None else None,
+            session=client.session if client is not None else None,
+        )
+    except Exception:  # a route or poster that fails leaves the plain player
+        return None
 
 
 def _note(job: Job) -> str | None:
@@ -99,12 +120,20 @@ def show_blocking(job: Job, *, timeout: float, out: TextIO | None = None) -> Non
 
 
 def register_formatters(shell: Any) -> None:
-    """Show a :class:`~luma_nb.Job` in ``shell`` (IPython's) as :func:`job_bundle` says.
+    """Show a :class:`~luma_nb.Job` in ``shell`` (IPython's) as :func:`job_bundle` says, and a
+    finished :class:`~luma_nb.Task` with its poster in its player (:func:`task_result_html`).
 
-    Registered by class name, so nothing is imported until a job is shown.
+    Registered by class name, so nothing is imported until a job or task is shown.
     """
     formatter = shell.display_formatter.mimebundle_formatter
     formatter.for_type_by_name("luma_nb.client.job", "Job", _job_mimebundle)
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type_by_name("luma_nb.contract.models", "Task", task_result_html)
+
+
+def task_result_html(task: Task) -> str:
+    """A task's HTML as a cell's result: its own, with the poster in the player once finished."""
+    return task_html(task, player=_player(task))
 
 
 def _job_mimebundle(job: Job, include: Any = None, exclude: Any = None) -> dict[str, Any]:

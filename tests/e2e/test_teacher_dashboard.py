@@ -93,11 +93,25 @@ def test_the_teacher_watches_approves_and_pauses_the_class(
         expect(_cell(page, name, 4)).to_have_text("24")  # and left
     assert all(job.wait(timeout=30).is_finished for job in jobs)
 
-    # The gallery plays a finished video inline, and keeps playing across live refreshes.
-    videos = page.locator('[data-section="gallery"] video')
-    expect(videos).to_have_count(2)
-    video = videos.first
-    video.scroll_into_view_if_needed()
+    # The gallery shows posters and no player: no video bytes are asked for until one is
+    # played. A click makes the player; it keeps playing across live refreshes.
+    cards = page.locator('[data-section="gallery"] [data-luma="card"]')
+    expect(cards).to_have_count(2)
+    expect(page.locator('[data-section="gallery"] video')).to_have_count(0)
+    posters = page.locator('[data-section="gallery"] img[data-luma="poster"]')
+    expect(posters).to_have_count(2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-section=\"gallery\"] img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    assert not page_log.media, f"video bytes asked for before any play: {page_log.media}"
+    shots.take(page, "gallery-posters")
+    play = cards.first.locator('[data-luma="play"]')
+    play.scroll_into_view_if_needed()
+    play.click()
+    video = page.locator('[data-section="gallery"] video')
+    expect(video).to_have_count(1)
     video.evaluate("v => { v.muted = true; return v.play(); }")
     page.wait_for_function(_PLAYING_JS, arg=video.element_handle(), timeout=30_000)
     state = video.evaluate(
@@ -105,7 +119,10 @@ def test_the_teacher_watches_approves_and_pauses_the_class(
         "error: v.error && v.error.code})"
     )
     assert state["error"] is None and state["readyState"] >= 2, state
-    assert state["src"] in {job.task.video_url for job in jobs if job.task is not None}
+    # It came through the relay's /teacher/play link, redirected to the video itself.
+    assert state["src"] in {f"{room.url}/teacher/play/{job.task_id}" for job in jobs}
+    urls = {job.task.video_url for job in jobs if job.task is not None}
+    assert any(url in urls for _, _, url in page_log.media), page_log.media
     shots.take(page, "video-playing")
     before = page.evaluate("() => document.body.dataset.updated || ''")
     page.wait_for_function(

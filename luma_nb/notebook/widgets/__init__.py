@@ -23,6 +23,9 @@ Outputs and nbval. Every widget's bundle carries the widget view plus a ``text/p
 - The form's ``text/html`` is a static card (banner, parent, how to use it), never a
   "needs a front-end" placeholder: it is what nbconvert, GitHub and VS Code without a widget
   renderer show.
+- The galleries' ``text/html`` (``Gallery``, ``Storyboard``, ``ClassGallery``) is a static list
+  of their cards (label, prompt, state) and "Run the cell to see the videos": no player and no
+  media URL, so a saved notebook never shows a dead one and the text is stable.
 - Volatile ``text/html`` (sanitize it or do not compare it): task ids (random UUIDs unless the
   sandbox has a ``seed``), the status at the moment of display (``pending``/``staged``/...), and
   video URLs, which carry the sandbox's port (``http://127.0.0.1:PORT/media/<id>.mp4``).

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from ...client.client import LumaClient
     from ...client.job import Job
 
-__all__ = ("describe", "forget_all", "jobs_of", "journal_entries", "ratio_of", "remember")
+__all__ = (
+    "describe",
+    "forget_all",
+    "jobs_of",
+    "journal_entries",
+    "prompt_of",
+    "ratio_of",
+    "remember",
+)
 
 _LIMIT = 50
 _lock = threading.Lock()
@@ -41,7 +49,9 @@ def journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | Non
     """``(task_id, prompt, status)`` of the journal's newest submits to this client's service.
 
     Returns nothing when the client keeps no :class:`~luma_nb.Journal` or it cannot be read:
-    the journal is a convenience here, never a reason for the form to fail.
+    the journal is a convenience here, never a reason for the form to fail. A sandbox forgets
+    its tasks when it stops, so for a sandbox only the tasks of this one (by their video's
+    address) count.
     """
     try:
         journal = client.journal
@@ -50,7 +60,12 @@ def journal_entries(client: LumaClient) -> list[tuple[str, str | None, str | Non
         entries = journal.entries(30, service=service_of(client))
     except Exception:
         return []
-    return [(e.task_id, e.prompt, e.status) for e in entries if e.task_id]
+    here = client.base_url + "/"
+    return [
+        (e.task_id, e.prompt, e.status)
+        for e in entries
+        if e.task_id and (not client.is_sandbox or (e.video_url or here).startswith(here))
+    ]
 
 
 def _demo_parents(client: LumaClient) -> list[tuple[str, str]]:
@@ -61,6 +76,21 @@ def jobs_of(client: LumaClient) -> list[Job]:
     """This kernel's recent jobs on ``client``'s service, newest first."""
     with _lock:
         return [job for url, job in reversed(_jobs.values()) if url == client.base_url]
+
+
+def prompt_of(client: LumaClient, task_id: str) -> str | None:
+    """The prompt of a known task (this kernel's, a demo video's, the journal's), or None."""
+    with _lock:
+        found = _jobs.get(task_id)
+    if found is not None:
+        return found[1].prompt
+    for known_id, demo_prompt in _demo_parents(client):
+        if known_id == task_id:
+            return demo_prompt
+    for known_id, entry_prompt, _status in journal_entries(client):
+        if known_id == task_id:
+            return entry_prompt
+    return None
 
 
 def describe(client: LumaClient, task_id: str) -> str | None:

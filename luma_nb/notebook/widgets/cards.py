@@ -19,7 +19,7 @@ from ...client.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
 from ...contract.plain_words import explain
 from .. import display as text
 from . import _recent
-from .parents import poster_src
+from .parents import poster_src, title_of
 
 if TYPE_CHECKING:
     from ...client.job import Job
@@ -41,6 +41,12 @@ class Card:
         self._done: list[Callable[[Card], Any]] = []
         self._ended = False
         self._done_lock = threading.Lock()
+        parent = job.parent_task_id
+        #: What the card says it continues (the parent's title, when the parent is known).
+        self.continues = ""
+        if parent:
+            prompt = _recent.prompt_of(job.client, parent)
+            self.continues = f"continues {title_of(prompt, parent)}" if prompt else "an extend"
         _recent.remember(job)
         watcher = deck.watcher or get_watcher()
         if job.done:
@@ -84,6 +90,7 @@ class Card:
             "title": text.prompt_preview(job.prompt) or f"Task {job.task_id}",
             "prompt": job.prompt or "",
             "parent_task_id": job.parent_task_id or "",
+            "continues": self.continues,
             "state": state,
             "pct": int(pct),
             "words": words,

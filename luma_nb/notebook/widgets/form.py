@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ...client.defaults import default_client, demo_parent_ids, sandbox_client
+from ...client.defaults import (
+    class_start_videos,
+    default_client,
+    demo_parent_ids,
+    sandbox_client,
+)
 from ...contract import validation as check
 from ...contract.bodies import common_fields
 from ...contract.errors import ValidationError
 from ...contract.plain_words import explain, status_line
+from ...contract.text import safe_url
 from ..display import form_html, form_text
 from . import _recent
 from .cards import Deck
-from .parents import Parent, parent_choices, parent_ratio, ratio_text
+from .parents import Parent, browser_url, parent_choices, parent_ratio, ratio_text
 
 if TYPE_CHECKING:
     from ...client.client import LumaClient
@@ -91,6 +97,8 @@ class ExtendForm(anywidget.AnyWidget):
     aspect_ratio = traitlets.Unicode("").tag(sync=True)
     ratio_text = traitlets.Unicode("").tag(sync=True)
     field_errors = traitlets.Dict().tag(sync=True)
+    #: The first and last frame images to preview (valid http(s) URLs only), by field.
+    previews = traitlets.Dict().tag(sync=True)
     max_prompt = traitlets.Int(check.MAX_PROMPT_LENGTH).tag(sync=True)
     ready = traitlets.Bool(False).tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
@@ -121,7 +129,7 @@ class ExtendForm(anywidget.AnyWidget):
         self._refused = False
         #: What the service said of a field's value (an unknown parent): field -> (value, text).
         self._said: dict[str, tuple[Any, str]] = {}
-        self._class_videos: list[Parent] = []
+        self._in_class: list[Parent] = []
         self._lock = threading.Lock()
         self._last_submit = float("-inf")
         self.deck = Deck(self._publish_cards)
@@ -181,7 +189,7 @@ class ExtendForm(anywidget.AnyWidget):
         self._refused = False
         self.message, self.message_kind, self.offer_sandbox = "", "info", False
         self.credits = None
-        self._class_videos = []
+        self._in_class = []
         self._show_client()
         demo = [task_id for task_id, _ in demo_parent_ids(self.client)]
         if demo and self.parent_task_id not in demo:
@@ -205,8 +213,14 @@ class ExtendForm(anywidget.AnyWidget):
         from ..display import esc
 
         bundle["text/plain"] = form_text(self.parent_task_id, self.prompt)
+        # The status line without the credits: they arrive whenever the service answers, and
+        # a saved output must not depend on that moment.
+        line = status_line(
+            self.client.service, class_name=self.client.class_name, refused=self._refused
+        )
+        known = _recent.prompt_of(self.client, self.parent_task_id.strip())
         bundle["text/html"] = form_html(
-            f"<b>{esc(self._line())}</b>", self.parent_task_id, self.prompt
+            f"<b>{esc(line)}</b>", self.parent_task_id, self.prompt, parent_title=known
         )
         return (bundle, metadata) if metadata is not None else bundle
 
@@ -225,14 +239,16 @@ class ExtendForm(anywidget.AnyWidget):
         self.status_line = self._line()
         self.status_title = f"{self.client.service} service at {self.client.base_url}"
         self.in_class = self.client.service == "relay"
-        self.parents = parent_choices(self.client, self._class_videos)
+        self.parents = parent_choices(self.client, self._in_class)
 
     def _parent_changed(self) -> None:
         task_id = self.parent_task_id.strip()
-        ratio = parent_ratio(self.client, task_id) if task_id else None
+        known = next((p for p in self.parents if p["task_id"] == task_id), None)
+        ratio = (known or {}).get("ratio") or (
+            parent_ratio(self.client, task_id) if task_id else None
+        )
         self.aspect_ratio = ratio or ""
         self.ratio_text = ratio_text(ratio)
-        known = next((p for p in self.parents if p["task_id"] == task_id), None)
         if known is not None:
             self.parent_note = f"{known['prompt'] or known['title']} ({known['source']})"
         else:
@@ -301,6 +317,11 @@ class ExtendForm(anywidget.AnyWidget):
         if show_all:
             self._touched.update(errors)
         self.field_errors = {f: m for f, m in errors.items() if f in self._touched}
+        self.previews = {
+            name: url
+            for name in ("image_url", "end_image_url")
+            if name not in errors and (url := safe_url(getattr(self, name).strip()))
+        }
         self.ready = values is not None and not self._refused and not self.busy
         self.disabled_reason = self._reason(errors)
         return values
@@ -423,7 +444,7 @@ class ExtendForm(anywidget.AnyWidget):
         return job
 
     def _refresh_parents(self) -> None:
-        self.parents = parent_choices(self.client, self._class_videos)
+        self.parents = parent_choices(self.client, self._in_class)
 
     def _keep_out_of_gallery(self, job: Job) -> None:
         """The student unticked "Share in the class gallery": tell the relay for this task."""
@@ -465,18 +486,39 @@ class ExtendForm(anywidget.AnyWidget):
             return  # the form switched clients meanwhile
         self.credits = account.credits if client.service != "sandbox" else None
         if client.service == "relay":
-            self._class_videos = _class_videos(client)
+            self._in_class = _class_videos(client)
         self._show_client()
         self._parent_changed()
 
 
 def _class_videos(client: LumaClient) -> list[Parent]:
-    """The class gallery's finished videos as picker sources (empty when it cannot be read)."""
+    """A class's start videos (the sandbox's demo videos, when the relay's upstream is the
+    sandbox) and its gallery's videos, newest first, as picker items (empty when unreadable)."""
+    from ...contract.posters import sandbox_poster_url
+
+    items: list[Parent] = [
+        {
+            "task_id": task_id,
+            "prompt": prompt,
+            "ratio": ratio,
+            "poster": browser_url(sandbox_poster_url(video_url), video_url or "") or "",
+            "kind": "start",
+        }
+        for task_id, prompt, ratio, video_url in class_start_videos(client)
+    ]
     try:
         update = client.class_gallery()
     except Exception:
-        return []
-    return [{"task_id": v.task_id, "prompt": v.prompt} for v in reversed(update.videos)]
+        return items
+    return items + [
+        {
+            "task_id": v.task_id,
+            "prompt": v.prompt,
+            "poster": browser_url(v.poster_url, v.video_url) or "",
+            "kind": "class",
+        }
+        for v in reversed(update.videos)
+    ]
 
 
 def extend_form(

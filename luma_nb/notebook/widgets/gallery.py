@@ -10,6 +10,7 @@ no route to a video asks the kernel for its bytes (a ``play`` message, answered 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
@@ -19,8 +20,9 @@ import anywidget
 import traitlets
 
 from ...client.watcher import DEFAULT_TIMEOUT, Watch, Watcher, get_watcher
+from ...contract.errors import LumaError
 from .. import display as text
-from ..media import MediaError, Playable, playable, video_bytes
+from ..media import MediaError, Playable, playable, video_bytes, video_seconds
 
 if TYPE_CHECKING:
     from ...client.client import LumaClient
@@ -228,6 +230,7 @@ class Gallery(CardView):
         self.watches: list[Watch] = []
         self._cards: dict[str, dict[str, Any]] = {}
         self._notes: set[str] = set()
+        self._lengths: dict[str, float] = {}
         for job in [jobs] if isinstance(jobs, Job) else list(jobs):
             self.add(job)
         self._publish()
@@ -304,6 +307,7 @@ class Gallery(CardView):
                     task,
                     service=job.client.service,
                     session=job.client.session,
+                    start=self._parent_seconds(job),
                     prompt=text.prompt_preview(job.prompt) or "",
                 )
                 if card["title"]:
@@ -315,6 +319,23 @@ class Gallery(CardView):
             self._publish()
         except Exception as error:  # shown, never lost in a thread
             self.message = f"Could not update the gallery: {error}"
+
+    def _parent_seconds(self, job: Job) -> float:
+        """Where the job's own new part begins: its parent's length (looked up once per
+        parent: one fetch, and the first bytes of its video); 0 for an imagine or unknown."""
+        parent = job.parent_task_id
+        if not parent:
+            return 0.0
+        with self._lock:
+            known = self._lengths.get(parent)
+        if known is None:
+            known = 0.0
+            with contextlib.suppress(LumaError):
+                url = text.safe_url(job.client.fetch(parent).video_url)
+                known = (video_seconds(url, job.client.session) if url else None) or 0.0
+            with self._lock:
+                self._lengths[parent] = known
+        return known
 
     def _publish(self) -> None:
         with self._lock:

@@ -24,8 +24,9 @@ __all__ = ("Parent", "parent_choices", "parent_ratio", "poster_src", "ratio_text
 #: One picker item: task_id, title, prompt, poster, ratio, source (words), kind.
 Parent = dict[str, Any]
 
-_TITLE = 48
+_TITLE = 60
 _SOURCES = {
+    "start": "start video",
     "kernel": "made in this notebook",
     "journal": "made earlier",
     "demo": "sandbox demo video",
@@ -44,6 +45,23 @@ def title_of(prompt: str | None, task_id: str) -> str:
     return cut + "…"
 
 
+def browser_url(url: str | None, video_url: str) -> str | None:
+    """``url`` (a poster beside the video ``video_url``) as the browser reaches it, or None.
+
+    The route is looked up by the video, never the picture: it is found once per sandbox by
+    probing for a playable MP4 (a poster would fail that probe and leave every video of the
+    sandbox embedded). Where videos are embedded (no route), there is no poster to load.
+    """
+    if not url:
+        return None
+    from ..frontend import browser_route
+
+    route = browser_route(video_url)
+    if route.how == "embed":
+        return None
+    return route.url_for(url) if route.how != "direct" else url
+
+
 def poster_src(client: LumaClient, task_id: str) -> str | None:
     """The URL the browser loads for ``task_id``'s poster, or None where there is none.
 
@@ -55,29 +73,25 @@ def poster_src(client: LumaClient, task_id: str) -> str | None:
 
     # The sandbox serves a task's video at /media/<task_id>.mp4 and its poster beside it.
     video_url = f"{client.base_url}/media/{task_id}.mp4"
-    url = poster_url(video_url=video_url, service=client.service)
-    if not url:
-        return None
-    from ..frontend import browser_route
-
-    # Looked up by the video, never the picture: the route is found once per sandbox by
-    # probing for a playable MP4 (a poster would fail that probe and leave every video of the
-    # sandbox embedded).
-    route = browser_route(video_url)
-    if route.how == "embed":
-        return None
-    return route.url_for(url) if route.how != "direct" else url
+    return browser_url(poster_url(video_url=video_url, service=client.service), video_url)
 
 
-def parent_choices(client: LumaClient, class_videos: list[Parent] | None = None) -> list[Parent]:
+def parent_choices(client: LumaClient, in_class: list[Parent] | None = None) -> list[Parent]:
     """The finished tasks ``client`` knows, newest first, each once (see the module docstring).
 
-    ``class_videos`` are the class gallery's items when the form is in a class (fetched off the
-    kernel thread by the form).
+    ``in_class`` are a class's start videos and class gallery items (``task_id``, ``prompt``,
+    ``kind`` ``"start"`` or ``"class"``, maybe ``poster`` and ``ratio``), which the form asks
+    the relay for off the kernel thread.
     """
     items: list[Parent] = []
 
-    def add(task_id: str, prompt: str | None, kind: str, ratio: str | None = None) -> None:
+    def add(
+        task_id: str,
+        prompt: str | None,
+        kind: str,
+        ratio: str | None = None,
+        poster: str | None = None,
+    ) -> None:
         if not task_id or any(item["task_id"] == task_id for item in items):
             return
         items.append(
@@ -85,12 +99,16 @@ def parent_choices(client: LumaClient, class_videos: list[Parent] | None = None)
                 "task_id": task_id,
                 "title": title_of(prompt, task_id),
                 "prompt": prompt or "",
-                "poster": poster_src(client, task_id) or "",
+                "poster": poster or poster_src(client, task_id) or "",
                 "ratio": ratio or parent_ratio(client, task_id) or "",
                 "source": _SOURCES[kind],
                 "kind": kind,
             }
         )
+
+    for item in in_class or []:
+        if item.get("kind") == "start":
+            add(item["task_id"], item.get("prompt"), "start", item.get("ratio"), item.get("poster"))
 
     for job in _recent.jobs_of(client):
         if job.task is not None and job.task.is_finished:
@@ -101,8 +119,9 @@ def parent_choices(client: LumaClient, class_videos: list[Parent] | None = None)
     ratios = _demo_ratios(client)
     for task_id, prompt in demo_parent_ids(client):
         add(task_id, prompt, "demo", ratios.get(task_id))
-    for video in class_videos or []:
-        add(video["task_id"], video.get("prompt"), "class")
+    for item in in_class or []:
+        if item.get("kind") != "start":
+            add(item["task_id"], item.get("prompt"), "class", poster=item.get("poster"))
     return items
 
 

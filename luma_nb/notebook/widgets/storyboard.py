@@ -171,7 +171,7 @@ class Storyboard(CardView):
             last,
             service=self.client.service,
             session=self.client.session,
-            prompt=f"The whole story: {len(self.jobs)} extends",
+            prompt=f"All {len(self.jobs)} extends, from the start",
         )
         # The poster of the story is its first frame (the parent's own poster), not the last
         # step's (which the last card already shows).

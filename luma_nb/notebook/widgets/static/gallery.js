@@ -155,7 +155,7 @@ function render({ model, el: root }) {
     const top = el("div", { class: "luma-gallery-line" });
     if (card.label) top.append(el("span", { class: "luma-gallery-label", text: card.label }));
     const word = card.word || STATES[state] || state;
-    if (!(state === "finished" && !options.final)) {
+    if (state !== "finished") {
       top.append(el("span", { class: `luma-gallery-state luma-gallery-state-${state}`, text: word }));
     } else if (card.length) {
       top.append(el("span", { class: "luma-gallery-length", text: card.length }));

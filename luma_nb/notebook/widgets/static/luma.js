@@ -87,10 +87,11 @@ function makeCard(card, send, hooks) {
 
 function updateCard(parts, card) {
   parts.root.dataset.taskId = card.task_id;
+  parts.root.dataset.parentId = card.parent_task_id || "";
   parts.root.dataset.state = card.state;
   parts.title.textContent = card.title;
   parts.title.title = card.prompt || "";
-  parts.sub.textContent = card.parent_task_id ? "continues the chosen video" : "";
+  parts.sub.textContent = card.continues || "";
   parts.sub.title = `task ${card.task_id}` + (card.parent_task_id ? ` · extends ${card.parent_task_id}` : "");
   const pct = Math.max(0, Math.min(100, card.pct || 0));
   parts.bar.setAttribute("aria-valuenow", String(pct));
@@ -215,8 +216,13 @@ function renderProgress(model, el) {
 
 function field(label, input, name) {
   const error = h("div", { class: "luma-msg", "data-kind": "error", "data-luma": `error-${name}` });
+  const preview = h("img", { class: "luma-preview", alt: "", "data-luma": `preview-${name}`, referrerpolicy: "no-referrer" });
   show(error, false);
-  return { row: h("label", { class: "luma-field" }, h("span", { class: "luma-label" }, label), input, error), error };
+  show(preview, false);
+  return {
+    row: h("label", { class: "luma-field" }, h("span", { class: "luma-label" }, label), input, error, preview),
+    error, preview,
+  };
 }
 
 function renderForm(model, el) {
@@ -310,7 +316,9 @@ function renderForm(model, el) {
   on("secret_epoch", () => { secret.value = ""; });
 
   const doSubmit = () => {
-    if (submit.disabled) return;
+    // Python decides: it validates (a key pressed right after typing may come before the
+    // kernel's verdict on the last keystroke, so Ctrl+Enter is not held back by a stale one).
+    if (model.get("busy")) return;
     submit.disabled = true; // one click, one message (Python ignores repeats too)
     send({ type: "submit" });
   };
@@ -373,6 +381,19 @@ function renderForm(model, el) {
       options.open = true;
     }
   };
+  const drawPreviews = () => {
+    // The images the user named, once Python found their URLs valid.
+    const previews = model.get("previews") || {};
+    for (const name of ["image_url", "end_image_url"]) {
+      const img = fields[name].preview;
+      const url = previews[name] || "";
+      if (img.getAttribute("src") !== url) {
+        if (url) img.src = url;
+        else img.removeAttribute("src");
+      }
+      show(img, Boolean(url));
+    }
+  };
   const drawCount = () => {
     const length = (model.get("prompt") || "").trim().length;
     const max = model.get("max_prompt");
@@ -413,12 +434,13 @@ function renderForm(model, el) {
   for (const name of ["status_line", "status_title", "status_kind", "credits", "in_class"]) on(name, drawStatus);
   for (const name of ["parents", "parent_note", "ratio_text", "parent_task_id"]) on(name, drawParent);
   on("field_errors", drawErrors);
+  on("previews", drawPreviews);
   on("prompt", drawCount);
   for (const name of ["ready", "busy", "disabled_reason"]) on(name, drawSubmit);
   for (const name of ["message", "message_kind", "offer_sandbox"]) on(name, drawMessage);
   on("projector", drawProjector);
   on("cards", drawCards);
-  drawStatus(); drawParent(); drawErrors(); drawCount(); drawSubmit(); drawMessage(); drawProjector(); drawCards();
+  drawStatus(); drawParent(); drawErrors(); drawPreviews(); drawCount(); drawSubmit(); drawMessage(); drawProjector(); drawCards();
   return () => offs.forEach((off) => off());
 }
 
