@@ -25,6 +25,7 @@ from .driver import (
     pick_parent,
     run_all_cells,
     run_new_cell,
+    scroll_to_top,
     tidy_lab,
 )
 from .harness import ServerProcess, require_notebook
@@ -61,6 +62,10 @@ def test_quickstart_in_jupyterlab(
     result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs)
     assert result["route"] == "direct", result
     check_the_view_reads_well(form)
+    # The README's first picture: the whole form, its picker, and the finished job's card.
+    page.set_viewport_size({"width": 1280, "height": 1480})
+    scroll_to_top(form)
+    shots.take(page, "form-finished")
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 
