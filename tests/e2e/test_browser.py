@@ -63,7 +63,7 @@ def test_quickstart_in_jupyterlab(
     assert result["route"] == "direct", result
     check_the_view_reads_well(form)
     # The README's first picture: the whole form, its picker, and the finished job's card.
-    page.set_viewport_size({"width": 1280, "height": 1480})
+    page.set_viewport_size({"width": 1280, "height": 1540})
     scroll_to_top(form)
     shots.take(page, "form-finished")
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
