@@ -17,10 +17,12 @@ import pytest
 
 from .driver import (
     Shots,
+    card_ids,
     check_the_view_reads_well,
     extend_through_the_form,
     find_form,
     luma,
+    new_card,
     open_in_lab,
     pick_parent,
     run_all_cells,
@@ -66,6 +68,17 @@ def test_quickstart_in_jupyterlab(
     page.set_viewport_size({"width": 1280, "height": 1540})
     scroll_to_top(form)
     shots.take(page, "form-finished")
+
+    # A second click that comes right after a submit (Python ignores it for a second, so a
+    # double click submits once) leaves Submit usable, and each click makes one job at most.
+    before = card_ids(form)
+    luma(form, "submit").first.click()
+    new_card(form, before)
+    enabled = form.locator('[data-luma="submit"]:enabled').first
+    enabled.wait_for(timeout=20_000)
+    luma(form, "submit").first.click()
+    enabled.wait_for(timeout=10_000)
+    assert len(card_ids(form) - before) in (1, 2), card_ids(form) - before
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 
