@@ -292,3 +292,24 @@ def test_the_kept_folder_is_bounded_oldest_first(tmp_path):
     assert [p.name for p in removed] == ["b.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "c.mp4", "notes.txt"]
     assert [p.name for p in media.bound_folder(tmp_path, 100)] == ["a.mp4", "c.mp4"]
+
+
+def test_a_picker_poster_asked_first_leaves_the_videos_on_the_proxy(
+    sandbox, client, hub_server, monkeypatch
+):
+    """The route is found once per sandbox, by probing for an MP4: a poster (a JPEG) asked for
+    before any video must not settle it as "embed" for every video that follows."""
+    from luma_nb.notebook import media
+    from luma_nb.notebook.widgets.parents import poster_src
+
+    info, _ = hub_server
+    monkeypatch.delenv("LUMA_NB_REMOTE_BROWSER", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(info.parent))
+    monkeypatch.setenv("JPY_PARENT_PID", info.stem.split("-")[1])
+    parent = sandbox.demo_parents[0].task_id
+    port = sandbox.base_url.rstrip("/").rsplit(":", 1)[1]
+    assert poster_src(client, parent) == f"/user/ada/proxy/{port}/media/{parent}.jpg"
+    shown = media.video(client.fetch(parent), keep=False)
+    assert shown.route.how == "proxy", shown.route
+    assert shown.url == f"/user/ada/proxy/{port}/media/{parent}.mp4"

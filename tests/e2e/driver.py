@@ -251,12 +251,10 @@ def check_video(
     page_log: Any,
     parent_id: str,
     headers: dict[str, str] | None = None,
-    frame: Any = None,
 ) -> dict[str, Any]:
     """The finished card's video loads, outlasts its parent, plays, and seeks (Range) mid-way.
 
-    ``headers`` authenticate the test's own request for the parent (a server with a token);
-    ``frame`` is what the screenshot shows from its top (default the card).
+    ``headers`` authenticate the test's own request for the parent (a server with a token).
     """
     video = luma(card, "video").first
     video.wait_for(state="attached")
@@ -276,7 +274,9 @@ def check_video(
     page.wait_for_function(
         "([v, t]) => !v.paused && v.currentTime > t", arg=[handle, parent + 1.0], timeout=30_000
     )
-    scroll_to_top(frame if frame is not None else card)
+    # The whole card in view (its video at the bottom), with as much of the form as fits.
+    card.evaluate("e => e.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(250)
     playing = shots.take(page, "video-playing")
 
     middle = state["duration"] / 2
@@ -318,7 +318,7 @@ def extend_through_the_form(
         meanwhile(card)
     progress = watch_progress(page, card, shots, frame=form)
     assert progress.midway, f"the bar never showed a value between 0 and 100: {progress}"
-    video = check_video(page, card, shots, page_log, parent, headers, frame=form)
+    video = check_video(page, card, shots, page_log, parent, headers)
     return {**video, "progress": progress, "parent": parent, "card": card}
 
 

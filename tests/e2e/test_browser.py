@@ -17,14 +17,17 @@ import pytest
 
 from .driver import (
     Shots,
+    card_ids,
     check_the_view_reads_well,
     extend_through_the_form,
     find_form,
     luma,
+    new_card,
     open_in_lab,
     pick_parent,
     run_all_cells,
     run_new_cell,
+    scroll_to_top,
     tidy_lab,
 )
 from .harness import ServerProcess, require_notebook
@@ -61,6 +64,21 @@ def test_quickstart_in_jupyterlab(
     result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs)
     assert result["route"] == "direct", result
     check_the_view_reads_well(form)
+    # The README's first picture: the whole form, its picker, and the finished job's card.
+    page.set_viewport_size({"width": 1280, "height": 1540})
+    scroll_to_top(form)
+    shots.take(page, "form-finished")
+
+    # A second click that comes right after a submit (Python ignores it for a second, so a
+    # double click submits once) leaves Submit usable, and each click makes one job at most.
+    before = card_ids(form)
+    luma(form, "submit").first.click()
+    new_card(form, before)
+    enabled = form.locator('[data-luma="submit"]:enabled').first
+    enabled.wait_for(timeout=20_000)
+    luma(form, "submit").first.click()
+    enabled.wait_for(timeout=10_000)
+    assert len(card_ids(form) - before) in (1, 2), card_ids(form) - before
     print(f"quickstart in JupyterLab: {time.monotonic() - started:.1f} s, {_summary(result)}")
 
 

@@ -321,6 +321,9 @@ function renderForm(model, el) {
     if (model.get("busy")) return;
     submit.disabled = true; // one click, one message (Python ignores repeats too)
     send({ type: "submit" });
+    // A click Python ignores (within a second of the last submit) changes no state, so no
+    // redraw would come: draw again from the state, or the button stays disabled for good.
+    setTimeout(drawSubmit, 1500);
   };
   submit.addEventListener("click", doSubmit);
   root.addEventListener("keydown", (event) => {
