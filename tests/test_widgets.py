@@ -554,7 +554,7 @@ def test_saving_from_the_progress_card_records_the_file_once(sandbox, make_clien
     assert Path(entry.local_file) == saved.absolute()
 
 
-# -- gallery and storyboard ------------------------------------------------------------------
+# -- gallery and storyboard (their views: tests/test_galleries.py) -----------------------------
 
 
 def test_gallery_shows_a_batch_side_by_side(sandbox, client):
@@ -586,31 +586,3 @@ def test_storyboard_chains_extends_and_ends_with_the_final_video(sandbox, client
         assert request.time > done_at - 1e-6
     eventually(lambda: board.final.get("video") == jobs[-1].task.video_url)
     assert all(card["state"] == "finished" and card["video"] for card in board.cards)
-
-
-def test_storyboard_validates_every_prompt_before_the_first_submit(sandbox, client):
-    with pytest.raises(ValidationError, match=r"prompts\[2\] is empty"):
-        storyboard(client, sandbox.demo_parents[0].task_id, ["ok", "fine", "  "])
-    with pytest.raises(ValidationError, match="aspect_ratio"):
-        storyboard(client, sandbox.demo_parents[0].task_id, ["ok"], aspect_ratio="5:4")
-    assert posts(sandbox) == []
-
-
-def test_storyboard_is_awaitable(sandbox, client):
-    import asyncio
-
-    board = storyboard(client, sandbox.demo_parents[0].task_id, ["one", "two"])
-
-    async def main():
-        return await board
-
-    assert asyncio.run(main()).task_id == board.jobs[-1].task_id
-
-
-def test_storyboard_failure_stops_the_chain(sandbox, client):
-    sandbox.faults.next_task(fail="the GPU melted")
-    board = storyboard(client, sandbox.demo_parents[0].task_id, ["one", "two"])
-    with pytest.raises(luma_nb.TaskFailedError, match="GPU melted"):
-        board.wait(30)
-    assert len(board.jobs) == 1 and len(posts(sandbox)) == 1
-    eventually(lambda: "GPU melted" in board.message)
