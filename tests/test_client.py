@@ -501,3 +501,19 @@ def test_extend_many_validates_everything_before_the_first_submit(scripted, scri
     assert [j.task_id for j in info.value.jobs] == ["a"]
     assert len(scripted.requests_to("/luma-extend")) == 2
     assert scripted.requests_to("/luma-extend")[0].json["aspect_ratio"] == "9:16"
+
+
+def test_the_moved_display_methods_say_where_they_went(client, sandbox):
+    from luma_nb.contract.models import Task
+
+    job = client.extend(sandbox.demo_parents[0].task_id, "a quiet harbour")
+    with pytest.raises(AttributeError, match=r"Job\.show\(\) is now luma_nb\.show\(job\)"):
+        job.show()
+    with pytest.raises(AttributeError, match=r"Job\.video\(\) is now luma_nb\.video\(job\)"):
+        job.video()
+    task = Task.from_json({"task_id": "t1", "status": "finished"})
+    with pytest.raises(AttributeError, match=r"Task\.video\(\) is now luma_nb\.video\(task\)"):
+        task.video()
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        task.nothing  # noqa: B018
+    assert not hasattr(job, "nothing") and getattr(task, "nothing", 7) == 7

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contract import validation as check
 from ..contract.errors import TaskFailedError, ValidationError
-from ..contract.models import Task
+from ..contract.models import Task, moved_method
 from ..contract.polling import PollPolicy
 from ..contract.waiting import Waiter
 
@@ -206,6 +206,9 @@ class Job:
         return watch(self, timeout=timeout, listener=listener)
 
     # -- display ----------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        raise moved_method("Job", name)
 
     def _repr_html_(self) -> str:
         """HTML of the job (the player once finished). In a kernel, the notebook layer shows a

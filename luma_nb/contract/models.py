@@ -89,6 +89,21 @@ def _note(value: Any) -> str | None:
     return text if len(text) <= _NOTE_MAX else text[: _NOTE_MAX - 1] + "…"
 
 
+def moved_method(owner: str, name: str) -> AttributeError:
+    """The error for a method that moved to a notebook-layer function, saying where it went.
+
+    ``task.video()``, ``job.video()`` and ``job.show()`` became ``luma_nb.video(x)`` and
+    ``luma_nb.show(x)``: showing needs IPython, which the model's layer never imports.
+    """
+    if name in ("video", "show"):
+        variable = owner.lower()
+        return AttributeError(
+            f"{owner}.{name}() is now luma_nb.{name}({variable}) "
+            f"(showing lives in the notebook layer)"
+        )
+    return AttributeError(f"{owner!r} object has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class Task:
     """One snapshot of a task, as ``/fetch`` (or a webhook) returned it."""
@@ -179,6 +194,9 @@ class Task:
         if self.status == "failed" and self.error:
             return f"failed: {self.error}"
         return self.status
+
+    def __getattr__(self, name: str) -> Any:
+        raise moved_method("Task", name)
 
     def _repr_html_(self) -> str:
         """HTML of this snapshot (the player once finished); ``luma_nb.video(task)`` for more."""
