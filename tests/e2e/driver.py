@@ -446,3 +446,18 @@ def run_new_cell(page: Any, source: str) -> Any:
     page.keyboard.type(source)
     page.keyboard.press("Control+Enter")
     return cell
+
+
+def another_cell_runs(page: Any) -> Any:
+    """While the job runs, another cell runs and prints (the kernel is not frozen)."""
+
+    def check(card: Any) -> None:
+        cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
+        output = cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42")
+        output.wait_for(timeout=20_000)
+        assert luma(card, "video").count() == 0, (
+            "the job finished before the second cell ran, so that check proved nothing; "
+            "lower LUMA_NB_E2E_SANDBOX_SPEED"
+        )
+
+    return check

@@ -17,6 +17,7 @@ import pytest
 
 from .driver import (
     Shots,
+    another_cell_runs,
     card_ids,
     check_the_view_reads_well,
     extend_through_the_form,
@@ -26,7 +27,6 @@ from .driver import (
     open_in_lab,
     pick_parent,
     run_all_cells,
-    run_new_cell,
     scroll_to_top,
     tidy_lab,
 )
@@ -51,17 +51,7 @@ def test_quickstart_in_jupyterlab(
     form = find_form(page)
     check_the_view_reads_well(form)
 
-    def another_cell_runs(card: Any) -> None:
-        # The job is watched beside the kernel: another cell runs and prints meanwhile.
-        cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
-        output = cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42")
-        output.wait_for(timeout=20_000)
-        assert luma(card, "video").count() == 0, (
-            "the job finished before the second cell ran, so that check proved nothing; "
-            "lower LUMA_NB_E2E_SANDBOX_SPEED"
-        )
-
-    result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs)
+    result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs(page))
     assert result["route"] == "direct", result
     check_the_view_reads_well(form)
     # The README's first picture: the whole form, its picker, and the finished job's card.

@@ -29,17 +29,16 @@ import requests
 
 from .driver import (
     Shots,
+    another_cell_runs,
     check_the_view_reads_well,
     code_cells_trusted,
     extend_through_the_form,
     find_form,
     login,
-    luma,
     open_in_lab,
     open_in_notebook7,
     play_and_seek,
     run_all_cells,
-    run_new_cell,
     save_notebook,
     tidy_lab,
 )
@@ -66,21 +65,6 @@ def hub_lab(notebook_root: Path, e2e_home: Path) -> Iterator[ServerProcess]:
         server.stop()
 
 
-def _another_cell_runs(page: Any) -> Any:
-    """While the job runs, another cell runs and prints (the kernel is not frozen)."""
-
-    def check(card: Any) -> None:
-        cell = run_new_cell(page, 'print("kernel alive:", 6 * 7)')
-        output = cell.locator(".jp-OutputArea-output").get_by_text("kernel alive: 42")
-        output.wait_for(timeout=20_000)
-        assert luma(card, "video").count() == 0, (
-            "the job finished before the second cell ran, so that check proved nothing; "
-            "lower LUMA_NB_E2E_SANDBOX_SPEED"
-        )
-
-    return check
-
-
 def test_quickstart_in_notebook7(
     page: Any, page_log: Any, lab: ServerProcess, notebook_root: Path
 ) -> None:
@@ -100,9 +84,7 @@ def test_quickstart_in_notebook7(
     run_all_cells(page)
     form = find_form(page)
     check_the_view_reads_well(form)
-    result = extend_through_the_form(
-        page, form, shots, page_log, meanwhile=_another_cell_runs(page)
-    )
+    result = extend_through_the_form(page, form, shots, page_log, meanwhile=another_cell_runs(page))
     assert result["src"].startswith("http://127.0.0.1:"), result["src"]  # local: by URL
     assert result["route"] == "direct", result
     print(f"quickstart in Notebook 7: {time.monotonic() - started:.1f} s, video {_brief(result)}")
@@ -128,7 +110,7 @@ def test_quickstart_in_jupyterlab_under_a_hub_base_url_streams_through_the_proxy
         form,
         shots,
         page_log,
-        meanwhile=_another_cell_runs(page),
+        meanwhile=another_cell_runs(page),
         headers={"Authorization": f"token {hub_lab.token}"},
     )
 
