@@ -112,14 +112,9 @@ def _browser_missing() -> str | None:
 def _write_notebook(path: Path) -> None:
     import nbformat
 
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_CELLS]
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(notebook, str(path))
+    from tests._notebooks import code_notebook
+
+    nbformat.write(code_notebook(NOTEBOOK_CELLS), str(path))
 
 
 def _clicks(count: int) -> tuple[list[float], dict[str, Any]]:

@@ -30,6 +30,20 @@ def notebook_paths(folder: Path = NOTEBOOKS) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]-*.ipynb"))
 
 
+def code_notebook(cells: Iterable[str]) -> Any:
+    """A new notebook of these code cells, for the ``python3`` kernel."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in cells]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return notebook
+
+
 def demo_env(home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment for demo-mode kernels: no key, fast sandbox, journal under ``home``."""
     env = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from ._notebooks import code_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -72,13 +73,7 @@ await asyncio.sleep(0.01)
 
 
 def _run(cells: list[str]) -> list[Any]:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = code_notebook(cells)
     client = NotebookClient(
         nb,
         timeout=90,

@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from luma_nb.relay.settings import issue_teacher_token
+from tests._notebooks import code_notebook
 from tests.relay_support import Classroom
 
 from .driver import Shots, luma, open_in_lab, run_all_cells, tidy_lab
@@ -68,14 +69,7 @@ class MediaRequests:
 
 
 def _write_notebook(path: Path) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(notebook, str(path))
+    nbformat.write(code_notebook(CELLS), str(path))
 
 
 def _scroll_through(page: Any, container: Any) -> None:
