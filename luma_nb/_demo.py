@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             base_url=sandbox.base_url,
             journal=None,
             service="sandbox",
-            poll=DefaultPolicy(seed=args.seed),
+            poll=DefaultPolicy.at_speed(args.speed, seed=args.seed),
         ) as client,
     ):
         print(f"sandbox at {sandbox.base_url}")

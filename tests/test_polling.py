@@ -179,3 +179,53 @@ def test_fixed_policy_is_constant() -> None:
     assert {schedule.observe(float(t), s, p) for t, (s, p) in enumerate(statuses)} == {3.0}
     assert schedule.error(1.0) == 3.0
     assert schedule.error(1.0, retry_after=10.0) == 10.0
+
+
+def simulate_plan(policy: DefaultPolicy, plan: object, speed: float) -> list[float]:
+    """The percentages a client with ``policy`` sees of one sandbox job running ``speed``
+    times faster than real time (the sandbox's own timetable, computed without sleeping)."""
+    from luma_nb.sandbox.lifecycle import progress
+
+    schedule = policy.schedule(0.0, fresh=True)
+    now = schedule.first_delay()
+    seen = []
+    for _ in range(10_000):
+        where = progress(plan, now * speed)  # type: ignore[arg-type]
+        if where.status == "finished":
+            return seen
+        if where.status == "processing":
+            seen.append(float(where.percentage or 0))
+        now += schedule.observe(now, where.status, where.percentage)
+    raise AssertionError("the job never ended")
+
+
+def test_a_policy_at_the_sandbox_speed_sees_every_short_demo_job_move() -> None:
+    """At the demo's speed a job takes 5-25 s; the real-time policy's first look at 0 % can
+    be its last before the end, the sped-up one sees the bar move in every job."""
+    import random
+
+    from luma_nb.sandbox.lifecycle import make_plan
+
+    speed = 12.0
+    plans = [make_plan(random.Random(seed)) for seed in range(300)]
+
+    def moving(policy: DefaultPolicy, plan: object) -> int:
+        return len([p for p in simulate_plan(policy, plan, speed) if 0 < p < 100])
+
+    real_time = [moving(DefaultPolicy(seed=1, learn=False), plan) for plan in plans]
+    sped_up = [moving(DefaultPolicy.at_speed(speed, seed=1, learn=False), plan) for plan in plans]
+    assert min(real_time) <= 1  # some short jobs show at most one step before 100 %
+    assert min(sped_up) >= 4, sorted(sped_up)[:10]
+
+
+def test_at_speed_divides_every_delay_and_the_documented_durations_down_to_a_floor() -> None:
+    policy = DefaultPolicy.at_speed(10.0)
+    base = DefaultPolicy()
+    assert policy.sparse_max == base.sparse_max / 10 and policy.error_max == base.error_max / 10
+    assert policy.first == policy.dense == policy.minimum == 0.5  # 0.15, 0.2, 0.05: floored
+    assert policy.late_widening == base.late_widening  # seconds per second
+    assert policy.prior.quantile(0.0) == pytest.approx(6.0)
+    assert policy.prior.quantile(1.0) == pytest.approx(30.0)
+    assert DefaultPolicy.at_speed(1.0).first == base.first
+    with pytest.raises(ValueError, match="speed must be positive"):
+        DefaultPolicy.at_speed(0.0)

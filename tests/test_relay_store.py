@@ -293,6 +293,47 @@ def test_a_settled_task_gives_up_its_lease(store: RelayStore) -> None:
     assert store.claim(["t"], "b", 30) == []  # a settled task is polled by nobody
 
 
+def test_a_claim_racing_the_settling_of_its_task_does_not_take_it(pg_dsn: str) -> None:
+    """Relay A settles a task (one transaction: the task turns terminal, its lease goes) while
+    relay B's claim of it is on its way. B's statement read the task as open; once A commits,
+    the lease row it waited on is gone, and B's claim must still not come back with the task
+    (else B polls a finished task upstream: two relays for one task). PostgreSQL only: SQLite
+    runs one write at a time."""
+    import psycopg
+
+    a, b = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    try:
+        ada = a.add_student("ada", "a")
+        sid = a.reserve(ada, "/luma-imagine", {}, 6, NO_LIMIT)
+        assert isinstance(sid, int)
+        a.forwarded(sid, "t", "luma")
+        assert a.claim(["t"], "relay-a", 30) == ["t"]
+        settling = psycopg.connect(pg_dsn, autocommit=False)
+        # What A's update_tasks does for a task seen finished, held open mid-way:
+        settling.execute("UPDATE tasks SET terminal = 1 WHERE task_id = 't'")
+        settling.execute("DELETE FROM leases WHERE task_id = 't'")
+        got: dict[str, Any] = {}
+        claimer = threading.Thread(target=lambda: got.update(ids=b.claim(["t"], "relay-b", 30)))
+        claimer.start()
+        watcher = psycopg.connect(pg_dsn, autocommit=True)
+        deadline = time.monotonic() + 30
+        while not watcher.execute(  # B's claim waits on the lease row A is deleting
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO leases%'"
+        ).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline and claimer.is_alive(), got
+            time.sleep(0.01)
+        settling.commit()
+        claimer.join(30)
+        watcher.close()
+        settling.close()
+        assert got["ids"] == []  # a settled task is polled by nobody
+        assert a.leases() == {}
+    finally:
+        a.close()
+        b.close()
+
+
 def test_many_claims_in_one_call(store: RelayStore) -> None:
     ids = [f"task-{n}" for n in range(450)]  # more than one statement's chunk
     for task_id in ids:

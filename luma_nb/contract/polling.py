@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ._schedule import _DefaultSchedule
-from .priors import DurationPrior, Samples
+from .priors import DOCUMENTED_DURATIONS, DurationPrior, Samples
 
 __all__ = (
     "DefaultPolicy",
@@ -79,6 +79,22 @@ class _FixedSchedule:
     def error(self, now: float, retry_after: float | None = None) -> float:
         self.failures += 1
         return max(self.interval, retry_after or 0.0)
+
+
+#: The fields of :class:`DefaultPolicy` that are seconds (what :meth:`DefaultPolicy.at_speed`
+#: divides); ``late_widening`` is seconds per second and stays.
+_DURATION_FIELDS = (
+    "first",
+    "queue_start",
+    "queue_max",
+    "blind",
+    "sparse_max",
+    "dense",
+    "late_max",
+    "minimum",
+    "error_base",
+    "error_max",
+)
 
 
 class Memory:
@@ -160,6 +176,23 @@ class DefaultPolicy:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)  # noqa: S311 - jitter, not security
         self.memory = Memory()
+
+    @classmethod
+    def at_speed(
+        cls, speed: float, *, floor: float = 0.5, seed: int | None = None, learn: bool = True
+    ) -> DefaultPolicy:
+        """The policy for a service whose clock runs ``speed`` times faster than the real one
+        (the demo sandbox): every delay and the documented durations are divided by ``speed``,
+        no delay below ``floor`` seconds. A job then gets as many looks as it would get from
+        the real service, so a 6-second demo job shows its bar moving instead of 0 % then
+        done."""
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        base = cls()
+        timed = {name: max(floor, float(getattr(base, name)) / speed) for name in _DURATION_FIELDS}
+        low, high = DOCUMENTED_DURATIONS
+        prior = DurationPrior(documented=(low / speed, high / speed))
+        return cls(**timed, prior=prior, seed=seed, learn=learn)
 
     def schedule(self, now: float, *, fresh: bool = True) -> _DefaultSchedule:
         """A schedule for one task watched from ``now``."""

@@ -50,7 +50,21 @@ class LeaseSQL(SQLBase):
                     "RETURNING task_id",
                     (holder, now + seconds, *chunk, *chunk, now),
                 ).fetchall()
-                held.update(str(r[0]) for r in found)
+                taken = [str(r[0]) for r in found]
+                if taken:
+                    # A statement reads the tasks as they were when it began: a task another
+                    # relay settled (terminal, lease deleted) while this claim waited on that
+                    # lease row is inserted anyway. The next statement sees the settling:
+                    # give such leases back at once, so nobody polls a finished task.
+                    marks = ", ".join("?" for _ in taken)
+                    settled = db.execute(
+                        f"DELETE FROM leases WHERE holder = ? AND task_id IN ({marks}) "  # noqa: S608
+                        "AND EXISTS (SELECT 1 FROM tasks WHERE terminal = 1 AND ("
+                        "(upstream_id IS NULL AND tasks.task_id = leases.task_id) "
+                        "OR upstream_id = leases.task_id)) RETURNING task_id",
+                        (holder, *taken),
+                    ).fetchall()
+                    held.update(set(taken) - {str(r[0]) for r in settled})
         return [task_id for task_id in ids if task_id in held]
 
     def leases(self) -> dict[str, tuple[str, float]]:
