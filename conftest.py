@@ -8,8 +8,7 @@ No test or notebook may leave a process behind (Linux): every process seen below
 during the session is recorded (the process table is read five times a second, so processes that
 are reparented to init when their parent dies are known too), and a process recorded and still
 running at the end of the session fails the run. This process's own render pool is stopped
-first; multiprocessing's forkserver and resource tracker of this process are the only ones
-allowed to stay, as they end with it.
+first.
 The fast tier, ``python -m pytest -m "not slow"``, is every test not marked ``slow``; the rules
 below mark them (tests/test_tiers.py checks that they keep out what needs more than Python and
 loopback). ``python -m pytest`` runs everything.
@@ -18,8 +17,6 @@ loopback). ``python -m pytest`` runs everything.
 from __future__ import annotations
 
 import fnmatch
-import multiprocessing.forkserver
-import multiprocessing.resource_tracker
 import os
 import shutil
 import sys
@@ -74,11 +71,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     stop_pool()  # this process's own render workers
     seen = _recorder.stop() - _before
-    own_helpers = {
-        multiprocessing.forkserver._forkserver._forkserver_pid,
-        multiprocessing.resource_tracker._resource_tracker._pid,
-    }
-    left = wait_gone({p for p in seen if p.pid not in own_helpers}, _LEFTOVER_GRACE)
+    left = wait_gone(seen, _LEFTOVER_GRACE)
     if not left:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -126,6 +119,7 @@ SLOW_FILES = {
     "tests/test_media.py": "downloads and saves real videos",
     "tests/test_video.py": "encodes real H.264 clips",
     "tests/test_sandbox_media.py": "renders and serves real MP4s",
+    "tests/test_sandbox_pool.py": "starts real render workers; runs a script in demo mode",
     "tests/test_sandbox_class.py": "the classroom sandbox: queues, renders, restarts",
     "tests/test_sandbox_hooks.py": "webhooks of jobs run to the end",
     "tests/test_faults.py": "faults injected while jobs run to the end",

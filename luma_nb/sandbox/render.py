@@ -3,7 +3,7 @@
 A task is handed over when it enters processing. A small thread pool *prepares* it (fetches its
 frame images, computes its cache key): a cached video is linked at once, a render already under
 way for the same key is joined, and anything else takes its place in the line. One dispatcher
-feeds the line, in order, to a :class:`concurrent.futures.ProcessPoolExecutor` sized to the
+feeds the line, in order, to a pool of worker processes (:mod:`~luma_nb.sandbox.pool`) sized to the
 cores (shared by the sandboxes of a process), never more jobs at a time than it has workers,
 so :meth:`Renderer.position` can say where a task stands ("3rd in line").
 

@@ -1,29 +1,18 @@
 """What a render worker does with one job (runs in a worker process, or a thread in legacy mode).
 
 A job names its output file and everything the video shows. Jobs are plain frozen dataclasses,
-so they pickle into a :class:`concurrent.futures.ProcessPoolExecutor`; nothing here touches the
-sandbox's state.
-
-The pool's processes never outlive the process that started them, however it ends (SIGKILL
-included). Every worker gets the read end of a *lifeline*, a pipe whose only write end stays
-in the starting process; a thread in the worker waits on it and ends the worker at end of file,
-which the operating system delivers the moment the starter is gone. multiprocessing's own
-helpers then end by themselves: its forkserver and its resource tracker each read a pipe whose
-write ends are held by the starter and the workers only.
+so they pickle into the render pool (:mod:`~luma_nb.sandbox.pool`, whose processes never
+outlive the process that started them); nothing here touches the sandbox's state.
 """
 
 from __future__ import annotations
 
 import atexit
-import concurrent.futures as cf
-import multiprocessing
 import os
-import signal
-import sys
 import threading
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+
+from .pool import WorkerPool
 
 __all__ = (
     "RenderJob",
@@ -112,64 +101,17 @@ def run_job(job: RenderJob) -> str:
     return job.out
 
 
-def warm_up(lifeline: Connection | None = None) -> None:
-    """Prepare a fresh worker: end it with its starter, ignore Ctrl-C, and import the video stack
-    so its first job does not pay for it.
-
-    ``lifeline`` is the read end of the starter's lifeline (see :func:`process_pool`): a thread
-    waits on it and ends this worker when the starter is gone.
-
-    The workers share the sandbox's process group, so an interrupt meant for the sandbox (a
-    kernel being interrupted or shut down, Ctrl-C in a terminal) reaches them too; the sandbox
-    decides what happens to their jobs, and a worker printing a KeyboardInterrupt traceback
-    into the notebook would only be noise.
-    """
-    if lifeline is not None:
-        threading.Thread(
-            target=_end_with_starter, args=(lifeline,), name="luma-sandbox-lifeline", daemon=True
-        ).start()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import remux, video  # noqa: F401
-
-    video._require_extra()
-
-
-def _end_with_starter(lifeline: Connection) -> None:
-    """Wait until no process holds the lifeline's write end (its starter is gone), then end this
-    worker at once: a render under way is abandoned, nobody is left to want it."""
-    try:
-        while True:
-            lifeline.recv_bytes()  # nothing is ever sent: this returns only at end of file
-    except (EOFError, OSError):
-        pass
-    os._exit(0)
-
-
-_pool: cf.ProcessPoolExecutor | None = None
+_pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
-# This process's lifeline: (read end, write end), made with its first pool and kept open for
-# as long as the process lives. The write end is held by this process only.
-_lifeline: tuple[Connection, Connection] | None = None
-
-
-def _lifeline_reader(context: Any) -> Connection:
-    """The read end of this process's lifeline (made on first need), to hand to a worker."""
-    global _lifeline
-    if _lifeline is None:
-        # Not inheritable (close-on-exec): no program this process runs holds the write end.
-        _lifeline = context.Pipe(duplex=False)
-    return _lifeline[0]
 
 
 def _forget_in_forked_child() -> None:
-    """In a child forked (os.fork) from a process with a pool: the pool and its lifeline are
-    the parent's. The child closes its copy of the write end, so the parent's workers never
-    wait on the child; a render in the child would start a pool of its own."""
-    global _pool, _pool_lock, _lifeline
-    if _lifeline is not None:
-        for end in _lifeline:
-            end.close()
-    _lifeline = None
+    """In a child forked (os.fork) from a process with a pool: the pool is the parent's. The
+    child closes its copies of the workers' pipes, so they never wait on the child; a render in
+    the child would start a pool of its own."""
+    global _pool, _pool_lock
+    if _pool is not None:
+        _pool.forget_in_forked_child()
     _pool = None
     _pool_lock = threading.Lock()
 
@@ -178,31 +120,13 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
-def process_pool() -> cf.ProcessPoolExecutor:
-    """The process-wide render pool, one worker per core, started on first need.
-
-    Its processes end with this process, however it ends: each worker watches the read end of
-    a pipe whose only write end this process keeps (end of file = this process is gone), and
-    multiprocessing's forkserver and resource tracker end once this process and the workers
-    are gone. A parent-death signal (Linux ``PR_SET_PDEATHSIG``) would not do: the workers are
-    the forkserver's children, not this process's, the signal follows the *thread* that started
-    the forkserver (here a sandbox's dispatcher thread, which ends with that sandbox while the
-    pool is shared), and it exists on Linux only. The pipe works with any start method.
-    """
+def process_pool() -> WorkerPool:
+    """The process-wide render pool, one worker per core, started on first need (see
+    :mod:`~luma_nb.sandbox.pool`: its workers end with this process, however it ends)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            # forkserver: workers never inherit the threads (and locks) of a busy sandbox.
-            method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                context.set_forkserver_preload(["luma_nb.sandbox.work"])
-            _pool = cf.ProcessPoolExecutor(
-                max_workers=os.cpu_count() or 1,
-                mp_context=context,
-                initializer=warm_up,
-                initargs=(_lifeline_reader(context),),
-            )
+            _pool = WorkerPool(os.cpu_count() or 1)
             atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         return _pool
 
@@ -215,8 +139,7 @@ def drop_broken_pool() -> None:
 
 def stop_pool() -> None:
     """End the render pool's workers now (renders under way finish first); the next render
-    starts a new pool. multiprocessing's forkserver and resource tracker stay: they serve the
-    whole process and end with it."""
+    starts a new pool."""
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
