@@ -319,6 +319,7 @@ def extend_through_the_form(
     progress = watch_progress(page, card, shots, frame=form)
     assert progress.midway, f"the bar never showed a value between 0 and 100: {progress}"
     video = check_video(page, card, shots, page_log, parent, headers)
+    assert not page_log.ours(), page_log.report()
     return {**video, "progress": progress, "parent": parent, "card": card}
 
 

@@ -372,6 +372,13 @@ def launch_chromium(playwright: Any) -> Any:
     )
 
 
+def _where(error: Any) -> str:
+    """An uncaught page error with the place it was thrown (its stack's first frame)."""
+    frames = [line.strip() for line in str(getattr(error, "stack", "") or "").splitlines()]
+    first = next((f for f in frames if f.startswith("at ")), "")
+    return f"{error} ({first})" if first else str(error)
+
+
 @dataclass
 class PageLog:
     """What the page said: console messages, uncaught errors and media responses."""
@@ -383,13 +390,19 @@ class PageLog:
     def attach(self, page: Any) -> None:
         """Listen to ``page``."""
         page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("pageerror", lambda error: self.errors.append(_where(error)))
         page.on("response", self._on_response)
 
     def _on_response(self, response: Any) -> None:
         if response.url.split("?", 1)[0].endswith(".mp4"):
             rng = response.request.headers.get("range", "")
             self.media.append((response.status, rng, response.url))
+
+    def ours(self) -> list[str]:
+        """The uncaught errors thrown from this project's own code: the widgets' ES modules
+        (anywidget imports them from ``blob:`` URLs) or any script named after luma. Errors of
+        the front-end itself (Notebook 7's settings loader throws one on start) are not."""
+        return [e for e in self.errors if "blob:" in e or "luma" in e.lower()]
 
     def report(self, limit: int = 80) -> str:
         """A readable dump for a failure report."""

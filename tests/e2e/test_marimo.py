@@ -56,7 +56,7 @@ def test_the_form_and_gallery_in_marimo(
     gallery.scroll_into_view_if_needed()
     luma(gallery, "poster").first.wait_for(timeout=60_000)
     shots.take(page, "gallery")
-    problems = [e for e in page_log.errors if "luma" in e.lower()]
+    problems = page_log.ours()
     assert not problems, page_log.report()
     print(
         f"marimo: {time.monotonic() - started:.1f} s, video {result['duration']:.2f} s "
