@@ -110,6 +110,9 @@ def children_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("APIFRAME_")}
     env.update(LUMA_NB_SANDBOX_SPEED="200", LUMA_NB_HOME=str(tmp_path / "home"))
     env.update(PYTHONUNBUFFERED="1", LUMA_NB_KEEP_VIDEOS="0")
+    scratch = tmp_path / "tmp"  # the starters' temporary folders (the sandbox's scratch)
+    scratch.mkdir()
+    env.update(TMPDIR=str(scratch))
     yield env
 
 
@@ -164,6 +167,34 @@ def test_a_killed_python_process_leaves_none_of_its_render_processes(children_en
         process.communicate(timeout=30)
         if recorder is not None:
             kill_all(recorder.stop())
+    _the_next_sandbox_removes_the_scratch_of(process.pid, children_env)
+
+
+def _the_next_sandbox_removes_the_scratch_of(pid: int, env: dict[str, str]) -> None:
+    """The killed starter's sandbox could not remove its scratch folder; the next sandbox that
+    starts on the machine does, and leaves a live owner's folder and an unowned one alone."""
+    from luma_nb.sandbox.scratch import owner_alive
+
+    tmp = Path(env["TMPDIR"])
+    left = [
+        f for f in tmp.glob("luma-sandbox-*") if (f / "owner").read_text().split()[0] == str(pid)
+    ]
+    assert len(left) == 1 and owner_alive(left[0]) is False, left
+    assert (left[0] / "media").is_dir()  # its videos: what a leak would keep on the disk
+    live = tmp / "luma-sandbox-live"
+    live.mkdir()
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text().rpartition(")")[2].split()
+    (live / "owner").write_text(f"{os.getpid()} {stat[19]}\n")
+    unowned = tmp / "luma-sandbox-unowned"
+    unowned.mkdir()
+    start_one = "from luma_nb.sandbox import Sandbox; Sandbox(speed=200).start().stop()"
+    done = subprocess.run(
+        [sys.executable, "-c", start_one], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert not left[0].exists()
+    assert live.is_dir() and unowned.is_dir()
+    assert sorted(f.name for f in tmp.glob("luma-sandbox-*")) == [live.name, unowned.name]
 
 
 def test_a_killed_luma_nb_demo_leaves_none_of_its_render_processes(children_env, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from .hooks import Delivery, Ticker, WebhookSender
 from .media_library import MediaLibrary
 from .render import Renderer, RenderStats
 from .reqlog import RequestLog, RequestRecord
+from .scratch import make_scratch, sweep_scratch
 from .server import Backend, SandboxServer
 from .state import Store
 
@@ -140,7 +140,8 @@ class Sandbox:
             if self._state == "stopped":
                 raise RuntimeError("a stopped Sandbox cannot be restarted; create a new one")
             if self._data_dir is None:
-                self._temp_dir = tempfile.mkdtemp(prefix="luma-sandbox-")
+                sweep_scratch()  # the folders of sandboxes killed before they could clean up
+                self._temp_dir = make_scratch()
             self._store.use_workdir(self._data_dir or Path(self._temp_dir or "."))
             try:
                 clean_parts(self._store.media_dir, self._renderer.cache_dir)
