@@ -1,6 +1,6 @@
 """The sandbox's render processes: a small executor of plain worker programs.
 
-Each worker is ``python -m luma_nb.sandbox._worker``, started with :mod:`subprocess` and fed
+Each worker is ``python -m luma_nb.sandbox.worker``, started with :mod:`subprocess` and fed
 pickled calls (a module-level function and its arguments) over its standard input; it answers
 over its standard output. A worker is a fresh interpreter that never imports the starter's
 ``__main__``, so a script that renders without an ``if __name__ == "__main__":`` guard works
@@ -43,7 +43,7 @@ __all__ = ("WorkerPool", "read_frame", "write_frame")
 
 _LENGTH = struct.Struct("!Q")
 #: The worker program (a module never imported by the package itself).
-WORKER_MODULE = "luma_nb.sandbox._worker"
+WORKER_MODULE = "luma_nb.sandbox.worker"
 
 
 def write_frame(stream: IO[bytes], payload: bytes) -> None:
