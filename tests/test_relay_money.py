@@ -212,7 +212,7 @@ def test_a_relay_killed_mid_burst_and_restarted_at_once_shows_its_submits_uncert
 
     db = str(tmp_path / "class.sqlite")
     store = SQLiteStore(db)
-    tokens = [t.token for t in issue(store, 4)]
+    tokens = [t.token for t in issue(store, 28)]  # a class's burst, as it was reported
     # The upstream takes its time to answer: the submits are on their way when the relay dies.
     sandbox.faults.add(path="/luma-imagine", kind="slow", times=None, seconds=30)
     first = RelayProcess(sandbox.base_url, sandbox.api_key, db)
