@@ -359,3 +359,20 @@ def test_a_write_waiting_for_the_database_holds_up_no_other_student(room):
         other.close()
     submit.join(60)
     assert answers and answers[0].status_code == 200, answers and answers[0].text
+
+
+def test_a_rehearsal_relay_polls_at_its_sandbox_speed(tmp_path):
+    """`luma-nb class serve --upstream sandbox`: the class's poller paces itself at the
+    sandbox's speed (a 6-second demo job is looked at often enough for the dashboard to see it
+    move), unless a policy is given."""
+    from luma_nb.contract.polling import DefaultPolicy, FixedPolicy
+    from luma_nb.relay.launch import rehearsal
+
+    with rehearsal(speed=10, db=str(tmp_path / "a.sqlite"), port=0) as paced:
+        policy = paced.relay.poller.policy
+        assert isinstance(policy, DefaultPolicy)
+        assert policy.sparse_max == DefaultPolicy().sparse_max / 10
+        assert policy.prior.quantile(1.0) == 30.0  # the documented 5 minutes, at speed 10
+    fixed = FixedPolicy(2.0)
+    with rehearsal(speed=10, db=str(tmp_path / "b.sqlite"), port=0, poll=fixed) as given:
+        assert given.relay.poller.policy is fixed

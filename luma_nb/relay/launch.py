@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..contract.environment import environment
+from ..contract.polling import DefaultPolicy
 from .core import Relay
 
 __all__ = ("Rehearsal", "rehearsal")
@@ -48,12 +49,14 @@ def rehearsal(*, speed: float | None = None, **options: Any) -> Rehearsal:
 
     ``options`` go to :class:`Relay` (``db``, ``class_name``, budgets, ``host``, ``port``...).
     The sandbox's ready-made parent videos are published to the class, so students can extend
-    them at once.
+    them at once. Unless ``poll`` is given, the class's poller paces itself at the sandbox's
+    speed (:meth:`~luma_nb.DefaultPolicy.at_speed`), so the dashboard sees jobs move.
     """
     from ..sandbox import Sandbox
 
     if speed is None:
         speed = environment().speed(10.0)
+    options.setdefault("poll", DefaultPolicy.at_speed(speed))
     sandbox = Sandbox(speed=speed).start()
     try:
         publish = [*options.pop("publish", ()), *(p.task_id for p in sandbox.demo_parents)]

@@ -92,7 +92,8 @@ class Poller:
             raise ValueError("lease must be positive")
         self._store = store
         self._upstream = upstream
-        self._policy = policy
+        self.policy = policy
+        """When to look at each task again (one schedule per task)."""
         self._clock = clock
         self._schedules: dict[str, tuple[Schedule, float]] = {}
         self._lock = threading.Lock()
@@ -146,7 +147,7 @@ class Poller:
         self._wake.set()
 
     def _add(self, task_id: str, now: float, *, fresh: bool) -> None:
-        schedule = self._policy.schedule(now, fresh=fresh)
+        schedule = self.policy.schedule(now, fresh=fresh)
         with self._lock:
             self._schedules.setdefault(task_id, (schedule, now + schedule.first_delay()))
 
