@@ -116,10 +116,19 @@ class _Worker:
             self.answers.close()
 
     def forget(self) -> None:
-        """In a forked child: close this copy of the pipes without touching the process."""
-        for stream in (self.requests, self.answers):
-            with contextlib.suppress(OSError, ValueError):
-                os.close(stream.fileno())
+        """In a forked child: let go of this copy of the pipes without touching the process.
+
+        Each descriptor is pointed at the null device rather than closed: the file objects
+        still own their numbers and close them when collected, which must not close whatever
+        the child opened later under the same number (nor flush a half-written call into the
+        worker's pipe)."""
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            for stream in (self.requests, self.answers):
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
 
 
 class WorkerPool(cf.Executor):
