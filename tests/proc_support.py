@@ -21,6 +21,7 @@ __all__ = (
     "alive",
     "descendants",
     "kill_all",
+    "parent",
     "proc",
     "still_alive",
     "wait_gone",
@@ -58,6 +59,12 @@ def _command(pid: int) -> str:
     except OSError:
         return ""
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def parent(pid: int) -> int | None:
+    """The parent pid of ``pid``, or None when there is no such process."""
+    found = _stat(pid)
+    return None if found is None else found[0]
 
 
 def proc(pid: int) -> Proc | None:

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from luma_nb import cli
-from tests.proc_support import Proc, Recorder, kill_all, wait_gone
+from tests.proc_support import Proc, Recorder, kill_all, parent, wait_gone
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the Linux process table (/proc)"
@@ -71,15 +71,7 @@ time.sleep(600)
 def _workers(pid: int, seen: set[Proc]) -> int:
     """How many of the processes seen below ``pid`` are its children (the pool's workers are;
     the starters here start no other child)."""
-    return sum(1 for p in seen if _parent(p.pid) == pid)
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(text.rsplit(")", 1)[1].split()[1])
+    return sum(1 for p in seen if parent(p.pid) == pid)
 
 
 def _record_pool(pid: int, running: Callable[[], bool], workers: int) -> Recorder:
@@ -173,7 +165,7 @@ def test_a_killed_python_process_leaves_none_of_its_render_processes(children_en
 def _the_next_sandbox_removes_the_scratch_of(pid: int, env: dict[str, str]) -> None:
     """The killed starter's sandbox could not remove its scratch folder; the next sandbox that
     starts on the machine does, and leaves a live owner's folder and an unowned one alone."""
-    from luma_nb.sandbox.scratch import owner_alive
+    from luma_nb.sandbox.scratch import make_scratch, owner_alive
 
     tmp = Path(env["TMPDIR"])
     left = [
@@ -181,10 +173,7 @@ def _the_next_sandbox_removes_the_scratch_of(pid: int, env: dict[str, str]) -> N
     ]
     assert len(left) == 1 and owner_alive(left[0]) is False, left
     assert (left[0] / "media").is_dir()  # its videos: what a leak would keep on the disk
-    live = tmp / "luma-sandbox-live"
-    live.mkdir()
-    stat = Path(f"/proc/{os.getpid()}/stat").read_text().rpartition(")")[2].split()
-    (live / "owner").write_text(f"{os.getpid()} {stat[19]}\n")
+    live = Path(make_scratch(str(tmp)))  # this test's own: its owner runs
     unowned = tmp / "luma-sandbox-unowned"
     unowned.mkdir()
     start_one = "from luma_nb.sandbox import Sandbox; Sandbox(speed=200).start().stop()"
@@ -194,7 +183,7 @@ def _the_next_sandbox_removes_the_scratch_of(pid: int, env: dict[str, str]) -> N
     assert done.returncode == 0, done.stderr
     assert not left[0].exists()
     assert live.is_dir() and unowned.is_dir()
-    assert sorted(f.name for f in tmp.glob("luma-sandbox-*")) == [live.name, unowned.name]
+    assert sorted(tmp.glob("luma-sandbox-*")) == sorted([live, unowned])
 
 
 def test_a_killed_luma_nb_demo_leaves_none_of_its_render_processes(children_env, tmp_path):
@@ -299,7 +288,7 @@ def test_a_forked_child_of_a_killed_starter_does_not_keep_its_render_workers(chi
         child = int(line.split()[1])
         recorder = _record_pool(process.pid, lambda: process.poll() is None, WORKERS)
         started = recorder.stop()
-        workers = {p for p in started if _parent(p.pid) == process.pid and p.pid != child}
+        workers = {p for p in started if parent(p.pid) == process.pid and p.pid != child}
         assert len(workers) == WORKERS, started
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)

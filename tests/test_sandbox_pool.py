@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from luma_nb.sandbox.pool import WorkerPool
+from tests.proc_support import proc, wait_gone
 
 
 @pytest.fixture
@@ -25,14 +26,6 @@ def pool() -> Iterator[WorkerPool]:
     workers = WorkerPool(2)
     yield workers
     workers.shutdown(wait=True, cancel_futures=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_calls_come_back_with_their_results_and_their_exceptions(pool: WorkerPool) -> None:
@@ -67,19 +60,17 @@ def test_a_worker_killed_mid_call_breaks_the_pool_and_fails_what_was_queued(
     while not all(f.running() for f in busy):
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    pids = pool.pids
-    os.kill(pids[0], signal.SIGKILL)
+    workers = {proc(pid) for pid in pool.pids}
+    assert None not in workers
+    os.kill(pool.pids[0], signal.SIGKILL)
     failed = [f for f in busy if isinstance(f.exception(timeout=60), BrokenProcessPool)]
     assert failed, [f.exception() for f in busy]
     with pytest.raises(BrokenProcessPool, match="ended abruptly"):
         queued.result(timeout=60)
     with pytest.raises(BrokenProcessPool):
         pool.submit(abs, -2)
-    deadline = time.monotonic() + 60
     assert all(isinstance(f.exception(timeout=60), BrokenProcessPool) for f in busy)
-    while any(_alive(pid) for pid in pids):  # the other worker is ended as well
-        assert time.monotonic() < deadline, "a worker of a broken pool still runs"
-        time.sleep(0.05)
+    assert not wait_gone(workers, 60), "a worker of a broken pool still runs"  # both ended
 
 
 def test_shutdown_ends_the_workers_after_their_calls(pool: WorkerPool) -> None:

@@ -35,9 +35,10 @@ def _started(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def make_scratch() -> str:
-    """Make a scratch folder owned by this process; its path."""
-    folder = tempfile.mkdtemp(prefix=PREFIX)
+def make_scratch(root: str | None = None) -> str:
+    """Make a scratch folder owned by this process in ``root`` (default: the temporary
+    folder); its path."""
+    folder = tempfile.mkdtemp(prefix=PREFIX, dir=root)
     pid = os.getpid()
     (Path(folder) / _OWNER).write_text(f"{pid} {_started(pid)}\n", encoding="ascii")
     return folder
